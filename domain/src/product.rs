@@ -1,0 +1,272 @@
+//! The `product` aggregate: a catalog entry (a book first) with its price and stock.
+
+use chrono::NaiveDate;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::claims::DeclaresClaims;
+use crate::values::{Price, Quantity, Text};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProductCommand {
+    Add(NewProduct),
+    /// Changes whichever fields are `Some`; fields equal to the current value produce no event.
+    Update(ProductChanges),
+    Restock(Quantity),
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProduct {
+    pub title: Text,
+    pub author: Text,
+    pub published_date: NaiveDate,
+    pub description: Text,
+    pub price: Price,
+    pub stock: Quantity,
+    pub category: Text,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProductChanges {
+    pub title: Option<Text>,
+    pub author: Option<Text>,
+    pub published_date: Option<NaiveDate>,
+    pub description: Option<Text>,
+    pub category: Option<Text>,
+    pub price: Option<Price>,
+}
+
+/// The fields a details update changed; absent fields kept their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetailsChanged {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+impl DetailsChanged {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ProductEvent {
+    ProductAdded {
+        title: String,
+        author: String,
+        published_date: NaiveDate,
+        description: String,
+        price_cents: i64,
+        stock: i64,
+        category: String,
+    },
+    ProductDetailsUpdated(DetailsChanged),
+    ProductPriceChanged {
+        old_price_cents: i64,
+        price_cents: i64,
+    },
+    ProductRestocked {
+        quantity: i64,
+        stock: i64,
+    },
+    ProductRemoved,
+}
+
+impl DomainEvent for ProductEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ProductAdded { .. } => "ProductAdded",
+            Self::ProductDetailsUpdated(_) => "ProductDetailsUpdated",
+            Self::ProductPriceChanged { .. } => "ProductPriceChanged",
+            Self::ProductRestocked { .. } => "ProductRestocked",
+            Self::ProductRemoved => "ProductRemoved",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+impl DeclaresClaims for ProductEvent {}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductError {
+    #[error("the product does not exist")]
+    NotFound,
+    #[error("a product with this id already exists")]
+    AlreadyExists,
+    #[error("the stock would exceed its limit")]
+    StockLimit,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub added: bool,
+    pub removed: bool,
+    pub title: String,
+    pub author: String,
+    pub published_date: Option<NaiveDate>,
+    pub description: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub category: String,
+}
+
+impl Product {
+    /// Added and not removed: what clients may see and change.
+    pub fn is_listed(&self) -> bool {
+        self.added && !self.removed
+    }
+
+    fn require_listed(&self) -> Result<(), ProductError> {
+        if self.is_listed() {
+            Ok(())
+        } else {
+            Err(ProductError::NotFound)
+        }
+    }
+
+    fn decide(&self, command: ProductCommand) -> Result<Vec<ProductEvent>, ProductError> {
+        match command {
+            ProductCommand::Add(new) => {
+                if self.added {
+                    return Err(ProductError::AlreadyExists);
+                }
+                Ok(vec![ProductEvent::ProductAdded {
+                    title: new.title.into_inner(),
+                    author: new.author.into_inner(),
+                    published_date: new.published_date,
+                    description: new.description.into_inner(),
+                    price_cents: new.price.cents(),
+                    stock: new.stock.units(),
+                    category: new.category.into_inner(),
+                }])
+            }
+            ProductCommand::Update(changes) => {
+                self.require_listed()?;
+                Ok(self.changes_to_events(changes))
+            }
+            ProductCommand::Restock(quantity) => {
+                self.require_listed()?;
+                let stock = self
+                    .stock
+                    .checked_add(quantity.units())
+                    .filter(|stock| Quantity::stock(*stock).is_ok())
+                    .ok_or(ProductError::StockLimit)?;
+                Ok(vec![ProductEvent::ProductRestocked {
+                    quantity: quantity.units(),
+                    stock,
+                }])
+            }
+            ProductCommand::Remove => {
+                self.require_listed()?;
+                Ok(vec![ProductEvent::ProductRemoved])
+            }
+        }
+    }
+
+    fn changes_to_events(&self, changes: ProductChanges) -> Vec<ProductEvent> {
+        fn changed(new: Option<Text>, current: &str) -> Option<String> {
+            new.map(Text::into_inner).filter(|value| value != current)
+        }
+        let details = DetailsChanged {
+            title: changed(changes.title, &self.title),
+            author: changed(changes.author, &self.author),
+            published_date: changes
+                .published_date
+                .filter(|date| Some(*date) != self.published_date),
+            description: changed(changes.description, &self.description),
+            category: changed(changes.category, &self.category),
+        };
+        let mut events = Vec::new();
+        if !details.is_empty() {
+            events.push(ProductEvent::ProductDetailsUpdated(details));
+        }
+        if let Some(price) = changes.price.filter(|p| p.cents() != self.price_cents) {
+            events.push(ProductEvent::ProductPriceChanged {
+                old_price_cents: self.price_cents,
+                price_cents: price.cents(),
+            });
+        }
+        events
+    }
+}
+
+impl Aggregate for Product {
+    const TYPE: &'static str = "product";
+    type Command = ProductCommand;
+    type Event = ProductEvent;
+    type Error = ProductError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ProductEvent::ProductAdded {
+                title,
+                author,
+                published_date,
+                description,
+                price_cents,
+                stock,
+                category,
+            } => {
+                self.added = true;
+                self.title = title;
+                self.author = author;
+                self.published_date = Some(published_date);
+                self.description = description;
+                self.price_cents = price_cents;
+                self.stock = stock;
+                self.category = category;
+            }
+            ProductEvent::ProductDetailsUpdated(details) => {
+                if let Some(title) = details.title {
+                    self.title = title;
+                }
+                if let Some(author) = details.author {
+                    self.author = author;
+                }
+                if let Some(date) = details.published_date {
+                    self.published_date = Some(date);
+                }
+                if let Some(description) = details.description {
+                    self.description = description;
+                }
+                if let Some(category) = details.category {
+                    self.category = category;
+                }
+            }
+            ProductEvent::ProductPriceChanged { price_cents, .. } => self.price_cents = price_cents,
+            ProductEvent::ProductRestocked { stock, .. } => self.stock = stock,
+            ProductEvent::ProductRemoved => self.removed = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::values::MAX_STOCK;
+
+type ProductTest = TestFramework<Product>;
+
+fn date(raw: &str) -> NaiveDate {
+    raw.parse().expect("valid date")
+}
+
+fn new_book() -> NewProduct {
+    NewProduct {
+        title: Text::title("Dune").expect("valid"),
+        author: Text::author("Frank Herbert").expect("valid"),
+        published_date: date("1965-08-01"),
+        description: Text::description("Spice.").expect("valid"),
+        price: Price::parse(1999).expect("valid"),
+        stock: Quantity::stock(10).expect("valid"),
+        category: Text::category("science-fiction").expect("valid"),
+    }
+}
+
+fn added() -> ProductEvent {
+    ProductEvent::ProductAdded {
+        title: "Dune".into(),
+        author: "Frank Herbert".into(),
+        published_date: date("1965-08-01"),
+        description: "Spice.".into(),
+        price_cents: 1999,
+        stock: 10,
+        category: "science-fiction".into(),
+    }
+}
+
+fn restock(units: i64) -> ProductCommand {
+    ProductCommand::Restock(Quantity::positive(units).expect("valid"))
+}
+
+#[test]
+fn add_a_book() {
+    ProductTest::with(())
+        .given_no_previous_events()
+        .when(ProductCommand::Add(new_book()))
+        .then_expect_events(vec![added()]);
+}
+
+#[test]
+fn adding_twice_is_refused() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(ProductCommand::Add(new_book()))
+        .then_expect_error(ProductError::AlreadyExists);
+}
+
+#[test]
+fn update_records_changed_details_and_price_separately() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(ProductCommand::Update(ProductChanges {
+            title: Some(Text::title("Dune Messiah").expect("valid")),
+            author: Some(Text::author("Frank Herbert").expect("valid")),
+            price: Some(Price::parse(2499).expect("valid")),
+            ..ProductChanges::default()
+        }))
+        .then_expect_events(vec![
+            ProductEvent::ProductDetailsUpdated(DetailsChanged {
+                title: Some("Dune Messiah".into()),
+                ..DetailsChanged::default()
+            }),
+            ProductEvent::ProductPriceChanged {
+                old_price_cents: 1999,
+                price_cents: 2499,
+            },
+        ]);
+}
+
+#[test]
+fn an_update_that_changes_nothing_emits_nothing() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(ProductCommand::Update(ProductChanges {
+            price: Some(Price::parse(1999).expect("valid")),
+            published_date: Some(date("1965-08-01")),
+            ..ProductChanges::default()
+        }))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn restock_adds_to_stock() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(restock(5))
+        .then_expect_events(vec![ProductEvent::ProductRestocked {
+            quantity: 5,
+            stock: 15,
+        }]);
+}
+
+#[test]
+fn restock_cannot_pass_the_stock_limit() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(restock(MAX_STOCK))
+        .then_expect_error(ProductError::StockLimit);
+}
+
+#[test]
+fn remove_a_product() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(ProductCommand::Remove)
+        .then_expect_events(vec![ProductEvent::ProductRemoved]);
+}
+
+#[test]
+fn a_removed_or_missing_product_refuses_changes() {
+    for given in [vec![], vec![added(), ProductEvent::ProductRemoved]] {
+        for command in [
+            restock(1),
+            ProductCommand::Remove,
+            ProductCommand::Update(ProductChanges {
+                title: Some(Text::title("X").expect("valid")),
+                ..ProductChanges::default()
+            }),
+        ] {
+            ProductTest::with(())
+                .given(given.clone())
+                .when(command)
+                .then_expect_error(ProductError::NotFound);
+        }
+    }
+}
