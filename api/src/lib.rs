@@ -1,1 +1,15 @@
+//! The eshop HTTP API: axum routes that turn requests into commands and queries, and the
+//! wiring that the `eshop` binary runs.
 
+pub mod auth;
+pub mod bootstrap;
+pub mod command;
+pub mod config;
+pub mod error;
+pub mod request;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod validate;
+pub mod views;

@@ -1,1 +1,52 @@
-fn main(){}
+use clap::{Parser, Subcommand};
+
+use eshop_api::config::Config;
+use eshop_api::{server, telemetry};
+
+#[derive(Parser)]
+#[command(name = "eshop", version, about = "Event-sourced commerce backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and every background worker.
+    Serve(Config),
+    /// Create the database if missing and apply migrations, then exit.
+    Migrate(Config),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => {
+            telemetry::init(config.log_json);
+            server::serve(config).await
+        }
+        Command::Migrate(config) => {
+            telemetry::init(config.log_json);
+            server::migrate_only(&config).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error_chain(&*error), "eshop stopped with an error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

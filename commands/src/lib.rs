@@ -1,1 +1,13 @@
+//! How commands are carried out: context and metadata, dispatch with optimistic-concurrency
+//! retries, idempotency, and the ports (traits) the adapters in `infra` implement.
 
+pub mod bus;
+pub mod context;
+pub mod digest;
+pub mod idempotency;
+pub mod store;
+
+pub use bus::{CommandBus, CommandError, Executed, RetryPolicy};
+pub use context::{Actor, CommandContext};
+pub use idempotency::{Idempotency, IdempotencyRecords, PriorRequest, StoredResponse};
+pub use store::{EventStore, Loaded, StoreError};

@@ -1,0 +1,9 @@
+//! Authentication: argon2id password hashes, HS256 access tokens, and the extractors that
+//! turn a bearer token into the current user.
+
+pub mod extract;
+pub mod password;
+pub mod token;
+
+pub use extract::{AdminUser, CurrentUser};
+pub use token::TokenKeys;

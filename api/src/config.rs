@@ -1,0 +1,69 @@
+//! Configuration: environment variables (or the matching flags), with defaults that work on a
+//! developer machine where Postgres trusts local connections.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// The development signing key. Tokens signed with it can be forged by anyone who reads this
+/// file, so the server warns loudly when it is in use.
+pub const DEVELOPMENT_JWT_SECRET: &str = "eshop-development-secret-do-not-use-in-production";
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Postgres connection URL; the database is created when missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/eshop")]
+    pub database_url: String,
+
+    /// Connections in the Postgres pool.
+    #[arg(long, env = "ESHOP_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// Address the HTTP API listens on (port 0 picks a free port).
+    #[arg(long, env = "ESHOP_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// HS256 key for access tokens.
+    #[arg(long, env = "ESHOP_JWT_SECRET", default_value = DEVELOPMENT_JWT_SECRET, hide_env_values = true, hide_default_value = true)]
+    pub jwt_secret: String,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "ESHOP_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    pub access_token_ttl_seconds: u64,
+
+    /// With ESHOP_ADMIN_PASSWORD: an admin account with this e-mail exists after start.
+    #[arg(long, env = "ESHOP_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    #[arg(long, env = "ESHOP_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Attempts (the first included) at a command whose aggregate changed under it.
+    #[arg(long, env = "ESHOP_COMMAND_ATTEMPTS", default_value_t = 10)]
+    pub command_attempts: u32,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "ESHOP_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+impl Config {
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_seconds)
+    }
+
+    pub fn uses_development_secret(&self) -> bool {
+        self.jwt_secret == DEVELOPMENT_JWT_SECRET
+    }
+
+    /// The admin account to ensure at start, when both halves are configured.
+    pub fn admin_account(&self) -> Option<(&str, &str)> {
+        match (&self.admin_email, &self.admin_password) {
+            (Some(email), Some(password)) if !email.is_empty() && !password.is_empty() => {
+                Some((email, password))
+            }
+            _ => None,
+        }
+    }
+}

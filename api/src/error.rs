@@ -1,0 +1,249 @@
+//! The one error type of the API, and its RFC 9457 problem+json rendering.
+//!
+//! Every error answer has a stable `code` that clients can branch on; `detail` is for people.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use eshop_commands::{CommandError, StoreError};
+use eshop_domain::product::ProductError;
+use eshop_domain::user::{UserError, EMAIL_CLAIM, USERNAME_CLAIM};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("authentication is required")]
+    Unauthorized,
+    #[error("the e-mail or password is wrong")]
+    InvalidCredentials,
+    #[error("this needs a role you do not have")]
+    Forbidden,
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("expected version {expected}, but it is at version {actual}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    #[error("a dependency is unavailable; try again")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("an unexpected error occurred")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::IdempotencyKeyReused | Self::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. } => code,
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::VersionMismatch { .. } => "version_mismatch",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether a repeat of the request could succeed: such answers are not remembered for an
+    /// Idempotency-Key, so a retry really retries.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Internal(_) | Self::Conflict { code: "conflict", .. }
+        )
+    }
+
+    /// The problem document (RFC 9457).
+    pub fn problem(&self) -> Value {
+        let status = self.status();
+        let mut problem = json!({
+            "type": format!("urn:eshop:problem:{}", self.code()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "code": self.code(),
+        });
+        match self {
+            Self::Validation(errors) => problem["errors"] = json!(errors),
+            Self::VersionMismatch { expected, actual } => {
+                problem["expected_version"] = json!(expected);
+                problem["current_version"] = json!(actual);
+            }
+            _ => {}
+        }
+        problem
+    }
+}
+
+pub fn problem_response(status: StatusCode, problem: Value) -> Response {
+    let mut response = (status, axum::Json(problem)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(source) => tracing::error!(error = %source, "internal error"),
+            Self::Unavailable(source) => tracing::warn!(error = %source, "dependency unavailable"),
+            _ => {}
+        }
+        let mut response = problem_response(self.status(), self.problem());
+        if matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => Self::Unavailable(source),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        let detail = error.to_string();
+        match error {
+            UserError::NotFound => Self::NotFound("user"),
+            UserError::AlreadyRegistered => Self::Conflict {
+                code: "already_exists",
+                detail,
+            },
+            UserError::Deactivated => Self::Conflict {
+                code: "user_deactivated",
+                detail,
+            },
+            UserError::AlreadyActive => Self::Conflict {
+                code: "already_active",
+                detail,
+            },
+            UserError::BalanceLimit => Self::Unprocessable {
+                code: "balance_limit",
+                detail,
+            },
+        }
+    }
+}
+
+impl From<ProductError> for ApiError {
+    fn from(error: ProductError) -> Self {
+        let detail = error.to_string();
+        match error {
+            ProductError::NotFound => Self::NotFound("product"),
+            ProductError::AlreadyExists => Self::Conflict {
+                code: "already_exists",
+                detail,
+            },
+            ProductError::StockLimit => Self::Unprocessable {
+                code: "stock_limit",
+                detail,
+            },
+        }
+    }
+}
+
+impl<E> From<CommandError<E>> for ApiError
+where
+    E: std::error::Error + 'static,
+    ApiError: From<E>,
+{
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(domain) => domain.into(),
+            CommandError::VersionMismatch { expected, actual } => {
+                Self::VersionMismatch { expected, actual }
+            }
+            CommandError::Conflict { .. } => Self::Conflict {
+                code: "conflict",
+                detail: error.to_string(),
+            },
+            CommandError::ClaimTaken { kind } => {
+                let code = match kind.as_str() {
+                    EMAIL_CLAIM => "email_taken",
+                    USERNAME_CLAIM => "username_taken",
+                    _ => "already_taken",
+                };
+                Self::Conflict {
+                    code,
+                    detail: format!("this {kind} is already registered"),
+                }
+            }
+            CommandError::Store(store) => store.into(),
+        }
+    }
+}

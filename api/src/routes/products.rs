@@ -1,0 +1,225 @@
+//! The catalog: anyone reads a product; admins add, change, restock and remove.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use eshop_commands::EventStore;
+use eshop_domain::product::{NewProduct, Product, ProductChanges, ProductCommand};
+use eshop_domain::values::{InvalidValue, Price, Quantity, Text};
+
+use crate::auth::{AdminUser, CurrentUser};
+use crate::command::{execute, Answer};
+use crate::error::ApiError;
+use crate::request::{JsonBody, RequestMeta};
+use crate::routes::parse_id;
+use crate::state::AppState;
+use crate::validate::Fields;
+use crate::views::ProductView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/products", post(add))
+        .route(
+            "/api/products/{id}",
+            get(show).patch(update).delete(remove),
+        )
+        .route("/api/products/{id}/restock", post(restock))
+}
+
+fn parse_date(raw: &str) -> Result<NaiveDate, InvalidValue> {
+    raw.parse()
+        .map_err(|_| InvalidValue("must be a date like 1965-08-01".into()))
+}
+
+/// Which product a command is for.
+enum Target {
+    /// A new one: its id comes from the command, so a repeated request targets it again.
+    New,
+    Existing(Uuid),
+}
+
+/// Runs a product command and answers with the product after it.
+async fn run(
+    state: &AppState,
+    meta: &RequestMeta,
+    admin: &CurrentUser,
+    target: Target,
+    body: &serde_json::Value,
+    command: ProductCommand,
+) -> Result<Response, ApiError> {
+    execute(
+        state,
+        meta,
+        &admin.id.to_string(),
+        admin.actor(),
+        body,
+        |context| async move {
+            let (id, created) = match target {
+                Target::New => (context.new_aggregate_id(), true),
+                Target::Existing(id) => (id, false),
+            };
+            let executed = state
+                .bus
+                .execute::<Product>(&id.to_string(), command, &context, meta.expected_version)
+                .await?;
+            let view = ProductView::new(id, &executed.aggregate, executed.version);
+            if created {
+                Answer::created(view)
+            } else {
+                Answer::ok(view)
+            }
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRequest {
+    title: String,
+    author: String,
+    published_date: String,
+    #[serde(default)]
+    description: String,
+    price_cents: i64,
+    stock: i64,
+    category: String,
+}
+
+async fn add(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    JsonBody { value: body, raw }: JsonBody<AddRequest>,
+) -> Result<Response, ApiError> {
+    let mut fields = Fields::default();
+    let title = fields.check("title", Text::title(&body.title));
+    let author = fields.check("author", Text::author(&body.author));
+    let published_date = fields.check("published_date", parse_date(&body.published_date));
+    let description = fields.check("description", Text::description(&body.description));
+    let price = fields.check("price_cents", Price::parse(body.price_cents));
+    let stock = fields.check("stock", Quantity::stock(body.stock));
+    let category = fields.check("category", Text::category(&body.category));
+    let (
+        Some(title),
+        Some(author),
+        Some(published_date),
+        Some(description),
+        Some(price),
+        Some(stock),
+        Some(category),
+    ) = (title, author, published_date, description, price, stock, category)
+    else {
+        return Err(fields.into_error());
+    };
+    let command = ProductCommand::Add(NewProduct {
+        title,
+        author,
+        published_date,
+        description,
+        price,
+        stock,
+        category,
+    });
+    run(&state, &meta, &admin, Target::New, &raw, command).await
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "product")?;
+    let loaded = state.bus.store().load::<Product>(&id.to_string()).await?;
+    if !loaded.aggregate.is_listed() {
+        return Err(ApiError::NotFound("product"));
+    }
+    Answer::ok(ProductView::new(id, &loaded.aggregate, loaded.version)).map(Answer::into_response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    title: Option<String>,
+    author: Option<String>,
+    published_date: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    price_cents: Option<i64>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    JsonBody { value: body, raw }: JsonBody<UpdateRequest>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "product")?;
+    let mut fields = Fields::default();
+    let title = fields.check("title", body.title.as_deref().map(Text::title).transpose());
+    let author = fields.check("author", body.author.as_deref().map(Text::author).transpose());
+    let published_date = fields.check(
+        "published_date",
+        body.published_date.as_deref().map(parse_date).transpose(),
+    );
+    let description = fields.check(
+        "description",
+        body.description.as_deref().map(Text::description).transpose(),
+    );
+    let category = fields.check(
+        "category",
+        body.category.as_deref().map(Text::category).transpose(),
+    );
+    let price = fields.check("price_cents", body.price_cents.map(Price::parse).transpose());
+    let (
+        Some(title),
+        Some(author),
+        Some(published_date),
+        Some(description),
+        Some(category),
+        Some(price),
+    ) = (title, author, published_date, description, category, price)
+    else {
+        return Err(fields.into_error());
+    };
+    let command = ProductCommand::Update(ProductChanges {
+        title,
+        author,
+        published_date,
+        description,
+        category,
+        price,
+    });
+    run(&state, &meta, &admin, Target::Existing(id), &raw, command).await
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "product")?;
+    run(&state, &meta, &admin, Target::Existing(id), &serde_json::Value::Null, ProductCommand::Remove).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestockRequest {
+    quantity: i64,
+}
+
+async fn restock(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    JsonBody { value, raw }: JsonBody<RestockRequest>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "product")?;
+    let quantity = Quantity::positive(value.quantity)
+        .map_err(|invalid| ApiError::field("quantity", invalid.0))?;
+    run(&state, &meta, &admin, Target::Existing(id), &raw, ProductCommand::Restock(quantity)).await
+}

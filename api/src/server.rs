@@ -1,0 +1,195 @@
+//! Wiring: the state, the router with its layers, start-up, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use eshop_commands::{CommandBus, Idempotency, RetryPolicy};
+use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
+
+use crate::auth::TokenKeys;
+use crate::bootstrap::ensure_admin;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::request::REQUEST_ID;
+use crate::routes;
+use crate::state::AppState;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Request bodies above this are refused with 413.
+const BODY_LIMIT_BYTES: usize = 64 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::products::router())
+        .fallback(|| async { ApiError::NotFound("resource") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::BadRequest {
+                code: "method_not_allowed",
+                detail: "this method is not allowed on this resource".into(),
+            }
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            },
+        ))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Connects, migrates, and prepares the state (and the admin account when configured).
+pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
+    if config.uses_development_secret() {
+        tracing::warn!(
+            "ESHOP_JWT_SECRET is not set: using the built-in development key. ANYONE CAN FORGE \
+             TOKENS FOR THIS SERVER. Set ESHOP_JWT_SECRET before exposing it."
+        );
+    }
+    let pool = connect(&DatabaseSettings {
+        url: config.database_url.clone(),
+        max_connections: config.db_pool_size,
+    })
+    .await?;
+    migrate(&pool).await?;
+    let retry = RetryPolicy {
+        max_attempts: config.command_attempts.max(1),
+        ..RetryPolicy::default()
+    };
+    let state = AppState {
+        bus: Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry)),
+        idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
+        tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
+        pool,
+    };
+    if let Some((email, password)) = config.admin_account() {
+        ensure_admin(&state, email, password).await?;
+    }
+    Ok(state)
+}
+
+/// A server running in the background (tests, and `serve` itself).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets requests in flight finish, and waits.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+pub async fn start(config: &Config) -> Result<Running, BoxError> {
+    let state = build_state(config).await?;
+    let listener = TcpListener::bind(config.http_addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+pub async fn serve(config: Config) -> Result<(), BoxError> {
+    let running = start(&config).await?;
+    tracing::info!(addr = %running.addr, "eshop is serving");
+    let purge = tokio::spawn(purge_idempotency_records(running.state.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    purge.abort();
+    running.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub async fn migrate_only(config: &Config) -> Result<(), BoxError> {
+    let pool = connect(&DatabaseSettings {
+        url: config.database_url.clone(),
+        max_connections: 1,
+    })
+    .await?;
+    migrate(&pool).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Idempotency records are kept at least 24 hours; older ones are purged hourly.
+async fn purge_idempotency_records(state: AppState) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match state.idempotency.purge_expired().await {
+            Ok(purged) => tracing::debug!(purged, "purged expired idempotency records"),
+            Err(error) => tracing::warn!(error = %error, "could not purge idempotency records"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

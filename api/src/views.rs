@@ -1,0 +1,77 @@
+//! What clients see of the aggregates. Never the password hash.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use uuid::Uuid;
+
+use eshop_domain::product::Product;
+use eshop_domain::user::User;
+use eshop_domain::values::Role;
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub roles: Vec<Role>,
+    pub is_active: bool,
+    pub balance_cents: i64,
+    pub version: u64,
+}
+
+impl UserView {
+    pub fn new(id: Uuid, user: &User, version: u64) -> Self {
+        Self {
+            id,
+            email: user.email.expose().clone(),
+            username: user.username.clone(),
+            first_name: user.first_name.expose().clone(),
+            last_name: user.last_name.expose().clone(),
+            roles: user.roles.iter().copied().collect(),
+            is_active: user.active,
+            balance_cents: user.balance_cents,
+            version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProductView {
+    pub id: Uuid,
+    pub title: String,
+    pub author: String,
+    pub display_name: String,
+    pub published_date: Option<NaiveDate>,
+    pub description: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub category: String,
+    pub removed: bool,
+    pub version: u64,
+}
+
+impl ProductView {
+    pub fn new(id: Uuid, product: &Product, version: u64) -> Self {
+        Self {
+            id,
+            title: product.title.clone(),
+            author: product.author.clone(),
+            display_name: format!("{} by {}", product.title, product.author),
+            published_date: product.published_date,
+            description: product.description.clone(),
+            price_cents: product.price_cents,
+            stock: product.stock,
+            category: product.category.clone(),
+            removed: product.removed,
+            version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,189 @@
+//! Carries out one command on one aggregate: load, decide, append; retry on conflicts.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use eshop_domain::DeclaresClaims;
+use tokio::sync::Mutex;
+
+use crate::context::CommandContext;
+use crate::store::{EventStore, StoreError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// "Full jitter": a random wait up to an exponentially growing ceiling, so writers that
+    /// collided do not collide again in step.
+    fn delay_before(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        let ceiling_micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(fastrand::u64(0..=ceiling_micros))
+    }
+}
+
+/// The outcome of a command: the aggregate after it, and its version.
+#[derive(Debug)]
+pub struct Executed<A> {
+    pub aggregate: A,
+    pub version: u64,
+    /// How many events the command appended (0 for a no-op or an already-applied command).
+    pub appended: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Rejected(E),
+    #[error("expected version {expected}, but the aggregate is at version {actual}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("the aggregate kept changing; gave up after {attempts} attempts")]
+    Conflict { attempts: u32 },
+    #[error("the {kind} is already taken")]
+    ClaimTaken { kind: String },
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl<E: std::error::Error + 'static> From<StoreError> for CommandError<E> {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::ClaimTaken { kind } => Self::ClaimTaken { kind },
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// Lock stripes: commands on one aggregate within this process queue instead of colliding, so
+/// optimistic conflicts only happen between replicas. Striping bounds the memory.
+const STRIPES: usize = 1024;
+
+pub struct CommandBus<S> {
+    store: S,
+    retry: RetryPolicy,
+    stripes: Box<[Mutex<()>]>,
+}
+
+impl<S: EventStore> CommandBus<S> {
+    pub fn new(store: S, retry: RetryPolicy) -> Self {
+        Self {
+            store,
+            retry,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn stripe(&self, aggregate_type: &str, aggregate_id: &str) -> &Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        (aggregate_type, aggregate_id).hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or_default();
+        &self.stripes[index]
+    }
+
+    /// Runs `command` against the aggregate `aggregate_id`. With `expected_version`, the command
+    /// only applies to exactly that version (`If-Match`).
+    pub async fn execute<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        expected_version: Option<u64>,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: Clone,
+        A::Event: DeclaresClaims,
+        A::Error: 'static,
+    {
+        let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A repeat of an applied command answers with the current state and appends nothing.
+            // After a failed attempt this also catches our own append having landed.
+            if (context.repeatable || attempt > 1)
+                && self.store.was_applied(context.command_id).await?
+            {
+                let loaded = self.store.load::<A>(aggregate_id).await?;
+                return Ok(Executed {
+                    aggregate: loaded.aggregate,
+                    version: loaded.version,
+                    appended: 0,
+                });
+            }
+            let loaded = self.store.load::<A>(aggregate_id).await?;
+            if let Some(expected) = expected_version {
+                if expected != loaded.version {
+                    return Err(CommandError::VersionMismatch {
+                        expected,
+                        actual: loaded.version,
+                    });
+                }
+            }
+            let mut aggregate = loaded.aggregate;
+            let sink = EventSink::default();
+            aggregate
+                .handle(command.clone(), &(), &sink)
+                .await
+                .map_err(CommandError::Rejected)?;
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Executed {
+                    aggregate,
+                    version: loaded.version,
+                    appended: 0,
+                });
+            }
+            match self
+                .store
+                .append::<A>(aggregate_id, loaded.version, &events, context)
+                .await
+            {
+                Ok(version) => {
+                    return Ok(Executed {
+                        aggregate,
+                        version,
+                        appended: events.len(),
+                    })
+                }
+                Err(StoreError::Conflict | StoreError::AlreadyApplied)
+                    if attempt < self.retry.max_attempts =>
+                {
+                    tracing::debug!(aggregate_type = A::TYPE, aggregate_id, attempt, "append conflict; retrying");
+                    tokio::time::sleep(self.retry.delay_before(attempt)).await;
+                }
+                Err(StoreError::Conflict) => {
+                    return Err(CommandError::Conflict { attempts: attempt })
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex as StdMutex;
+
+use cqrs_es::DomainEvent;
+use eshop_domain::user::{User, UserCommand, UserError, UserEvent};
+use eshop_domain::values::{DepositAmount, Role};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::*;
+use crate::context::Actor;
+use crate::store::Loaded;
+
+/// An in-memory store that can be told to report a number of conflicts before it accepts.
+#[derive(Default)]
+struct FakeStore {
+    streams: StdMutex<HashMap<String, Vec<Value>>>,
+    applied: StdMutex<HashSet<Uuid>>,
+    conflicts_to_inject: AtomicU32,
+    appends: AtomicU32,
+}
+
+impl EventStore for FakeStore {
+    async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
+        let streams = self.streams.lock().expect("lock");
+        let mut aggregate = A::default();
+        let events = streams.get(aggregate_id).cloned().unwrap_or_default();
+        for payload in &events {
+            let event = serde_json::from_value(payload.clone())
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            aggregate.apply(event);
+        }
+        Ok(Loaded {
+            aggregate,
+            version: events.len() as u64,
+        })
+    }
+
+    async fn append<A>(
+        &self,
+        aggregate_id: &str,
+        expected_version: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<u64, StoreError>
+    where
+        A: Aggregate,
+        A::Event: DeclaresClaims,
+    {
+        if self
+            .conflicts_to_inject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Conflict);
+        }
+        let mut streams = self.streams.lock().expect("lock");
+        let stream = streams.entry(aggregate_id.to_string()).or_default();
+        if stream.len() as u64 != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        if !self.applied.lock().expect("lock").insert(context.command_id) {
+            return Err(StoreError::AlreadyApplied);
+        }
+        for event in events {
+            assert!(!event.event_type().is_empty());
+            stream.push(serde_json::to_value(event).expect("serializes"));
+        }
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        Ok(stream.len() as u64)
+    }
+
+    async fn was_applied(&self, command_id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.applied.lock().expect("lock").contains(&command_id))
+    }
+}
+
+fn registered() -> Value {
+    serde_json::to_value(UserEvent::UserRegistered {
+        email: eshop_domain::Personal::new("a@example.com".into()),
+        username: "alice".into(),
+        password_hash: "h".into(),
+        first_name: eshop_domain::Personal::new(None),
+        last_name: eshop_domain::Personal::new(None),
+    })
+    .expect("serializes")
+}
+
+fn bus_with_user(conflicts: u32, max_attempts: u32) -> CommandBus<FakeStore> {
+    let store = FakeStore::default();
+    store
+        .streams
+        .lock()
+        .expect("lock")
+        .insert("u1".into(), vec![registered()]);
+    store.conflicts_to_inject.store(conflicts, Ordering::SeqCst);
+    CommandBus::new(
+        store,
+        RetryPolicy {
+            max_attempts,
+            base_delay: Duration::from_micros(10),
+            max_delay: Duration::from_micros(100),
+        },
+    )
+}
+
+fn deposit(cents: i64) -> UserCommand {
+    UserCommand::Deposit(DepositAmount::parse(cents).expect("valid"))
+}
+
+fn context() -> CommandContext {
+    CommandContext::new(Actor::System, "test")
+}
+
+#[tokio::test]
+async fn a_conflict_is_retried_and_the_command_lands_once() {
+    let bus = bus_with_user(3, 5);
+    let executed = bus
+        .execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("lands after retries");
+    assert_eq!(executed.version, 2);
+    assert_eq!(executed.aggregate.balance_cents, 100);
+    assert_eq!(bus.store().appends.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn retries_are_bounded() {
+    let bus = bus_with_user(u32::MAX, 4);
+    let error = bus
+        .execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect_err("gives up");
+    assert!(matches!(error, CommandError::Conflict { attempts: 4 }), "{error:?}");
+    assert_eq!(bus.store().appends.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_repeated_command_appends_nothing_and_answers_the_current_state() {
+    let bus = bus_with_user(0, 5);
+    let context = CommandContext::repeatable(Actor::System, "r", &["key"]);
+    let first = bus
+        .execute::<User>("u1", deposit(100), &context, None)
+        .await
+        .expect("first");
+    let again = bus
+        .execute::<User>("u1", deposit(100), &context, None)
+        .await
+        .expect("repeat");
+    assert_eq!((first.appended, again.appended), (1, 0));
+    assert_eq!(again.version, first.version);
+    assert_eq!(again.aggregate.balance_cents, 100);
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_refused() {
+    let bus = bus_with_user(0, 5);
+    let error = bus
+        .execute::<User>("u1", UserCommand::GrantRole(Role::Admin), &context(), Some(7))
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(error, CommandError::VersionMismatch { expected: 7, actual: 1 }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_under_an_expected_version_becomes_a_mismatch() {
+    let bus = bus_with_user(0, 5);
+    // Another writer lands between our load and our append.
+    bus.store()
+        .streams
+        .lock()
+        .expect("lock")
+        .get_mut("u1")
+        .expect("stream")
+        .push(serde_json::to_value(UserEvent::UserDeactivated).expect("serializes"));
+    let error = bus
+        .execute::<User>("u1", UserCommand::GrantRole(Role::Admin), &context(), Some(1))
+        .await
+        .expect_err("stale");
+    assert!(matches!(error, CommandError::VersionMismatch { expected: 1, actual: 2 }));
+}
+
+#[tokio::test]
+async fn domain_rejections_pass_through_without_appending() {
+    let bus = bus_with_user(0, 5);
+    let error = bus
+        .execute::<User>("nobody", deposit(1), &context(), None)
+        .await
+        .expect_err("no such user");
+    assert!(matches!(error, CommandError::Rejected(UserError::NotFound)));
+    assert_eq!(bus.store().appends.load(Ordering::SeqCst), 0);
+}

@@ -1,0 +1,55 @@
+//! The event store port: load an aggregate with its version, append with optimistic concurrency.
+
+use std::future::Future;
+
+use cqrs_es::Aggregate;
+use eshop_domain::DeclaresClaims;
+use uuid::Uuid;
+
+use crate::context::CommandContext;
+
+/// An aggregate rebuilt from its events, with the sequence of the last one (0 when it has none).
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub aggregate: A,
+    pub version: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("another command appended to the aggregate first")]
+    Conflict,
+    #[error("the {kind} is already taken")]
+    ClaimTaken { kind: String },
+    #[error("this command was already applied")]
+    AlreadyApplied,
+    #[error("a stored event cannot be read: {0}")]
+    Corrupt(String),
+    #[error("the event store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub trait EventStore: Send + Sync + 'static {
+    fn load<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> impl Future<Output = Result<Loaded<A>, StoreError>> + Send;
+
+    /// Appends `events` after `expected_version` in one transaction, together with the unique
+    /// claims they declare and the record that `context.command_id` was applied. Returns the new
+    /// version. Fails with `Conflict` when the aggregate moved on, `ClaimTaken` when another
+    /// aggregate holds a claimed value, `AlreadyApplied` when the command id was seen before.
+    fn append<A>(
+        &self,
+        aggregate_id: &str,
+        expected_version: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send
+    where
+        A: Aggregate,
+        A::Event: DeclaresClaims;
+
+    /// Whether a command with this id has already appended events.
+    fn was_applied(&self, command_id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

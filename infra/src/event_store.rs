@@ -1,0 +1,252 @@
+//! The Postgres event store.
+//!
+//! Reads go through postgres-es. Appends are written here, because one transaction must hold
+//! the events, the unique claims they declare and the applied-command record: postgres-es opens
+//! its own transaction per append and offers no way to add to it. The columns are the same.
+
+use cqrs_es::persist::{EventUpcaster, PersistedEventRepository, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent};
+use postgres_es::PostgresEventRepository;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use eshop_commands::{CommandContext, EventStore, Loaded, StoreError};
+use eshop_domain::DeclaresClaims;
+
+use crate::claims::digest;
+
+pub(crate) fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
+    let database_error = error.as_database_error()?;
+    if database_error.code().as_deref() == Some("23505") {
+        database_error.constraint()
+    } else {
+        None
+    }
+}
+
+pub struct PgEventStore {
+    pool: PgPool,
+    reader: PostgresEventRepository,
+    upcasters: Vec<Box<dyn EventUpcaster>>,
+}
+
+impl PgEventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            reader: PostgresEventRepository::new(pool.clone()),
+            pool,
+            upcasters: Vec::new(),
+        }
+    }
+
+    /// Upcasters turn old versions of stored events into the current shape as they are read.
+    pub fn with_upcasters(mut self, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn upcast(&self, event: SerializedEvent) -> SerializedEvent {
+        self.upcasters.iter().fold(event, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                upcaster.upcast(event)
+            } else {
+                event
+            }
+        })
+    }
+
+    /// Ids of the aggregates of `aggregate_type` in creation order, after the stream that
+    /// started at global position `after_position`. Returns `(position, id)` pairs.
+    pub async fn stream_starts(
+        &self,
+        aggregate_type: &str,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT position, aggregate_id FROM events
+              WHERE aggregate_type = $1 AND sequence = 1 AND position > $2
+              ORDER BY position LIMIT $3",
+        )
+        .bind(aggregate_type)
+        .bind(after_position)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn insert_events<A: Aggregate>(
+        tx: &mut Transaction<'_, Postgres>,
+        aggregate_id: &str,
+        expected_version: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<u64, StoreError> {
+        let mut sequences = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut versions = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut metadata = Vec::with_capacity(events.len());
+        let mut sequence = expected_version;
+        for event in events {
+            sequence += 1;
+            sequences.push(i64::try_from(sequence).map_err(unavailable)?);
+            types.push(event.event_type());
+            versions.push(event.event_version());
+            payloads.push(serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            metadata.push(context.event_metadata(A::TYPE, aggregate_id, sequence));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Ok(_) => Ok(sequence),
+            Err(error) if violated_constraint(&error) == Some("events_pkey") => {
+                Err(StoreError::Conflict)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn write_claims<A: Aggregate>(
+        tx: &mut Transaction<'_, Postgres>,
+        aggregate_id: &str,
+        events: &[A::Event],
+    ) -> Result<(), StoreError>
+    where
+        A::Event: DeclaresClaims,
+    {
+        for claim in events.iter().flat_map(DeclaresClaims::unique_claims) {
+            sqlx::query(
+                "DELETE FROM unique_claims WHERE aggregate_type = $1 AND aggregate_id = $2 AND kind = $3",
+            )
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(claim.kind)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+            let claimed = sqlx::query(
+                "INSERT INTO unique_claims (kind, value_digest, aggregate_type, aggregate_id)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(claim.kind)
+            .bind(digest(claim.kind, &claim.value))
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .execute(&mut **tx)
+            .await;
+            match claimed {
+                Ok(_) => {}
+                Err(error) if violated_constraint(&error) == Some("unique_claims_pkey") => {
+                    return Err(StoreError::ClaimTaken {
+                        kind: claim.kind.to_string(),
+                    })
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_command<A: Aggregate>(
+        tx: &mut Transaction<'_, Postgres>,
+        aggregate_id: &str,
+        version: u64,
+        context: &CommandContext,
+    ) -> Result<(), StoreError> {
+        let recorded = sqlx::query(
+            "INSERT INTO applied_commands (command_id, aggregate_type, aggregate_id, version)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(context.command_id)
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(i64::try_from(version).map_err(unavailable)?)
+        .execute(&mut **tx)
+        .await;
+        match recorded {
+            Ok(_) => Ok(()),
+            Err(error) if violated_constraint(&error) == Some("applied_commands_pkey") => {
+                Err(StoreError::AlreadyApplied)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+}
+
+impl EventStore for PgEventStore {
+    async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
+        let stored = self
+            .reader
+            .get_events::<A>(aggregate_id)
+            .await
+            .map_err(unavailable)?;
+        let mut aggregate = A::default();
+        let mut version = 0;
+        for serialized in stored {
+            let serialized = self.upcast(serialized);
+            version = serialized.sequence as u64;
+            let event: A::Event = serde_json::from_value(serialized.payload).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "{} {} #{}: {error}",
+                    A::TYPE,
+                    aggregate_id,
+                    serialized.sequence
+                ))
+            })?;
+            aggregate.apply(event);
+        }
+        Ok(Loaded { aggregate, version })
+    }
+
+    async fn append<A>(
+        &self,
+        aggregate_id: &str,
+        expected_version: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<u64, StoreError>
+    where
+        A: Aggregate,
+        A::Event: DeclaresClaims,
+    {
+        // The transaction begins after the aggregate was read, so its xid is newer than any
+        // event it read: relaying in (xid, position) order keeps each aggregate in sequence.
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let version =
+            Self::insert_events::<A>(&mut tx, aggregate_id, expected_version, events, context)
+                .await?;
+        Self::write_claims::<A>(&mut tx, aggregate_id, events).await?;
+        Self::record_command::<A>(&mut tx, aggregate_id, version, context).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(version)
+    }
+
+    async fn was_applied(&self, command_id: Uuid) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM applied_commands WHERE command_id = $1)")
+            .bind(command_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+}
