@@ -26,17 +26,30 @@ pub async fn ensure_admin(state: &AppState, email: &str, password: &str) -> Resu
     );
     state
         .bus
-        .execute::<User>(&user_id, UserCommand::GrantRole(Role::Admin), &context, None)
+        .execute::<User>(
+            &user_id,
+            UserCommand::GrantRole(Role::Admin),
+            &context,
+            None,
+        )
         .await?;
     tracing::info!(user_id, "admin account ready");
     Ok(())
 }
 
-async fn register(state: &AppState, email: &EmailAddress, password: &str) -> Result<String, ApiError> {
+async fn register(
+    state: &AppState,
+    email: &EmailAddress,
+    password: &str,
+) -> Result<String, ApiError> {
     if let Err(rule) = password::check_policy(password) {
         return Err(ApiError::field("ESHOP_ADMIN_PASSWORD", rule.message));
     }
-    let context = CommandContext::repeatable(Actor::System, "bootstrap", &["bootstrap-admin", email.as_str()]);
+    let context = CommandContext::repeatable(
+        Actor::System,
+        "bootstrap",
+        &["bootstrap-admin", email.as_str()],
+    );
     let user_id = context.new_aggregate_id();
     let username = Username::parse(&format!("admin-{}", &user_id.simple().to_string()[..8]))
         .map_err(|invalid| ApiError::Internal(invalid.0.into()))?;

@@ -13,7 +13,11 @@ pub const DEVELOPMENT_JWT_SECRET: &str = "eshop-development-secret-do-not-use-in
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Postgres connection URL; the database is created when missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/eshop")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/eshop"
+    )]
     pub database_url: String,
 
     /// Connections in the Postgres pool.

@@ -109,7 +109,12 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::Internal(_) | Self::Conflict { code: "conflict", .. }
+            Self::Unavailable(_)
+                | Self::Internal(_)
+                | Self::Conflict {
+                    code: "conflict",
+                    ..
+                }
         )
     }
 

@@ -107,7 +107,11 @@ fn serde_error_to_field(error: &serde_json::Error) -> FieldError {
         .nth(1)
         .filter(|_| message.contains("field"))
         .unwrap_or("body");
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
     FieldError::new(field, message)
 }
 
@@ -135,7 +139,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             code: "malformed_json",
             detail: format!(
                 "the body is not valid JSON: {}",
-                error.to_string().split(" at line ").next().unwrap_or_default()
+                error
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
             ),
         })?;
         let value = T::deserialize(&raw)
@@ -167,8 +175,9 @@ mod tests {
         }
         let missing = serde_json::from_value::<Body>(serde_json::json!({})).expect_err("missing");
         assert_eq!(serde_error_to_field(&missing).field, "email");
-        let unknown = serde_json::from_value::<Body>(serde_json::json!({"email": "a", "admin": true}))
-            .expect_err("unknown");
+        let unknown =
+            serde_json::from_value::<Body>(serde_json::json!({"email": "a", "admin": true}))
+                .expect_err("unknown");
         assert_eq!(serde_error_to_field(&unknown).field, "admin");
     }
 }

@@ -173,7 +173,12 @@ impl<S: EventStore> CommandBus<S> {
                 Err(StoreError::Conflict | StoreError::AlreadyApplied)
                     if attempt < self.retry.max_attempts =>
                 {
-                    tracing::debug!(aggregate_type = A::TYPE, aggregate_id, attempt, "append conflict; retrying");
+                    tracing::debug!(
+                        aggregate_type = A::TYPE,
+                        aggregate_id,
+                        attempt,
+                        "append conflict; retrying"
+                    );
                     tokio::time::sleep(self.retry.delay_before(attempt)).await;
                 }
                 Err(StoreError::Conflict) => {

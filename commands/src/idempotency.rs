@@ -61,7 +61,11 @@ pub enum PriorRequest {
 /// What identifies "the same request": method, path and the JSON body. `serde_json` keeps
 /// object keys sorted, so key order and white space do not matter.
 pub fn fingerprint(method: &str, path: &str, body: &Value) -> String {
-    sha256_hex(&[method.as_bytes(), path.as_bytes(), body.to_string().as_bytes()])
+    sha256_hex(&[
+        method.as_bytes(),
+        path.as_bytes(),
+        body.to_string().as_bytes(),
+    ])
 }
 
 /// Keys are opaque to us; bounding them keeps the table and the logs sane.

@@ -51,5 +51,8 @@ pub trait EventStore: Send + Sync + 'static {
         A::Event: DeclaresClaims;
 
     /// Whether a command with this id has already appended events.
-    fn was_applied(&self, command_id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn was_applied(
+        &self,
+        command_id: Uuid,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -59,7 +59,9 @@ impl EmailAddress {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && !normalised.chars().any(|c| c.is_whitespace() || c.is_control());
+            && !normalised
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control());
         if !well_formed {
             return Err(invalid("must be an e-mail address like name@example.com"));
         }

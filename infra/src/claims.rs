@@ -13,10 +13,12 @@ pub fn digest(kind: &str, value: &str) -> String {
 
 /// The id of the aggregate holding `value` for `kind`, if any.
 pub async fn holder(pool: &PgPool, kind: &str, value: &str) -> Result<Option<String>, StoreError> {
-    sqlx::query_scalar("SELECT aggregate_id FROM unique_claims WHERE kind = $1 AND value_digest = $2")
-        .bind(kind)
-        .bind(digest(kind, value))
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)
+    sqlx::query_scalar(
+        "SELECT aggregate_id FROM unique_claims WHERE kind = $1 AND value_digest = $2",
+    )
+    .bind(kind)
+    .bind(digest(kind, value))
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)
 }

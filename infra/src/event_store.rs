@@ -102,7 +102,8 @@ impl PgEventStore {
             sequences.push(i64::try_from(sequence).map_err(unavailable)?);
             types.push(event.event_type());
             versions.push(event.event_version());
-            payloads.push(serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            payloads
+                .push(serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             metadata.push(context.event_metadata(A::TYPE, aggregate_id, sequence));
         }
         let inserted = sqlx::query(

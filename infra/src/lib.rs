@@ -5,6 +5,8 @@ pub mod claims;
 pub mod database;
 pub mod event_store;
 pub mod idempotency;
+#[doc(hidden)]
+pub mod testing;
 
 pub use database::{connect, migrate, DatabaseSettings};
 pub use event_store::PgEventStore;

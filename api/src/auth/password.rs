@@ -86,8 +86,12 @@ mod tests {
     async fn a_hash_verifies_its_password_only() {
         let stored = hash("correct horse".into()).await.expect("hashes");
         assert!(stored.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), Some(stored.clone())).await.expect("runs"));
-        assert!(!verify("wrong horse".into(), Some(stored)).await.expect("runs"));
+        assert!(verify("correct horse".into(), Some(stored.clone()))
+            .await
+            .expect("runs"));
+        assert!(!verify("wrong horse".into(), Some(stored))
+            .await
+            .expect("runs"));
         assert!(!verify("decoy password".into(), None).await.expect("runs"));
     }
 }

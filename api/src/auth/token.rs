@@ -78,9 +78,7 @@ impl TokenKeys {
 
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let (header, claims) = signing_input
-            .split_once('.')
-            .ok_or(TokenError::Malformed)?;
+        let (header, claims) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         if claims.contains('.') {
             return Err(TokenError::Malformed);
         }

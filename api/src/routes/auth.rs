@@ -45,7 +45,10 @@ async fn register(
     let username = fields.check("username", Username::parse(&body.username));
     let first_name = fields.check(
         "first_name",
-        body.first_name.as_deref().map(PersonName::parse).transpose(),
+        body.first_name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose(),
     );
     let last_name = fields.check(
         "last_name",
@@ -61,26 +64,37 @@ async fn register(
     };
     let plain_password = body.password;
     let bus = &state.bus;
-    execute(&state, &meta, "anonymous", Actor::System, &raw, |mut context| async move {
-        let user_id = context.new_aggregate_id();
-        context.actor = Actor::User(user_id);
-        let registration = Registration {
-            email,
-            username,
-            password_hash: password::hash(plain_password).await?,
-            first_name,
-            last_name,
-        };
-        let executed = bus
-            .execute::<User>(
-                &user_id.to_string(),
-                UserCommand::Register(registration),
-                &context,
-                None,
-            )
-            .await?;
-        Answer::created(UserView::new(user_id, &executed.aggregate, executed.version))
-    })
+    execute(
+        &state,
+        &meta,
+        "anonymous",
+        Actor::System,
+        &raw,
+        |mut context| async move {
+            let user_id = context.new_aggregate_id();
+            context.actor = Actor::User(user_id);
+            let registration = Registration {
+                email,
+                username,
+                password_hash: password::hash(plain_password).await?,
+                first_name,
+                last_name,
+            };
+            let executed = bus
+                .execute::<User>(
+                    &user_id.to_string(),
+                    UserCommand::Register(registration),
+                    &context,
+                    None,
+                )
+                .await?;
+            Answer::created(UserView::new(
+                user_id,
+                &executed.aggregate,
+                executed.version,
+            ))
+        },
+    )
     .await
 }
 

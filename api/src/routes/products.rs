@@ -24,10 +24,7 @@ use crate::views::ProductView;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/products", post(add))
-        .route(
-            "/api/products/{id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/api/products/{id}", get(show).patch(update).delete(remove))
         .route("/api/products/{id}/restock", post(restock))
 }
 
@@ -113,7 +110,15 @@ async fn add(
         Some(price),
         Some(stock),
         Some(category),
-    ) = (title, author, published_date, description, price, stock, category)
+    ) = (
+        title,
+        author,
+        published_date,
+        description,
+        price,
+        stock,
+        category,
+    )
     else {
         return Err(fields.into_error());
     };
@@ -159,20 +164,29 @@ async fn update(
     let id = parse_id(&id, "product")?;
     let mut fields = Fields::default();
     let title = fields.check("title", body.title.as_deref().map(Text::title).transpose());
-    let author = fields.check("author", body.author.as_deref().map(Text::author).transpose());
+    let author = fields.check(
+        "author",
+        body.author.as_deref().map(Text::author).transpose(),
+    );
     let published_date = fields.check(
         "published_date",
         body.published_date.as_deref().map(parse_date).transpose(),
     );
     let description = fields.check(
         "description",
-        body.description.as_deref().map(Text::description).transpose(),
+        body.description
+            .as_deref()
+            .map(Text::description)
+            .transpose(),
     );
     let category = fields.check(
         "category",
         body.category.as_deref().map(Text::category).transpose(),
     );
-    let price = fields.check("price_cents", body.price_cents.map(Price::parse).transpose());
+    let price = fields.check(
+        "price_cents",
+        body.price_cents.map(Price::parse).transpose(),
+    );
     let (
         Some(title),
         Some(author),
@@ -202,7 +216,15 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "product")?;
-    run(&state, &meta, &admin, Target::Existing(id), &serde_json::Value::Null, ProductCommand::Remove).await
+    run(
+        &state,
+        &meta,
+        &admin,
+        Target::Existing(id),
+        &serde_json::Value::Null,
+        ProductCommand::Remove,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -221,5 +243,13 @@ async fn restock(
     let id = parse_id(&id, "product")?;
     let quantity = Quantity::positive(value.quantity)
         .map_err(|invalid| ApiError::field("quantity", invalid.0))?;
-    run(&state, &meta, &admin, Target::Existing(id), &raw, ProductCommand::Restock(quantity)).await
+    run(
+        &state,
+        &meta,
+        &admin,
+        Target::Existing(id),
+        &raw,
+        ProductCommand::Restock(quantity),
+    )
+    .await
 }

@@ -90,7 +90,10 @@ fn profile_command(body: &ProfileChanges) -> Result<UserCommand, ApiError> {
     let mut fields = Fields::default();
     let first_name = fields.check(
         "first_name",
-        body.first_name.as_deref().map(PersonName::parse).transpose(),
+        body.first_name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose(),
     );
     let last_name = fields.check(
         "last_name",
@@ -136,7 +139,15 @@ async fn deposit(
 ) -> Result<Response, ApiError> {
     let amount = DepositAmount::parse(value.amount_cents)
         .map_err(|invalid| ApiError::field("amount_cents", invalid.0))?;
-    run(&state, &meta, &user, user.id, &raw, UserCommand::Deposit(amount)).await
+    run(
+        &state,
+        &meta,
+        &user,
+        user.id,
+        &raw,
+        UserCommand::Deposit(amount),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -208,7 +219,15 @@ async fn deactivate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
-    run(&state, &meta, &admin, target, &serde_json::Value::Null, UserCommand::Deactivate).await
+    run(
+        &state,
+        &meta,
+        &admin,
+        target,
+        &serde_json::Value::Null,
+        UserCommand::Deactivate,
+    )
+    .await
 }
 
 async fn reactivate(
@@ -218,7 +237,15 @@ async fn reactivate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
-    run(&state, &meta, &admin, target, &serde_json::Value::Null, UserCommand::Reactivate).await
+    run(
+        &state,
+        &meta,
+        &admin,
+        target,
+        &serde_json::Value::Null,
+        UserCommand::Reactivate,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -236,7 +263,15 @@ async fn grant_role(
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
     let role = Role::parse(&value.role).map_err(|invalid| ApiError::field("role", invalid.0))?;
-    run(&state, &meta, &admin, target, &raw, UserCommand::GrantRole(role)).await
+    run(
+        &state,
+        &meta,
+        &admin,
+        target,
+        &raw,
+        UserCommand::GrantRole(role),
+    )
+    .await
 }
 
 async fn revoke_role(
@@ -247,5 +282,13 @@ async fn revoke_role(
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
     let role = Role::parse(&role).map_err(|_| ApiError::NotFound("role"))?;
-    run(&state, &meta, &admin, target, &serde_json::Value::Null, UserCommand::RevokeRole(role)).await
+    run(
+        &state,
+        &meta,
+        &admin,
+        target,
+        &serde_json::Value::Null,
+        UserCommand::RevokeRole(role),
+    )
+    .await
 }

@@ -60,7 +60,12 @@ impl EventStore for FakeStore {
         if stream.len() as u64 != expected_version {
             return Err(StoreError::Conflict);
         }
-        if !self.applied.lock().expect("lock").insert(context.command_id) {
+        if !self
+            .applied
+            .lock()
+            .expect("lock")
+            .insert(context.command_id)
+        {
             return Err(StoreError::AlreadyApplied);
         }
         for event in events {
@@ -132,7 +137,10 @@ async fn retries_are_bounded() {
         .execute::<User>("u1", deposit(100), &context(), None)
         .await
         .expect_err("gives up");
-    assert!(matches!(error, CommandError::Conflict { attempts: 4 }), "{error:?}");
+    assert!(
+        matches!(error, CommandError::Conflict { attempts: 4 }),
+        "{error:?}"
+    );
     assert_eq!(bus.store().appends.load(Ordering::SeqCst), 0);
 }
 
@@ -157,11 +165,22 @@ async fn a_repeated_command_appends_nothing_and_answers_the_current_state() {
 async fn a_stale_expected_version_is_refused() {
     let bus = bus_with_user(0, 5);
     let error = bus
-        .execute::<User>("u1", UserCommand::GrantRole(Role::Admin), &context(), Some(7))
+        .execute::<User>(
+            "u1",
+            UserCommand::GrantRole(Role::Admin),
+            &context(),
+            Some(7),
+        )
         .await
         .expect_err("stale");
     assert!(
-        matches!(error, CommandError::VersionMismatch { expected: 7, actual: 1 }),
+        matches!(
+            error,
+            CommandError::VersionMismatch {
+                expected: 7,
+                actual: 1
+            }
+        ),
         "{error:?}"
     );
 }
@@ -178,10 +197,21 @@ async fn a_conflict_under_an_expected_version_becomes_a_mismatch() {
         .expect("stream")
         .push(serde_json::to_value(UserEvent::UserDeactivated).expect("serializes"));
     let error = bus
-        .execute::<User>("u1", UserCommand::GrantRole(Role::Admin), &context(), Some(1))
+        .execute::<User>(
+            "u1",
+            UserCommand::GrantRole(Role::Admin),
+            &context(),
+            Some(1),
+        )
         .await
         .expect_err("stale");
-    assert!(matches!(error, CommandError::VersionMismatch { expected: 1, actual: 2 }));
+    assert!(matches!(
+        error,
+        CommandError::VersionMismatch {
+            expected: 1,
+            actual: 2
+        }
+    ));
 }
 
 #[tokio::test]

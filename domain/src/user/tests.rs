@@ -228,7 +228,10 @@ fn roles_are_granted_and_revoked_once() {
         .when(UserCommand::GrantRole(Role::Auditor))
         .then_expect_events(vec![]);
     UserTest::with(())
-        .given(vec![registered(), UserEvent::RoleGranted { role: Role::Admin }])
+        .given(vec![
+            registered(),
+            UserEvent::RoleGranted { role: Role::Admin },
+        ])
         .when(UserCommand::RevokeRole(Role::Admin))
         .then_expect_events(vec![UserEvent::RoleRevoked { role: Role::Admin }]);
     UserTest::with(())

@@ -1,0 +1,170 @@
+use std::net::SocketAddr;
+
+use eshop_api::config::Config;
+use eshop_api::server::{start, Running};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const PASSWORD: &str = "correct-horse-9";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    running: Option<Running>,
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_string(),
+        db_pool_size: 20,
+        http_addr: "127.0.0.1:0".parse().expect("address"),
+        jwt_secret: "test-secret-not-the-default".into(),
+        access_token_ttl_seconds: 600,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        command_attempts: 10,
+        log_json: false,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let (database_url, pool) = eshop_infra::testing::fresh_database().await;
+    let running = start(&test_config(&database_url))
+        .await
+        .expect("app starts");
+    TestApp {
+        addr: running.addr,
+        pool,
+        database_url,
+        client: reqwest::Client::new(),
+        running: Some(running),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::PATCH, path, token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn register(&self, email: &str, username: &str) -> Value {
+        let response = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "registering {email}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "logging in {email}");
+        let body: Value = response.json().await.expect("json");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// Registers a customer and returns their id and token.
+    pub async fn customer(&self, name: &str) -> (String, String) {
+        let email = format!("{name}@example.com");
+        let user = self.register(&email, name).await;
+        let token = self.login(&email, PASSWORD).await;
+        (user["id"].as_str().expect("id").to_string(), token)
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    pub async fn add_book(&self, admin: &str, title: &str, stock: i64) -> Value {
+        let response = self
+            .post(
+                "/api/products",
+                Some(admin),
+                json!({
+                    "title": title,
+                    "author": "Frank Herbert",
+                    "published_date": "1965-08-01",
+                    "description": "A desert planet.",
+                    "price_cents": 1999,
+                    "stock": stock,
+                    "category": "science-fiction",
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "adding {title}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("counts")
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// Asserts a problem+json answer with this status and code; returns the problem.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Value = response.json().await.expect("json");
+    assert_eq!(problem["code"], code, "{problem}");
+    assert_eq!(problem["status"], status);
+    problem
+}

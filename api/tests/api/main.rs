@@ -1,0 +1,9 @@
+//! HTTP tests: each spawns the app on port 0 over its own fresh database.
+
+mod helpers;
+
+mod accounts;
+mod concurrency;
+mod errors;
+mod idempotency;
+mod products;
