@@ -1,10 +1,15 @@
-//! Adapters behind the ports of `eshop-commands`: Postgres (via postgres-es and sqlx) for the
-//! event store, unique claims and idempotency records, plus database set-up and migrations.
+//! Adapters behind the ports of `eshop-commands` and `eshop-projections`: Postgres (via
+//! postgres-es and sqlx) for the event store, unique claims, idempotency records and read
+//! models; the relay to NATS JetStream and the projection builders that consume it; Redis.
 
 pub mod claims;
 pub mod database;
 pub mod event_store;
 pub mod idempotency;
+pub mod leader;
+pub mod nats;
+pub mod relay;
+pub mod shutdown;
 #[doc(hidden)]
 pub mod testing;
 

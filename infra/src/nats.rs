@@ -1,0 +1,94 @@
+//! NATS JetStream: the `ESHOP_EVENTS` stream and its subject scheme.
+//!
+//! A prefix (empty in production) namespaces the stream and its subjects, so parallel tests
+//! each get their own stream on one server.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot connect to NATS")]
+    Connect(#[source] async_nats::ConnectError),
+    #[error("cannot create or update the stream {0}")]
+    Stream(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Names of the event stream and its subjects.
+#[derive(Debug, Clone)]
+pub struct EventSubjects {
+    prefix: String,
+}
+
+impl EventSubjects {
+    /// `prefix` must be a valid subject token (letters, digits, `_`, `-`) or empty.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn stream_name(&self) -> String {
+        if self.prefix.is_empty() {
+            "ESHOP_EVENTS".to_string()
+        } else {
+            format!("{}_ESHOP_EVENTS", self.prefix.to_uppercase())
+        }
+    }
+
+    fn root(&self) -> String {
+        if self.prefix.is_empty() {
+            "eshop.events".to_string()
+        } else {
+            format!("{}.eshop.events", self.prefix)
+        }
+    }
+
+    pub fn subject(&self, aggregate_type: &str, aggregate_id: &str) -> String {
+        format!("{}.{aggregate_type}.{aggregate_id}", self.root())
+    }
+
+    /// Every event of one aggregate type.
+    pub fn of_type(&self, aggregate_type: &str) -> String {
+        format!("{}.{aggregate_type}.>", self.root())
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}.>", self.root())
+    }
+}
+
+/// How long JetStream remembers `Nats-Msg-Id`s to drop a re-published event.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+pub async fn connect(url: &str) -> Result<jetstream::Context, NatsError> {
+    let client = async_nats::ConnectOptions::new()
+        .name("eshop")
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .map_err(NatsError::Connect)?;
+    Ok(jetstream::new(client))
+}
+
+/// Creates the event stream, or brings an existing one to this configuration.
+pub async fn ensure_event_stream(
+    jetstream: &jetstream::Context,
+    subjects: &EventSubjects,
+    max_age: Option<Duration>,
+) -> Result<(), NatsError> {
+    let config = stream::Config {
+        name: subjects.stream_name(),
+        subjects: vec![subjects.all()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        max_age: max_age.unwrap_or_default(),
+        ..Default::default()
+    };
+    jetstream
+        .create_or_update_stream(config)
+        .await
+        .map(|_| ())
+        .map_err(|error| NatsError::Stream(subjects.stream_name(), Box::new(error)))
+}

@@ -1,0 +1,191 @@
+//! The `products` read model: every field, the stock, and the version it reflects.
+
+use chrono::NaiveDate;
+use eshop_domain::product::ProductEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{step, ProjectionError, RelayedEvent, Step};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    pub id: Uuid,
+    pub title: String,
+    pub author: String,
+    pub published_date: NaiveDate,
+    pub description: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub category: String,
+    pub removed: bool,
+    pub version: u64,
+}
+
+impl ProductRecord {
+    pub fn display_name(&self) -> String {
+        format!("{} by {}", self.title, self.author)
+    }
+}
+
+/// The record after `event`, or `None` when the event was already applied.
+pub fn apply(
+    current: Option<&ProductRecord>,
+    event: &RelayedEvent,
+) -> Result<Option<ProductRecord>, ProjectionError> {
+    if step(event, current.map_or(0, |row| row.version))? == Step::Seen {
+        return Ok(None);
+    }
+    let decoded: ProductEvent = event.decode()?;
+    let mut row = match (current, decoded) {
+        (
+            None,
+            ProductEvent::ProductAdded {
+                title,
+                author,
+                published_date,
+                description,
+                price_cents,
+                stock,
+                category,
+            },
+        ) => {
+            let id = event
+                .aggregate_id
+                .parse()
+                .map_err(|error| event.unreadable(error))?;
+            ProductRecord {
+                id,
+                title,
+                author,
+                published_date,
+                description,
+                price_cents,
+                stock,
+                category,
+                removed: false,
+                version: 0,
+            }
+        }
+        (Some(current), decoded) => {
+            let mut row = current.clone();
+            match decoded {
+                ProductEvent::ProductAdded { .. } => {
+                    return Err(event.unreadable("ProductAdded on an existing product"))
+                }
+                ProductEvent::ProductDetailsUpdated(details) => {
+                    if let Some(title) = details.title {
+                        row.title = title;
+                    }
+                    if let Some(author) = details.author {
+                        row.author = author;
+                    }
+                    if let Some(date) = details.published_date {
+                        row.published_date = date;
+                    }
+                    if let Some(description) = details.description {
+                        row.description = description;
+                    }
+                    if let Some(category) = details.category {
+                        row.category = category;
+                    }
+                }
+                ProductEvent::ProductPriceChanged { price_cents, .. } => {
+                    row.price_cents = price_cents
+                }
+                ProductEvent::ProductRestocked { stock, .. } => row.stock = stock,
+                ProductEvent::ProductRemoved => row.removed = true,
+            }
+            row
+        }
+        (None, _) => return Err(event.unreadable("the first event is not ProductAdded")),
+    };
+    row.version = event.sequence;
+    Ok(Some(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn relayed(sequence: u64, event: ProductEvent) -> RelayedEvent {
+        RelayedEvent {
+            position: 1,
+            aggregate_type: "product".into(),
+            aggregate_id: "0192f0a0-0000-7000-8000-000000000001".into(),
+            sequence,
+            event_type: "x".into(),
+            event_version: "1".into(),
+            recorded_at: Utc::now(),
+            metadata: json!({}),
+            payload: serde_json::to_value(event).expect("serializes"),
+        }
+    }
+
+    fn added() -> ProductEvent {
+        ProductEvent::ProductAdded {
+            title: "Dune".into(),
+            author: "Frank Herbert".into(),
+            published_date: "1965-08-01".parse().expect("date"),
+            description: "".into(),
+            price_cents: 1999,
+            stock: 10,
+            category: "sf".into(),
+        }
+    }
+
+    #[test]
+    fn events_build_the_row_and_its_version() {
+        let row = apply(None, &relayed(1, added()))
+            .expect("applies")
+            .expect("changed");
+        assert_eq!((row.version, row.stock), (1, 10));
+        assert_eq!(row.display_name(), "Dune by Frank Herbert");
+        let restocked = ProductEvent::ProductRestocked {
+            quantity: 5,
+            stock: 15,
+        };
+        let row = apply(Some(&row), &relayed(2, restocked))
+            .expect("applies")
+            .expect("changed");
+        assert_eq!((row.version, row.stock), (2, 15));
+    }
+
+    #[test]
+    fn a_redelivered_event_changes_nothing() {
+        let row = apply(None, &relayed(1, added()))
+            .expect("applies")
+            .expect("changed");
+        assert_eq!(
+            apply(Some(&row), &relayed(1, added())).expect("skips"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_gap_is_an_error_not_a_silent_skip() {
+        let row = apply(None, &relayed(1, added()))
+            .expect("applies")
+            .expect("changed");
+        let error = apply(Some(&row), &relayed(3, ProductEvent::ProductRemoved)).expect_err("gap");
+        assert!(matches!(
+            error,
+            ProjectionError::Gap {
+                expected: 2,
+                got: 3,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_payload_is_an_error() {
+        let mut event = relayed(1, added());
+        event.payload = json!({"type": "Nonsense"});
+        assert!(matches!(
+            apply(None, &event),
+            Err(ProjectionError::Unreadable { .. })
+        ));
+    }
+}

@@ -1,0 +1,89 @@
+//! The `users` read model: profile, roles, balance, status, and the version it reflects.
+
+use eshop_domain::user::UserEvent;
+use eshop_domain::values::Role;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{step, ProjectionError, RelayedEvent, Step};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub roles: Vec<Role>,
+    pub is_active: bool,
+    pub balance_cents: i64,
+    pub version: u64,
+}
+
+/// The record after `event`, or `None` when the event was already applied.
+pub fn apply(
+    current: Option<&UserRecord>,
+    event: &RelayedEvent,
+) -> Result<Option<UserRecord>, ProjectionError> {
+    if step(event, current.map_or(0, |row| row.version))? == Step::Seen {
+        return Ok(None);
+    }
+    let decoded: UserEvent = event.decode()?;
+    let mut row = match (current, decoded) {
+        (
+            None,
+            UserEvent::UserRegistered {
+                email,
+                username,
+                first_name,
+                last_name,
+                ..
+            },
+        ) => UserRecord {
+            id: event
+                .aggregate_id
+                .parse()
+                .map_err(|error| event.unreadable(error))?,
+            email: email.into_inner(),
+            username,
+            first_name: first_name.into_inner(),
+            last_name: last_name.into_inner(),
+            roles: Vec::new(),
+            is_active: true,
+            balance_cents: 0,
+            version: 0,
+        },
+        (Some(current), decoded) => {
+            let mut row = current.clone();
+            match decoded {
+                UserEvent::UserRegistered { .. } => {
+                    return Err(event.unreadable("UserRegistered on an existing user"))
+                }
+                UserEvent::ProfileChanged {
+                    first_name,
+                    last_name,
+                } => {
+                    row.first_name = first_name.into_inner();
+                    row.last_name = last_name.into_inner();
+                }
+                UserEvent::EmailChanged { email } => row.email = email.into_inner(),
+                UserEvent::WalletDeposited { balance_cents, .. } => {
+                    row.balance_cents = balance_cents
+                }
+                UserEvent::UserDeactivated => row.is_active = false,
+                UserEvent::UserReactivated => row.is_active = true,
+                UserEvent::RoleGranted { role } => {
+                    if !row.roles.contains(&role) {
+                        row.roles.push(role);
+                        row.roles.sort();
+                    }
+                }
+                UserEvent::RoleRevoked { role } => row.roles.retain(|held| *held != role),
+            }
+            row
+        }
+        (None, _) => return Err(event.unreadable("the first event is not UserRegistered")),
+    };
+    row.version = event.sequence;
+    Ok(Some(row))
+}
