@@ -24,6 +24,30 @@ pub struct Config {
     #[arg(long, env = "ESHOP_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
 
+    /// NATS server with JetStream, for the event stream.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Namespaces the JetStream stream and subjects (empty: `ESHOP_EVENTS`, `eshop.events.>`).
+    #[arg(long, env = "ESHOP_NATS_PREFIX", default_value = "")]
+    pub nats_prefix: String,
+
+    /// Redis, for the read cache.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key eshop writes.
+    #[arg(long, env = "ESHOP_REDIS_PREFIX", default_value = "eshop:")]
+    pub redis_prefix: String,
+
+    /// How long a cache entry may live (invalidation does not depend on it).
+    #[arg(long, env = "ESHOP_CACHE_TTL_SECONDS", default_value_t = 300)]
+    pub cache_ttl_seconds: u64,
+
+    /// Run the relay and the projection builders in this process.
+    #[arg(long, env = "ESHOP_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub workers: bool,
+
     /// Address the HTTP API listens on (port 0 picks a free port).
     #[arg(long, env = "ESHOP_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,

@@ -52,6 +52,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    #[error("version {version} is not visible yet; try again")]
+    NotYetVisible { version: u64 },
     #[error("a dependency is unavailable; try again")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("an unexpected error occurred")]
@@ -80,7 +82,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotYetVisible { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +102,7 @@ impl ApiError {
             Self::VersionMismatch { .. } => "version_mismatch",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "service_unavailable",
+            Self::NotYetVisible { .. } => "not_yet_visible",
             Self::Internal(_) => "internal",
         }
     }
@@ -162,7 +165,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::NotYetVisible { .. }) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -250,5 +253,11 @@ where
             }
             CommandError::Store(store) => store.into(),
         }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Unavailable(Box::new(error))
     }
 }

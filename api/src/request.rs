@@ -92,6 +92,28 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     }
 }
 
+/// Query parameters, with problem+json (422) when they do not fit `T`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|query| Self(query.0))
+            .map_err(|rejection| {
+                let detail = rejection.body_text();
+                let field = detail
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| detail.contains("field"))
+                    .unwrap_or("query")
+                    .to_string();
+                ApiError::Validation(vec![FieldError::new(field, detail)])
+            })
+    }
+}
+
 /// A JSON body, kept both as the typed value and as the JSON it came from (for request
 /// fingerprints). Every way a body can be wrong answers problem+json.
 pub struct JsonBody<T> {

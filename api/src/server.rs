@@ -15,6 +15,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use eshop_commands::{CommandBus, Idempotency, RetryPolicy};
+use eshop_infra::cache::Cache;
+use eshop_infra::nats::{self, EventSubjects};
+use eshop_infra::projector::Projector;
+use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
+use eshop_infra::read_models::users::{PgUsers, UsersProjection};
+use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
+use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
 use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
 
 use crate::auth::TokenKeys;
@@ -38,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::products::router())
+        .merge(routes::admin::router())
+        .merge(routes::metrics::router())
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest {
@@ -79,6 +88,14 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     })
     .await?;
     migrate(&pool).await?;
+    let subjects = EventSubjects::new(&config.nats_prefix);
+    let jetstream = nats::connect(&config.nats_url).await?;
+    nats::ensure_event_stream(&jetstream, &subjects, None).await?;
+    let cache = Arc::new(Cache::new(
+        &config.redis_url,
+        &config.redis_prefix,
+        Duration::from_secs(config.cache_ttl_seconds),
+    )?);
     let retry = RetryPolicy {
         max_attempts: config.command_attempts.max(1),
         ..RetryPolicy::default()
@@ -87,6 +104,12 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         bus: Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry)),
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
+        products: PgProducts::new(pool.clone()),
+        users: PgUsers::new(pool.clone()),
+        cache,
+        jetstream,
+        subjects,
+        relay: Arc::new(RelayStatus::default()),
         pool,
     };
     if let Some((email, password)) = config.admin_account() {
@@ -95,24 +118,66 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     Ok(state)
 }
 
+/// Starts the relay and the projection builders; each leads on one replica at a time.
+fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+    let relay = Relay::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        RelaySettings::default(),
+    );
+    state.relay = relay.status();
+    let products = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        ProductsProjection::new(Some(state.cache.clone())),
+    );
+    let users = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        UsersProjection,
+    );
+    vec![
+        tokio::spawn(relay.run(shutdown.clone())),
+        tokio::spawn(products.run(shutdown.clone())),
+        tokio::spawn(users.run(shutdown.clone())),
+    ]
+}
+
 /// A server running in the background (tests, and `serve` itself).
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    stop_workers: ShutdownTrigger,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting connections, lets requests in flight finish, and waits.
+    /// Stops accepting connections, lets requests in flight finish, stops the workers, and
+    /// waits for all of it.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
-        self.task.await.map_err(std::io::Error::other)?
+        let served = self.task.await.map_err(std::io::Error::other)?;
+        self.stop_workers.trigger();
+        for worker in self.workers {
+            worker.await.map_err(std::io::Error::other)?;
+        }
+        served
     }
 }
 
 pub async fn start(config: &Config) -> Result<Running, BoxError> {
-    let state = build_state(config).await?;
+    let mut state = build_state(config).await?;
+    let (stop_workers, shutdown) = shutdown_pair();
+    let workers = if config.workers {
+        spawn_workers(&mut state, &shutdown)
+    } else {
+        Vec::new()
+    };
     let listener = TcpListener::bind(config.http_addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -129,6 +194,8 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         state,
         stop,
         task,
+        stop_workers,
+        workers,
     })
 }
 

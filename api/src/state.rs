@@ -2,9 +2,15 @@
 
 use std::sync::Arc;
 
+use async_nats::jetstream;
 use sqlx::PgPool;
 
 use eshop_commands::{CommandBus, Idempotency};
+use eshop_infra::cache::Cache;
+use eshop_infra::nats::EventSubjects;
+use eshop_infra::read_models::products::PgProducts;
+use eshop_infra::read_models::users::PgUsers;
+use eshop_infra::relay::RelayStatus;
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 
 use crate::auth::TokenKeys;
@@ -15,4 +21,10 @@ pub struct AppState {
     pub bus: Arc<CommandBus<PgEventStore>>,
     pub idempotency: Arc<Idempotency<PgIdempotencyRecords>>,
     pub tokens: TokenKeys,
+    pub products: PgProducts,
+    pub users: PgUsers,
+    pub cache: Arc<Cache>,
+    pub jetstream: jetstream::Context,
+    pub subjects: EventSubjects,
+    pub relay: Arc<RelayStatus>,
 }

@@ -7,6 +7,8 @@ use uuid::Uuid;
 use eshop_domain::product::Product;
 use eshop_domain::user::User;
 use eshop_domain::values::Role;
+use eshop_projections::product::ProductRecord;
+use eshop_projections::user::UserRecord;
 
 #[derive(Debug, Serialize)]
 pub struct UserView {
@@ -33,6 +35,22 @@ impl UserView {
             is_active: user.active,
             balance_cents: user.balance_cents,
             version,
+        }
+    }
+}
+
+impl From<UserRecord> for UserView {
+    fn from(record: UserRecord) -> Self {
+        Self {
+            id: record.id,
+            email: record.email,
+            username: record.username,
+            first_name: record.first_name,
+            last_name: record.last_name,
+            roles: record.roles,
+            is_active: record.is_active,
+            balance_cents: record.balance_cents,
+            version: record.version,
         }
     }
 }
@@ -66,6 +84,24 @@ impl ProductView {
             category: product.category.clone(),
             removed: product.removed,
             version,
+        }
+    }
+}
+
+impl From<ProductRecord> for ProductView {
+    fn from(record: ProductRecord) -> Self {
+        Self {
+            id: record.id,
+            display_name: record.display_name(),
+            title: record.title,
+            author: record.author,
+            published_date: Some(record.published_date),
+            description: record.description,
+            price_cents: record.price_cents,
+            stock: record.stock,
+            category: record.category,
+            removed: record.removed,
+            version: record.version,
         }
     }
 }

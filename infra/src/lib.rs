@@ -2,12 +2,15 @@
 //! postgres-es and sqlx) for the event store, unique claims, idempotency records and read
 //! models; the relay to NATS JetStream and the projection builders that consume it; Redis.
 
+pub mod cache;
 pub mod claims;
 pub mod database;
 pub mod event_store;
 pub mod idempotency;
 pub mod leader;
 pub mod nats;
+pub mod projector;
+pub mod read_models;
 pub mod relay;
 pub mod shutdown;
 #[doc(hidden)]

@@ -1,4 +1,5 @@
-//! The catalog: anyone reads a product; admins add, change, restock and remove.
+//! Changing the catalog: admins add, change, restock and remove products. Reads are in
+//! `catalog`.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -8,7 +9,6 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use eshop_commands::EventStore;
 use eshop_domain::product::{NewProduct, Product, ProductChanges, ProductCommand};
 use eshop_domain::values::{InvalidValue, Price, Quantity, Text};
 
@@ -16,15 +16,18 @@ use crate::auth::{AdminUser, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{JsonBody, RequestMeta};
-use crate::routes::parse_id;
+use crate::routes::{catalog, parse_id};
 use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::ProductView;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/products", post(add))
-        .route("/api/products/{id}", get(show).patch(update).delete(remove))
+        .route("/api/products", post(add).get(catalog::list))
+        .route(
+            "/api/products/{id}",
+            get(catalog::show).patch(update).delete(remove),
+        )
         .route("/api/products/{id}/restock", post(restock))
 }
 
@@ -132,15 +135,6 @@ async fn add(
         category,
     });
     run(&state, &meta, &admin, Target::New, &raw, command).await
-}
-
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "product")?;
-    let loaded = state.bus.store().load::<Product>(&id.to_string()).await?;
-    if !loaded.aggregate.is_listed() {
-        return Err(ApiError::NotFound("product"));
-    }
-    Answer::ok(ProductView::new(id, &loaded.aggregate, loaded.version)).map(Answer::into_response)
 }
 
 #[derive(Deserialize)]

@@ -1,21 +1,20 @@
 //! The current user's own account, and admin management of every account.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use eshop_commands::EventStore;
 use eshop_domain::user::{User, UserCommand};
 use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role};
 
 use crate::auth::{AdminUser, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
-use crate::request::{JsonBody, RequestMeta};
-use crate::routes::parse_id;
+use crate::request::{ApiQuery, JsonBody, RequestMeta};
+use crate::routes::{not_yet_visible, parse_id, READ_YOUR_WRITES_WAIT};
 use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::{Page, UserView};
@@ -34,12 +33,32 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/{id}/roles/{role}", delete(revoke_role))
 }
 
-async fn load_view(state: &AppState, id: Uuid) -> Result<UserView, ApiError> {
-    let loaded = state.bus.store().load::<User>(&id.to_string()).await?;
-    if !loaded.aggregate.registered {
-        return Err(ApiError::NotFound("user"));
-    }
-    Ok(UserView::new(id, &loaded.aggregate, loaded.version))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadParams {
+    min_version: Option<u64>,
+}
+
+/// The account from the `users` read model, waiting up to 5 s for `min_version` when given.
+async fn read_view(
+    state: &AppState,
+    id: Uuid,
+    min_version: Option<u64>,
+) -> Result<UserView, ApiError> {
+    let Some(min_version) = min_version else {
+        return state
+            .users
+            .get(id)
+            .await?
+            .map(UserView::from)
+            .ok_or(ApiError::NotFound("user"));
+    };
+    state
+        .users
+        .wait_for_version(id, min_version, READ_YOUR_WRITES_WAIT)
+        .await?
+        .map(UserView::from)
+        .ok_or_else(|| not_yet_visible(min_version))
 }
 
 /// Runs a user command and answers with the user after it.
@@ -73,8 +92,14 @@ async fn run(
     .await
 }
 
-async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
-    let view = load_view(&state, user.id).await?;
+/// The caller's account. It exists (the token says so), so a missing row only means the read
+/// model has not caught up with the registration yet: wait for it.
+async fn me(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiQuery(params): ApiQuery<ReadParams>,
+) -> Result<Response, ApiError> {
+    let view = read_view(&state, user.id, Some(params.min_version.unwrap_or(1))).await?;
     Answer::ok(view).map(Answer::into_response)
 }
 
@@ -157,46 +182,40 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-/// Pages through accounts in registration order. Reads the event store until the read models
-/// arrive; the cursor is the global position of the last account's first event.
+/// Pages through accounts by id (most ids are time-ordered); the cursor is the last id.
 async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<UserView>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 200"));
     }
     let after = match query.cursor.as_deref() {
-        Some(raw) => raw
-            .parse::<i64>()
-            .map_err(|_| ApiError::field("cursor", "is not a cursor from a previous page"))?,
-        None => 0,
+        Some(raw) => Some(
+            raw.parse::<Uuid>()
+                .map_err(|_| ApiError::field("cursor", "is not a cursor from a previous page"))?,
+        ),
+        None => None,
     };
-    let starts = state
-        .bus
-        .store()
-        .stream_starts(<User as cqrs_es::Aggregate>::TYPE, after, limit)
-        .await?;
-    let mut items = Vec::with_capacity(starts.len());
-    for (_, id) in &starts {
-        if let Ok(id) = id.parse() {
-            items.push(load_view(&state, id).await?);
-        }
-    }
-    let next_cursor = (starts.len() as i64 == limit)
-        .then(|| starts.last().map(|(position, _)| position.to_string()))
+    let records = state.users.list(after, limit).await?;
+    let next_cursor = (records.len() as i64 == limit)
+        .then(|| records.last().map(|record| record.id.to_string()))
         .flatten();
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page {
+        items: records.into_iter().map(UserView::from).collect(),
+        next_cursor,
+    }))
 }
 
 async fn show(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let view = load_view(&state, parse_id(&id, "user")?).await?;
+    let view = read_view(&state, parse_id(&id, "user")?, params.min_version).await?;
     Answer::ok(view).map(Answer::into_response)
 }
 

@@ -17,7 +17,7 @@ async fn fifty_simultaneous_deposits_into_one_wallet_all_land() {
         assert_eq!(response.status(), 200);
     }
     let me: Value = app
-        .get("/api/users/me", Some(&token))
+        .get("/api/users/me?min_version=51", Some(&token))
         .await
         .json()
         .await

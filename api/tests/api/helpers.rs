@@ -14,13 +14,22 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub pool: PgPool,
     pub database_url: String,
+    pub namespace: String,
     pub client: reqwest::Client,
     running: Option<Running>,
 }
 
-pub fn test_config(database_url: &str) -> Config {
+/// A configuration of this test's own: its database, NATS prefix and Redis key prefix.
+pub fn test_config(database_url: &str, namespace: &str) -> Config {
     Config {
         database_url: database_url.to_string(),
+        nats_url: eshop_infra::testing::nats_url(),
+        nats_prefix: namespace.to_string(),
+        redis_url: std::env::var("ESHOP_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        redis_prefix: format!("{namespace}:"),
+        cache_ttl_seconds: 60,
+        workers: true,
         db_pool_size: 20,
         http_addr: "127.0.0.1:0".parse().expect("address"),
         jwt_secret: "test-secret-not-the-default".into(),
@@ -33,14 +42,20 @@ pub fn test_config(database_url: &str) -> Config {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, pool) = eshop_infra::testing::fresh_database().await;
-    let running = start(&test_config(&database_url))
-        .await
-        .expect("app starts");
+    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut config = test_config(&database_url, &namespace);
+    adjust(&mut config);
+    let running = start(&config).await.expect("app starts");
     TestApp {
         addr: running.addr,
         pool,
         database_url,
+        namespace,
         client: reqwest::Client::new(),
         running: Some(running),
     }
@@ -146,9 +161,18 @@ impl TestApp {
             .expect("counts")
     }
 
+    #[allow(dead_code)]
+    pub fn state(&self) -> &eshop_api::state::AppState {
+        &self.running.as_ref().expect("running").state
+    }
+
+    /// Stops the app and removes its stream.
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
+            let jetstream = running.state.jetstream.clone();
+            let stream = running.state.subjects.stream_name();
             running.shutdown().await.expect("clean shutdown");
+            let _ = jetstream.delete_stream(stream).await;
         }
     }
 }
@@ -167,4 +191,31 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
     assert_eq!(problem["code"], code, "{problem}");
     assert_eq!(problem["status"], status);
     problem
+}
+
+impl Drop for TestApp {
+    /// A test that did not call `shutdown` still leaves no stream behind.
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let stream = running.state.subjects.stream_name();
+            std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async {
+                    if let Ok(client) = async_nats::connect(eshop_infra::testing::nats_url()).await
+                    {
+                        let _ = async_nats::jetstream::new(client)
+                            .delete_stream(stream)
+                            .await;
+                    }
+                });
+            })
+            .join()
+            .ok();
+        }
+    }
 }

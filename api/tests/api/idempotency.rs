@@ -29,7 +29,7 @@ async fn the_same_key_and_body_returns_the_first_answer_and_appends_nothing() {
     assert_eq!(app.event_count().await, events);
 
     let me: Value = app
-        .get("/api/users/me", Some(&token))
+        .get("/api/users/me?min_version=2", Some(&token))
         .await
         .json()
         .await
@@ -64,7 +64,7 @@ async fn keys_belong_to_their_user() {
     assert_eq!(theirs.status(), 200);
     assert!(theirs.headers().get("idempotent-replayed").is_none());
     let noah_me: Value = app
-        .get("/api/users/me", Some(&noah))
+        .get("/api/users/me?min_version=2", Some(&noah))
         .await
         .json()
         .await

@@ -17,7 +17,7 @@ async fn an_admin_adds_changes_restocks_and_removes_a_book() {
     assert_eq!(book["version"], 1);
 
     let read: Value = app
-        .get(&format!("/api/products/{id}"), None)
+        .get(&format!("/api/products/{id}?min_version=1"), None)
         .await
         .json()
         .await
@@ -59,7 +59,7 @@ async fn an_admin_adds_changes_restocks_and_removes_a_book() {
         .expect("sent");
     assert_eq!(removed.status(), 200);
     assert_problem(
-        app.get(&format!("/api/products/{id}"), None).await,
+        app.get(&format!("/api/products/{id}?min_version=5"), None).await,
         404,
         "not_found",
     )

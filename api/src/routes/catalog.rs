@@ -1,0 +1,262 @@
+//! Reading the catalog: product details and list/search pages, from the `products` read model
+//! behind the Redis cache.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use eshop_infra::cache::Entry;
+use eshop_projections::query::{
+    Cursor, Ordering, Page, ProductFilter, ProductQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
+
+use crate::error::ApiError;
+use crate::request::ApiQuery;
+use crate::routes::{parse_id, READ_YOUR_WRITES_WAIT};
+use crate::state::AppState;
+use crate::validate::Fields;
+use crate::views::ProductView;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailParams {
+    min_version: Option<u64>,
+}
+
+/// A cached product: its version (8 bytes, big-endian), then the JSON body.
+fn encode_product(view: &ProductView) -> Result<Bytes, ApiError> {
+    let mut bytes = BytesMut::new();
+    bytes.put_u64(view.version);
+    serde_json::to_writer((&mut bytes).writer(), view).map_err(ApiError::internal)?;
+    Ok(bytes.freeze())
+}
+
+fn json_bytes(body: Bytes, etag: Option<u64>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(version) = etag.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        headers.insert(header::ETAG, version);
+    }
+    response
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<DetailParams>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "product")?;
+    let min_version = params.min_version.unwrap_or(0);
+    let products = &state.products;
+    let cached = state
+        .cache
+        .get_or_load(Entry::Product(id), || async {
+            match products.get(id).await? {
+                Some(record) if !record.removed => {
+                    encode_product(&ProductView::from(record)).map(Some)
+                }
+                _ => Ok::<_, ApiError>(None),
+            }
+        })
+        .await?;
+    if let Some(mut bytes) = cached {
+        let version = bytes.get(..8).map_or(0, |prefix| {
+            u64::from_be_bytes(prefix.try_into().unwrap_or_default())
+        });
+        if version >= min_version {
+            let body = bytes.split_off(8.min(bytes.len()));
+            return Ok(json_bytes(body, Some(version)));
+        }
+    }
+    if min_version == 0 {
+        return Err(ApiError::NotFound("product"));
+    }
+    match state
+        .products
+        .wait_for_version(id, min_version, READ_YOUR_WRITES_WAIT)
+        .await?
+    {
+        Some(record) if !record.removed => {
+            let view = ProductView::from(record);
+            let version = view.version;
+            Ok(json_bytes(
+                encode_product(&view)?.split_off(8),
+                Some(version),
+            ))
+        }
+        Some(_) => Err(ApiError::NotFound("product")),
+        None => Err(crate::routes::not_yet_visible(min_version)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    title: Option<String>,
+    author: Option<String>,
+    published_date: Option<String>,
+    published_after: Option<String>,
+    published_before: Option<String>,
+    category: Option<String>,
+    min_price_cents: Option<String>,
+    max_price_cents: Option<String>,
+    in_stock: Option<String>,
+    search: Option<String>,
+    ordering: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    include_total: Option<String>,
+}
+
+fn text(raw: Option<String>) -> Result<Option<String>, eshop_domain::values::InvalidValue> {
+    match raw.map(|value| value.trim().to_string()) {
+        Some(value) if value.is_empty() => Ok(None),
+        Some(value) if value.chars().count() > 200 => Err(eshop_domain::values::InvalidValue(
+            "must be at most 200 characters".into(),
+        )),
+        Some(value) if value.chars().any(char::is_control) => Err(
+            eshop_domain::values::InvalidValue("must not contain control characters".into()),
+        ),
+        other => Ok(other),
+    }
+}
+
+fn parsed<T: std::str::FromStr>(
+    raw: Option<String>,
+    expected: &str,
+) -> Result<Option<T>, eshop_domain::values::InvalidValue> {
+    raw.map(|value| {
+        value
+            .trim()
+            .parse()
+            .map_err(|_| eshop_domain::values::InvalidValue(format!("must be {expected}")))
+    })
+    .transpose()
+}
+
+fn to_query(params: ListParams) -> Result<ProductQuery, ApiError> {
+    let mut fields = Fields::default();
+    let filter = ProductFilter {
+        title: fields.check("title", text(params.title)).flatten(),
+        author: fields.check("author", text(params.author)).flatten(),
+        published_date: fields
+            .check(
+                "published_date",
+                parsed::<NaiveDate>(params.published_date, "a date like 1965-08-01"),
+            )
+            .flatten(),
+        published_after: fields
+            .check(
+                "published_after",
+                parsed::<NaiveDate>(params.published_after, "a date like 1965-08-01"),
+            )
+            .flatten(),
+        published_before: fields
+            .check(
+                "published_before",
+                parsed::<NaiveDate>(params.published_before, "a date like 1965-08-01"),
+            )
+            .flatten(),
+        category: fields.check("category", text(params.category)).flatten(),
+        min_price_cents: fields
+            .check(
+                "min_price_cents",
+                parsed::<i64>(params.min_price_cents, "a whole number of cents"),
+            )
+            .flatten(),
+        max_price_cents: fields
+            .check(
+                "max_price_cents",
+                parsed::<i64>(params.max_price_cents, "a whole number of cents"),
+            )
+            .flatten(),
+        in_stock: fields
+            .check("in_stock", parsed::<bool>(params.in_stock, "true or false"))
+            .flatten(),
+        search: fields.check("search", text(params.search)).flatten(),
+    };
+    let has_search = filter.search.is_some();
+    let ordering = match params.ordering {
+        Some(raw) => fields.check(
+            "ordering",
+            Ordering::parse(raw.trim(), has_search).map_err(eshop_domain::values::InvalidValue),
+        ),
+        None => Some(Ordering::default_for(has_search)),
+    };
+    let limit = fields
+        .check("limit", parsed::<u32>(params.limit, "a whole number"))
+        .flatten()
+        .unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        fields.add(crate::error::FieldError::new(
+            "limit",
+            format!("must be 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let after = params.cursor.as_deref().map(Cursor::decode);
+    let with_total = fields
+        .check(
+            "include_total",
+            parsed::<bool>(params.include_total, "true or false"),
+        )
+        .flatten()
+        .unwrap_or(false);
+    let (Some(ordering), true) = (ordering, fields.is_valid()) else {
+        return Err(fields.into_error());
+    };
+    let after = match after {
+        None => None,
+        Some(Some(cursor)) if cursor.ordering == ordering => Some(cursor),
+        Some(_) => {
+            return Err(ApiError::field(
+                "cursor",
+                "is not a cursor from a previous page of this ordering",
+            ))
+        }
+    };
+    Ok(ProductQuery {
+        filter,
+        ordering,
+        limit,
+        after,
+        with_total,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Response, ApiError> {
+    let query = to_query(params)?;
+    let products = &state.products;
+    let page = state
+        .cache
+        .get_or_load(Entry::ProductList(query.cache_key()), || async {
+            let page = products.list(&query).await?;
+            let page = Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .map(ProductView::from)
+                    .collect::<Vec<_>>(),
+                next_cursor: page.next_cursor,
+                total: page.total,
+            };
+            serde_json::to_vec(&page)
+                .map(|body| Some(Bytes::from(body)))
+                .map_err(ApiError::internal)
+        })
+        .await?
+        .unwrap_or_default();
+    let mut response = json_bytes(page, None);
+    *response.status_mut() = StatusCode::OK;
+    Ok(response)
+}

@@ -1,0 +1,261 @@
+//! The Redis cache in front of the read models.
+//!
+//! Entries are never overwritten or deleted to invalidate them. Each key embeds generation
+//! numbers: one per product, one for all list pages, and a global epoch. A projection bumps the
+//! generations of what an event changed *after* its commit, so the next read misses and loads
+//! the new rows; a reader that loaded old rows before the bump stores them under the old
+//! generation, where nobody looks again. TTL only reclaims memory.
+//!
+//! Redis down: reads go to Postgres (counted), never an error. An invalidation that could not
+//! reach Redis bumps the global epoch as soon as Redis answers again.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// Fetches a generation-qualified entry in one round trip: `[key, value or nil]`.
+const LOOKUP: &str = r"
+local epoch = redis.call('GET', KEYS[1]) or '0'
+local generation = redis.call('GET', KEYS[2]) or '0'
+local key = ARGV[1] .. ':' .. epoch .. ':' .. generation
+return {key, redis.call('GET', key)}
+";
+
+/// How long a reconnect attempt waits before reads fall back to Postgres.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Entry {
+    Product(Uuid),
+    /// A list or search page, named by its canonical query.
+    ProductList(String),
+}
+
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Reads served from Postgres because Redis did not answer.
+    pub fallbacks: AtomicU64,
+    /// Loads from Postgres after a miss or a fallback (concurrent misses share one).
+    pub loads: AtomicU64,
+}
+
+type Flight = Arc<OnceCell<Option<Bytes>>>;
+
+pub struct Cache {
+    client: redis::Client,
+    connection: tokio::sync::Mutex<(Option<ConnectionManager>, Option<Instant>)>,
+    prefix: String,
+    ttl_seconds: u64,
+    lookup: redis::Script,
+    flights: Mutex<HashMap<Entry, Flight>>,
+    epoch_bump_owed: AtomicBool,
+    pub stats: CacheStats,
+}
+
+impl Cache {
+    /// `prefix` namespaces every key (tests each use their own).
+    pub fn new(url: &str, prefix: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            connection: tokio::sync::Mutex::new((None, None)),
+            prefix: prefix.to_string(),
+            ttl_seconds: ttl.as_secs().max(1),
+            lookup: redis::Script::new(LOOKUP),
+            flights: Mutex::default(),
+            epoch_bump_owed: AtomicBool::new(false),
+            stats: CacheStats::default(),
+        })
+    }
+
+    fn epoch_key(&self) -> String {
+        format!("{}epoch", self.prefix)
+    }
+
+    fn generation_key(&self, entry: &Entry) -> String {
+        match entry {
+            Entry::Product(id) => format!("{}gen:product:{id}", self.prefix),
+            Entry::ProductList(_) => format!("{}gen:lists", self.prefix),
+        }
+    }
+
+    fn base_key(&self, entry: &Entry) -> String {
+        match entry {
+            Entry::Product(id) => format!("{}product:{id}", self.prefix),
+            Entry::ProductList(query) => {
+                let digest = eshop_commands::digest::sha256_hex(&[query.as_bytes()]);
+                format!("{}list:{digest}", self.prefix)
+            }
+        }
+    }
+
+    /// A connection, or `None` while Redis is unreachable (retried at most once a second).
+    async fn connection(&self) -> Option<ConnectionManager> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = &slot.0 {
+            return Some(connection.clone());
+        }
+        if slot
+            .1
+            .is_some_and(|tried| tried.elapsed() < RECONNECT_EVERY)
+        {
+            return None;
+        }
+        slot.1 = Some(Instant::now());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => {
+                slot.0 = Some(connection.clone());
+                Some(connection)
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(error = %error, "Redis is unreachable");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Settles an invalidation that could not reach Redis: every entry of every kind becomes
+    /// unreachable.
+    async fn pay_owed_epoch_bump(&self, connection: &mut ConnectionManager) -> bool {
+        if !self.epoch_bump_owed.load(Ordering::Acquire) {
+            return true;
+        }
+        let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
+            .arg(self.epoch_key())
+            .query_async(connection)
+            .await;
+        if bumped.is_ok() {
+            self.epoch_bump_owed.store(false, Ordering::Release);
+        }
+        bumped.is_ok()
+    }
+
+    /// The cached bytes of `entry`, or what `load` returns (stored for next time; `None` is not
+    /// stored). Concurrent misses on one entry in this process share one `load`.
+    pub async fn get_or_load<F, Fut, E>(&self, entry: Entry, load: F) -> Result<Option<Bytes>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Bytes>, E>>,
+    {
+        let mut connection = self.connection().await;
+        let mut store_under = None;
+        if let Some(conn) = connection.as_mut() {
+            if self.pay_owed_epoch_bump(conn).await {
+                let looked_up: redis::RedisResult<(String, Option<Vec<u8>>)> = self
+                    .lookup
+                    .key(self.epoch_key())
+                    .key(self.generation_key(&entry))
+                    .arg(self.base_key(&entry))
+                    .invoke_async(conn)
+                    .await;
+                match looked_up {
+                    Ok((_, Some(value))) => {
+                        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Some(Bytes::from(value)));
+                    }
+                    Ok((key, None)) => {
+                        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                        store_under = Some(key);
+                    }
+                    Err(error) => {
+                        tracing::debug!(error = %error, "cache lookup failed");
+                        connection = None;
+                    }
+                }
+            } else {
+                connection = None;
+            }
+        }
+        if connection.is_none() {
+            self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        let value = self.load_once(entry, load).await?;
+        if let (Some(mut conn), Some(key), Some(bytes)) = (connection, store_under, &value) {
+            let stored: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(&key)
+                .arg(bytes.as_ref())
+                .arg("EX")
+                .arg(self.ttl_seconds)
+                .query_async(&mut conn)
+                .await;
+            if let Err(error) = stored {
+                tracing::debug!(error = %error, "cache store failed");
+            }
+        }
+        Ok(value)
+    }
+
+    async fn load_once<F, Fut, E>(&self, entry: Entry, load: F) -> Result<Option<Bytes>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Bytes>, E>>,
+    {
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            flights.entry(entry.clone()).or_default().clone()
+        };
+        let outcome = flight
+            .get_or_try_init(|| async {
+                self.stats.loads.fetch_add(1, Ordering::Relaxed);
+                load().await
+            })
+            .await
+            .cloned();
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights
+            .get(&entry)
+            .is_some_and(|current| Arc::ptr_eq(current, &flight))
+        {
+            flights.remove(&entry);
+        }
+        outcome
+    }
+
+    /// After a projection committed: the changed products' entries and every list page become
+    /// stale.
+    pub async fn invalidate_products(&self, ids: &[Uuid]) {
+        if ids.is_empty() {
+            return;
+        }
+        let Some(mut connection) = self.connection().await else {
+            self.epoch_bump_owed.store(true, Ordering::Release);
+            return;
+        };
+        let mut pipeline = redis::pipe();
+        for id in ids {
+            pipeline
+                .cmd("INCR")
+                .arg(self.generation_key(&Entry::Product(*id)))
+                .ignore();
+        }
+        pipeline
+            .cmd("INCR")
+            .arg(self.generation_key(&Entry::ProductList(String::new())))
+            .ignore();
+        let bumped: redis::RedisResult<()> = pipeline.query_async(&mut connection).await;
+        if let Err(error) = bumped {
+            tracing::warn!(error = %error, "cache invalidation failed; the whole cache will be dropped when Redis answers");
+            self.epoch_bump_owed.store(true, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Read models in Postgres: the projection side (applying relayed events) and the query side.
+
+pub mod products;
+pub mod users;
+
+use std::future::Future;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use eshop_projections::{ProjectionError, RelayedEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A read model fed by the events of one aggregate type.
+pub trait ReadModel: Send + Sync + 'static {
+    /// Names the projection (and its durable consumer): letters, digits and `_`.
+    const NAME: &'static str;
+    const AGGREGATE_TYPE: &'static str;
+
+    /// Applies `events` (in stream order) inside the caller's transaction; returns the ids of
+    /// the rows that changed. Redelivered events change nothing.
+    fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &[RelayedEvent],
+    ) -> impl Future<Output = Result<Vec<Uuid>, ApplyError>> + Send;
+
+    /// Runs after the transaction committed (cache invalidation).
+    fn after_commit(&self, changed: &[Uuid]) -> impl Future<Output = ()> + Send;
+}
+
+/// The distinct aggregate ids of `events`, as UUIDs.
+fn aggregate_ids(events: &[RelayedEvent]) -> Result<Vec<Uuid>, ProjectionError> {
+    let mut ids = Vec::new();
+    for event in events {
+        let id: Uuid = event
+            .aggregate_id
+            .parse()
+            .map_err(|error| event.unreadable(error))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}

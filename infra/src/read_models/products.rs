@@ -1,0 +1,368 @@
+//! The `products` table: written by the products projection, read by the catalog queries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use eshop_projections::product::{apply, ProductRecord};
+use eshop_projections::query::{Cursor, Page, ProductQuery, SortKey, SortValue};
+use eshop_projections::RelayedEvent;
+
+use super::{aggregate_ids, ApplyError, ReadModel};
+use crate::cache::Cache;
+
+const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version";
+
+type Row = (
+    Uuid,
+    String,
+    String,
+    NaiveDate,
+    String,
+    i64,
+    i64,
+    String,
+    bool,
+    i64,
+);
+
+fn into_record(row: Row) -> ProductRecord {
+    let (
+        id,
+        title,
+        author,
+        published_date,
+        description,
+        price_cents,
+        stock,
+        category,
+        removed,
+        version,
+    ) = row;
+    ProductRecord {
+        id,
+        title,
+        author,
+        published_date,
+        description,
+        price_cents,
+        stock,
+        category,
+        removed,
+        version: u64::try_from(version).unwrap_or_default(),
+    }
+}
+
+pub struct ProductsProjection {
+    cache: Option<Arc<Cache>>,
+}
+
+impl ProductsProjection {
+    pub fn new(cache: Option<Arc<Cache>>) -> Self {
+        Self { cache }
+    }
+}
+
+impl ReadModel for ProductsProjection {
+    const NAME: &'static str = "products";
+    const AGGREGATE_TYPE: &'static str = "product";
+
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &[RelayedEvent],
+    ) -> Result<Vec<Uuid>, ApplyError> {
+        let ids = aggregate_ids(events)?;
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM products WHERE id = ANY($1) FOR UPDATE"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut records: HashMap<Uuid, ProductRecord> = rows
+            .into_iter()
+            .map(into_record)
+            .map(|record| (record.id, record))
+            .collect();
+        let mut changed = Vec::new();
+        for event in events {
+            let id: Uuid = event
+                .aggregate_id
+                .parse()
+                .map_err(|e| event.unreadable(e))?;
+            if let Some(next) = apply(records.get(&id), event)? {
+                records.insert(id, next);
+                if !changed.contains(&id) {
+                    changed.push(id);
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        let rows: Vec<&ProductRecord> = changed.iter().filter_map(|id| records.get(id)).collect();
+        sqlx::query(
+            "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, removed, version)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bool[], $10::bigint[])
+             ON CONFLICT (id) DO UPDATE SET
+                 title = EXCLUDED.title, author = EXCLUDED.author,
+                 published_date = EXCLUDED.published_date, description = EXCLUDED.description,
+                 price_cents = EXCLUDED.price_cents, stock = EXCLUDED.stock,
+                 category = EXCLUDED.category, removed = EXCLUDED.removed, version = EXCLUDED.version
+             WHERE products.version < EXCLUDED.version",
+        )
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.title.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.author.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.published_date).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.description.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.price_cents).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.stock).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.category.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.removed).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| i64::try_from(r.version).unwrap_or(i64::MAX)).collect::<Vec<_>>())
+        .execute(&mut *connection)
+        .await?;
+        Ok(changed)
+    }
+
+    async fn after_commit(&self, changed: &[Uuid]) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_products(changed).await;
+        }
+    }
+}
+
+/// Queries over the `products` table.
+#[derive(Clone)]
+pub struct PgProducts {
+    pool: PgPool,
+}
+
+/// `%`, `_` and `\` in a user's text match themselves in `ILIKE`.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl PgProducts {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// A product, removed ones included (callers decide what a removed product means).
+    pub async fn get(&self, id: Uuid) -> Result<Option<ProductRecord>, sqlx::Error> {
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(into_record))
+    }
+
+    fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, query: &ProductQuery) {
+        let filter = &query.filter;
+        builder.push(" FROM products WHERE NOT removed");
+        if let Some(title) = &filter.title {
+            builder
+                .push(" AND title ILIKE ")
+                .push_bind(contains_pattern(title));
+        }
+        if let Some(author) = &filter.author {
+            builder
+                .push(" AND author ILIKE ")
+                .push_bind(contains_pattern(author));
+        }
+        if let Some(date) = filter.published_date {
+            builder.push(" AND published_date = ").push_bind(date);
+        }
+        if let Some(date) = filter.published_after {
+            builder.push(" AND published_date > ").push_bind(date);
+        }
+        if let Some(date) = filter.published_before {
+            builder.push(" AND published_date < ").push_bind(date);
+        }
+        if let Some(category) = &filter.category {
+            builder.push(" AND category = ").push_bind(category.clone());
+        }
+        if let Some(min) = filter.min_price_cents {
+            builder.push(" AND price_cents >= ").push_bind(min);
+        }
+        if let Some(max) = filter.max_price_cents {
+            builder.push(" AND price_cents <= ").push_bind(max);
+        }
+        match filter.in_stock {
+            Some(true) => {
+                builder.push(" AND stock > 0");
+            }
+            Some(false) => {
+                builder.push(" AND stock = 0");
+            }
+            None => {}
+        }
+        if let Some(search) = &filter.search {
+            builder
+                .push(" AND search @@ websearch_to_tsquery('english', ")
+                .push_bind(search.clone())
+                .push(")");
+        }
+    }
+
+    fn sort_expression(query: &ProductQuery, builder: &mut QueryBuilder<'_, Postgres>) {
+        match query.ordering.key {
+            SortKey::Title => builder.push("title"),
+            SortKey::Author => builder.push("author"),
+            SortKey::PublishedDate => builder.push("published_date"),
+            SortKey::PriceCents => builder.push("price_cents"),
+            SortKey::Relevance => builder
+                .push("ts_rank(search, websearch_to_tsquery('english', ")
+                .push_bind(query.filter.search.clone().unwrap_or_default())
+                .push("))"),
+        };
+    }
+
+    /// One page in one statement (and one more for the total when asked).
+    pub async fn list(&self, query: &ProductQuery) -> Result<Page<ProductRecord>, sqlx::Error> {
+        let mut builder = QueryBuilder::new("SELECT ");
+        builder.push(COLUMNS).push(", (");
+        Self::sort_expression(query, &mut builder);
+        builder.push(")::text AS sort_value");
+        Self::push_filters(&mut builder, query);
+        let direction = if query.ordering.descending {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        if let Some(cursor) = &query.after {
+            builder.push(" AND (");
+            Self::sort_expression(query, &mut builder);
+            builder
+                .push(", id) ")
+                .push(if query.ordering.descending { "<" } else { ">" })
+                .push(" (");
+            match &cursor.value {
+                SortValue::Integer(value) => builder.push_bind(*value),
+                SortValue::Rank(value) => builder.push_bind(*value),
+                SortValue::Text(value) if query.ordering.key == SortKey::PublishedDate => {
+                    builder.push_bind(value.parse::<NaiveDate>().unwrap_or_default())
+                }
+                SortValue::Text(value) => builder.push_bind(value.clone()),
+            };
+            builder.push(", ").push_bind(cursor.id).push(")");
+        }
+        builder.push(" ORDER BY ");
+        Self::sort_expression(query, &mut builder);
+        builder
+            .push(format!(" {direction}, id {direction} LIMIT "))
+            .push_bind(i64::from(query.limit) + 1);
+
+        let rows: Vec<(
+            Uuid,
+            String,
+            String,
+            NaiveDate,
+            String,
+            i64,
+            i64,
+            String,
+            bool,
+            i64,
+            String,
+        )> = builder.build_query_as().fetch_all(&self.pool).await?;
+        let has_more = rows.len() > query.limit as usize;
+        let mut last_sort_value = None;
+        let items: Vec<ProductRecord> = rows
+            .into_iter()
+            .take(query.limit as usize)
+            .map(
+                |(
+                    id,
+                    title,
+                    author,
+                    date,
+                    description,
+                    price,
+                    stock,
+                    category,
+                    removed,
+                    version,
+                    sort_value,
+                )| {
+                    last_sort_value = Some((id, sort_value));
+                    into_record((
+                        id,
+                        title,
+                        author,
+                        date,
+                        description,
+                        price,
+                        stock,
+                        category,
+                        removed,
+                        version,
+                    ))
+                },
+            )
+            .collect();
+        let next_cursor = has_more
+            .then(|| last_sort_value)
+            .flatten()
+            .map(|(id, raw)| {
+                let value = match query.ordering.key {
+                    SortKey::PriceCents => SortValue::Integer(raw.parse().unwrap_or_default()),
+                    SortKey::Relevance => SortValue::Rank(raw.parse().unwrap_or_default()),
+                    _ => SortValue::Text(raw),
+                };
+                Cursor {
+                    ordering: query.ordering,
+                    value,
+                    id,
+                }
+                .encode()
+            });
+
+        let total = if query.with_total {
+            let mut count = QueryBuilder::new("SELECT count(*)");
+            Self::push_filters(&mut count, query);
+            Some(
+                count
+                    .build_query_scalar::<i64>()
+                    .fetch_one(&self.pool)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            next_cursor,
+            total,
+        })
+    }
+
+    /// Waits until the row reaches `version` (read-your-writes), polling; `None` on timeout.
+    pub async fn wait_for_version(
+        &self,
+        id: Uuid,
+        version: u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<ProductRecord>, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let record = self.get(id).await?;
+            if record.as_ref().is_some_and(|r| r.version >= version) {
+                return Ok(record);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
