@@ -161,7 +161,6 @@ impl TestApp {
             .expect("counts")
     }
 
-    #[allow(dead_code)]
     pub fn state(&self) -> &eshop_api::state::AppState {
         &self.running.as_ref().expect("running").state
     }

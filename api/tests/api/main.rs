@@ -1,8 +1,10 @@
 //! HTTP tests: each spawns the app on port 0 over its own fresh database.
 
 mod helpers;
+mod proxy;
 
 mod accounts;
+mod catalog;
 mod concurrency;
 mod errors;
 mod idempotency;

@@ -59,7 +59,8 @@ async fn an_admin_adds_changes_restocks_and_removes_a_book() {
         .expect("sent");
     assert_eq!(removed.status(), 200);
     assert_problem(
-        app.get(&format!("/api/products/{id}?min_version=5"), None).await,
+        app.get(&format!("/api/products/{id}?min_version=5"), None)
+            .await,
         404,
         "not_found",
     )
