@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod command;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod request;
 pub mod routes;

@@ -16,6 +16,17 @@ enum Command {
     Serve(Config),
     /// Create the database if missing and apply migrations, then exit.
     Migrate(Config),
+    /// Print generated documentation.
+    Docs {
+        #[command(subcommand)]
+        document: Document,
+    },
+}
+
+#[derive(Subcommand)]
+enum Document {
+    /// docs/events.md: the NATS stream and every event type with its JSON Schema.
+    Events,
 }
 
 #[tokio::main]
@@ -29,6 +40,12 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(config) => {
             telemetry::init(config.log_json);
             server::migrate_only(&config).await
+        }
+        Command::Docs {
+            document: Document::Events,
+        } => {
+            print!("{}", eshop_api::docs::events_markdown());
+            Ok(())
         }
     };
     match result {

@@ -9,5 +9,16 @@ pub mod product;
 pub mod user;
 pub mod values;
 
+use cqrs_es::Aggregate;
+
 pub use claims::{DeclaresClaims, UniqueClaim};
 pub use personal::Personal;
+
+/// Payload fields (of `data`) that stay in the event store and are never published: the
+/// relay removes them, and docs/events.md leaves them out.
+pub fn unpublished_fields(aggregate_type: &str) -> &'static [&'static str] {
+    match aggregate_type {
+        user::User::TYPE => &["password_hash"],
+        _ => &[],
+    }
+}

@@ -39,7 +39,7 @@ pub struct ProductChanges {
 }
 
 /// The fields a details update changed; absent fields kept their value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DetailsChanged {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
@@ -59,7 +59,10 @@ impl DetailsChanged {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The version of every event type below; bump one (with an upcaster) when its shape changes.
+pub const EVENT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ProductEvent {
     ProductAdded {
@@ -96,7 +99,7 @@ impl DomainEvent for ProductEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_string()
+        EVENT_VERSION.to_string()
     }
 }
 

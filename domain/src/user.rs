@@ -39,12 +39,18 @@ pub struct Registration {
     pub last_name: Option<PersonName>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The version of every event type below; bump one (with an upcaster) when its shape changes.
+pub const EVENT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
     UserRegistered {
         email: Personal<String>,
         username: String,
+        /// Kept in the store, never published (see `crate::unpublished_fields`), so readers of
+        /// the stream see it absent.
+        #[serde(default)]
         password_hash: String,
         first_name: Personal<Option<String>>,
         last_name: Personal<Option<String>>,
@@ -86,7 +92,7 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_string()
+        EVENT_VERSION.to_string()
     }
 }
 

@@ -325,6 +325,7 @@ async fn fetch_batch(
                         position,
                     },
                     RelayedEvent {
+                        payload: without_unpublished_fields(&aggregate_type, payload),
                         position,
                         aggregate_type,
                         aggregate_id,
@@ -333,12 +334,27 @@ async fn fetch_batch(
                         event_version,
                         recorded_at,
                         metadata,
-                        payload,
                     },
                 ))
             },
         )
         .collect()
+}
+
+/// Secrets such as password hashes stay in the store (see `eshop_domain::unpublished_fields`).
+fn without_unpublished_fields(
+    aggregate_type: &str,
+    mut payload: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(data) = payload
+        .get_mut("data")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for field in eshop_domain::unpublished_fields(aggregate_type) {
+            data.remove(*field);
+        }
+    }
+    payload
 }
 
 /// Every few seconds, records the oldest transaction that holds an xid: while it runs, no

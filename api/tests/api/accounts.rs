@@ -318,3 +318,27 @@ async fn health_answers_ok() {
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("x-request-id"));
 }
+
+#[tokio::test]
+async fn password_hashes_never_leave_the_event_store() {
+    let app = spawn_app().await;
+    let (_, token) = app.customer("vera").await;
+    app.get("/api/users/me?min_version=1", Some(&token)).await;
+    let stored: String = sqlx::query_scalar(
+        "SELECT payload::text FROM events WHERE event_type = 'UserRegistered' LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("stored");
+    assert!(stored.contains("$argon2id$"), "the store keeps the hash");
+    let state = app.state();
+    let published = eshop_infra::testing::read_stream(&state.jetstream, &state.subjects).await;
+    assert!(!published.is_empty());
+    for event in published {
+        assert!(
+            !event.payload.to_string().contains("argon2"),
+            "{}",
+            event.event_type
+        );
+    }
+}

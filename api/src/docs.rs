@@ -1,0 +1,153 @@
+//! `docs/events.md`, generated from the Rust event types so it cannot drift from them
+//! (a test compares the file with this output; `eshop docs events` prints it).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use eshop_domain::product::{self, ProductEvent};
+use eshop_domain::user::{self, UserEvent};
+
+const PREAMBLE: &str = r#"# eshop events
+
+This file is generated from the event types in `domain/` by `eshop docs events`; a test fails
+when it is stale. It is the contract for downstream consumers of the NATS stream.
+
+## The stream
+
+- JetStream stream `ESHOP_EVENTS` (file storage, duplicate window 10 minutes), subjects
+  `eshop.events.<aggregate_type>.<aggregate_id>`: `eshop.events.user.>` carries every user event,
+  `eshop.events.product.<id>` one product's.
+- Every committed event is published exactly once into the stream (the relay publishes with
+  `Nats-Msg-Id` = the event's global position, so a re-publish after a crash is dropped).
+  Delivery to a consumer is at least once: make consumers idempotent (skip an event whose
+  `sequence` is not above what you last applied for that aggregate).
+- Order: each aggregate's events arrive in `sequence` order (1, 2, 3, … without gaps). Across
+  aggregates the order is commit order; `position` is unique but not ascending in the stream.
+- The event store in Postgres is the record; the stream can be rebuilt from it.
+
+## The envelope
+
+Each message body is JSON:
+
+| field | type | meaning |
+| --- | --- | --- |
+| `position` | integer | global position in the event store (unique) |
+| `aggregate_type` | string | `user` or `product` |
+| `aggregate_id` | string | the aggregate's UUID |
+| `sequence` | integer | the event's place in its aggregate's stream, from 1 |
+| `event_type` | string | one of the types below |
+| `event_version` | string | the version of that type's shape |
+| `recorded_at` | string | RFC 3339 time of the append |
+| `metadata` | object | `event_id`, `command_id`, `correlation_id`, `causation_id` (UUIDs), `actor` (a user id or `system`), `request_id` |
+| `payload` | object | `{"type": <event_type>, "data": <the fields below>}` (`data` absent for events without fields) |
+
+Headers: `Nats-Msg-Id` (the position), `Eshop-Event-Type`, `Eshop-Aggregate-Type`,
+`Eshop-Aggregate-Id`, `Eshop-Sequence`, `Eshop-Event-Id`, `Eshop-Correlation-Id`,
+`Eshop-Causation-Id`.
+
+Secrets stay in the event store and are never published: `UserRegistered` is stored with the
+password's argon2id hash, which the relay removes.
+
+Money is in integer cents (fields ending in `_cents`). Fields marked personal in the domain
+(e-mail addresses, names) may become encrypted per user for erasure; consumers should not
+depend on them.
+
+## Versioning
+
+A change to an event's shape bumps its `event_version`; old versions stay readable (the store
+upcasts them when loading aggregates). New optional fields may appear without a bump.
+"#;
+
+fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schema: &Value) {
+    let _ = writeln!(out, "\n## `{aggregate_type}` events (version {version})\n");
+    let variants = schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for variant in variants {
+        let properties = &variant["properties"];
+        let name = properties["type"]["const"].as_str().unwrap_or("?");
+        let _ = writeln!(out, "### `{name}`\n");
+        if let Some(description) = variant.get("description").and_then(Value::as_str) {
+            let _ = writeln!(out, "{description}\n");
+        }
+        match properties.get("data").cloned() {
+            Some(mut data) => {
+                for field in eshop_domain::unpublished_fields(aggregate_type) {
+                    if let Some(fields) = data.get_mut("properties").and_then(Value::as_object_mut)
+                    {
+                        fields.remove(*field);
+                    }
+                    if let Some(required) = data.get_mut("required").and_then(Value::as_array_mut) {
+                        required.retain(|name| name != field);
+                    }
+                }
+                let pretty = serde_json::to_string_pretty(&data).unwrap_or_default();
+                let _ = writeln!(out, "JSON Schema of `data`:\n\n```json\n{pretty}\n```\n");
+            }
+            None => {
+                let _ = writeln!(out, "No `data`.\n");
+            }
+        }
+    }
+    if let Some(definitions) = schema.get("$defs") {
+        let pretty = serde_json::to_string_pretty(definitions).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "### Definitions used above (`#/$defs/…`)\n\n```json\n{pretty}\n```"
+        );
+    }
+}
+
+pub fn events_markdown() -> String {
+    let mut out = PREAMBLE.to_string();
+    let user_schema = serde_json::to_value(schemars::schema_for!(UserEvent)).unwrap_or_default();
+    let product_schema =
+        serde_json::to_value(schemars::schema_for!(ProductEvent)).unwrap_or_default();
+    render_aggregate(&mut out, "user", user::EVENT_VERSION, &user_schema);
+    render_aggregate(&mut out, "product", product::EVENT_VERSION, &product_schema);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regenerate with `cargo run --bin eshop -- docs events > docs/events.md`.
+    #[test]
+    fn docs_events_md_matches_the_event_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == events_markdown(),
+            "docs/events.md is stale: run `cargo run --bin eshop -- docs events > docs/events.md`"
+        );
+    }
+
+    #[test]
+    fn every_event_type_is_documented() {
+        let markdown = events_markdown();
+        for name in [
+            "UserRegistered",
+            "ProfileChanged",
+            "EmailChanged",
+            "WalletDeposited",
+            "UserDeactivated",
+            "UserReactivated",
+            "RoleGranted",
+            "RoleRevoked",
+            "ProductAdded",
+            "ProductDetailsUpdated",
+            "ProductPriceChanged",
+            "ProductRestocked",
+            "ProductRemoved",
+        ] {
+            assert!(
+                markdown.contains(&format!("### `{name}`")),
+                "{name} is missing"
+            );
+        }
+    }
+}
