@@ -250,6 +250,13 @@ pub struct ProjectionReport {
     pub last_error: Option<String>,
 }
 
+type StatusRow = (
+    i64,
+    Option<chrono::DateTime<chrono::Utc>>,
+    String,
+    Option<String>,
+);
+
 /// Reports on the named projections (from Postgres, and JetStream's view of their consumers).
 pub async fn report(
     pool: &PgPool,
@@ -260,7 +267,7 @@ pub async fn report(
     let stream = jetstream.get_stream(subjects.stream_name()).await?;
     let mut reports = Vec::with_capacity(names.len());
     for name in names {
-        let row: Option<(i64, Option<chrono::DateTime<chrono::Utc>>, String, Option<String>)> = sqlx::query_as(
+        let row: Option<StatusRow> = sqlx::query_as(
             "SELECT stream_sequence, last_recorded_at, status, last_error FROM projection_status WHERE name = $1",
         )
         .bind(name)
@@ -281,7 +288,9 @@ pub async fn report(
         };
         let lag_seconds = match (lag_events, last_recorded_at) {
             (0, _) => 0.0,
-            (_, Some(at)) => (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0,
+            (_, Some(at)) => (chrono::Utc::now() - at)
+                .to_std()
+                .map_or(0.0, |age| age.as_secs_f64()),
             (_, None) => 0.0,
         };
         reports.push(ProjectionReport {

@@ -29,6 +29,21 @@ type Row = (
     i64,
 );
 
+/// A row and its sort value as text (for the next page's cursor).
+type ListedRow = (
+    Uuid,
+    String,
+    String,
+    NaiveDate,
+    String,
+    i64,
+    i64,
+    String,
+    bool,
+    i64,
+    String,
+);
+
 fn into_record(row: Row) -> ProductRecord {
     let (
         id,
@@ -262,19 +277,7 @@ impl PgProducts {
             .push(format!(" {direction}, id {direction} LIMIT "))
             .push_bind(i64::from(query.limit) + 1);
 
-        let rows: Vec<(
-            Uuid,
-            String,
-            String,
-            NaiveDate,
-            String,
-            i64,
-            i64,
-            String,
-            bool,
-            i64,
-            String,
-        )> = builder.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<ListedRow> = builder.build_query_as().fetch_all(&self.pool).await?;
         let has_more = rows.len() > query.limit as usize;
         let mut last_sort_value = None;
         let items: Vec<ProductRecord> = rows
@@ -311,7 +314,7 @@ impl PgProducts {
             )
             .collect();
         let next_cursor = has_more
-            .then(|| last_sort_value)
+            .then_some(last_sort_value)
             .flatten()
             .map(|(id, raw)| {
                 let value = match query.ordering.key {
