@@ -191,8 +191,9 @@ impl PgProducts {
         }
         if let Some(author) = &filter.author {
             builder
-                .push(" AND author ILIKE ")
-                .push_bind(contains_pattern(author));
+                .push(" AND lower(author) = lower(")
+                .push_bind(author.clone())
+                .push(")");
         }
         if let Some(date) = filter.published_date {
             builder.push(" AND published_date = ").push_bind(date);

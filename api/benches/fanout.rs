@@ -1,0 +1,396 @@
+//! Fan-out benchmarks: relay throughput, commit → read model latency, cached and uncached
+//! reads. Everything (Postgres, NATS, Redis, eshop and this load generator) shares the machine.
+//!
+//!     cargo bench -p eshop-api --bench fanout
+//!
+//! Prints a Markdown table. Uses its own database, stream prefix and Redis prefix.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eshop_api::config::Config;
+use eshop_api::server::{start, Running};
+use eshop_infra::relay::{Relay, RelaySettings};
+use eshop_infra::shutdown::shutdown_pair;
+use eshop_infra::testing::{fresh_database, fresh_stream, stream_len};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+const ADMIN_EMAIL: &str = "bench-admin@example.com";
+const ADMIN_PASSWORD: &str = "bench-password-1";
+
+struct Row {
+    what: String,
+    target: String,
+    throughput: String,
+    p50: String,
+    p99: String,
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -> Config {
+    Config {
+        database_url: database_url.to_string(),
+        db_pool_size: 32,
+        nats_url: eshop_infra::testing::nats_url(),
+        nats_prefix: namespace.to_string(),
+        redis_url: redis_url.to_string(),
+        redis_prefix: format!("{namespace}:"),
+        cache_ttl_seconds: 300,
+        workers,
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        jwt_secret: "bench-secret".into(),
+        access_token_ttl_seconds: 3600,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        command_attempts: 10,
+        log_json: false,
+    }
+}
+
+/// Relay throughput: 100k events already in the store, one relay, until all are acknowledged.
+async fn relay_throughput() -> Row {
+    let (_, pool) = fresh_database().await;
+    let (jetstream, subjects) = fresh_stream().await;
+    let total: i64 = 100_000;
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'bench', 'agg-' || (n % 1000), n / 1000 + 1, 'Benched', '1',
+                jsonb_build_object('type', 'Benched', 'data', jsonb_build_object('n', n)),
+                jsonb_build_object('event_id', gen_random_uuid(), 'correlation_id', gen_random_uuid(), 'causation_id', gen_random_uuid())
+           FROM generate_series(0, $1 - 1) AS n",
+    )
+    .bind(total)
+    .execute(&pool)
+    .await
+    .expect("seed events");
+    let (stop, shutdown) = shutdown_pair();
+    let started = Instant::now();
+    let relay = tokio::spawn(
+        Relay::new(
+            pool.clone(),
+            jetstream.clone(),
+            subjects.clone(),
+            RelaySettings::default(),
+        )
+        .run(shutdown),
+    );
+    while stream_len(&jetstream, &subjects).await < total as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    stop.trigger();
+    let _ = relay.await;
+    let _ = jetstream.delete_stream(subjects.stream_name()).await;
+    Row {
+        what: format!("relay: {total} stored events to JetStream (acked)"),
+        target: "≥ 20,000 events/s".into(),
+        throughput: format!("{:.0} events/s", total as f64 / elapsed.as_secs_f64()),
+        p50: "-".into(),
+        p99: "-".into(),
+    }
+}
+
+async fn admin_token(client: &reqwest::Client, base: &str) -> String {
+    let body: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+async fn add_products(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let body: Value = client
+            .post(format!("{base}/api/products"))
+            .bearer_auth(token)
+            .json(
+                &json!({"title": format!("Bench book {n}"), "author": "Bench Author",
+                          "published_date": "2001-01-01", "price_cents": 1000 + n, "stock": 10,
+                          "category": "bench"}),
+            )
+            .send()
+            .await
+            .expect("add")
+            .json()
+            .await
+            .expect("json");
+        ids.push(body["id"].as_str().expect("id").to_string());
+    }
+    ids
+}
+
+/// Commit → visible: restocks at a steady rate over HTTP; for every tenth, the time from the
+/// command's answer to the read model row reaching its version.
+async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &str) -> Row {
+    let token = admin_token(client, base).await;
+    let ids = add_products(client, base, &token, 200).await;
+    let pool = running.state.pool.clone();
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let rate = 500;
+    let seconds = 10;
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let mut tasks = Vec::new();
+    for n in 0..(rate * seconds) {
+        ticker.tick().await;
+        let id = ids[fastrand::usize(..ids.len())].clone();
+        let client = client.clone();
+        let base = base.to_string();
+        let token = token.clone();
+        let pool = pool.clone();
+        let latencies = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer: Value = client
+                .post(format!("{base}/api/products/{id}/restock"))
+                .bearer_auth(&token)
+                .json(&json!({"quantity": 1}))
+                .send()
+                .await
+                .expect("restock")
+                .json()
+                .await
+                .expect("json");
+            if n % 10 != 0 {
+                return;
+            }
+            let version = answer["version"].as_i64().expect("version");
+            let committed = Instant::now();
+            let uuid: Uuid = id.parse().expect("uuid");
+            loop {
+                let seen: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
+                        .bind(uuid)
+                        .fetch_optional(&pool)
+                        .await
+                        .expect("read");
+                if seen.is_some_and(|seen| seen >= version) {
+                    latencies.lock().await.push(committed.elapsed());
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut latencies = latencies.lock().await.clone();
+    latencies.sort();
+    Row {
+        what: format!("commit → products read model, {rate} restocks/s over HTTP for {seconds} s"),
+        target: "p99 ≤ 50 ms".into(),
+        throughput: format!("{rate} commands/s ({} sampled)", latencies.len()),
+        p50: ms(percentile(&latencies, 0.50)),
+        p99: ms(percentile(&latencies, 0.99)),
+    }
+}
+
+/// Closed-loop load: `connections` clients each sending one request after another for
+/// `duration`, paths chosen by `path`.
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    connections: usize,
+    duration: Duration,
+    path: Arc<dyn Fn() -> String + Send + Sync>,
+) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let client = client.clone();
+        let base = base.to_string();
+        let path = path.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < duration {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{base}{}", path()))
+                    .send()
+                    .await
+                    .expect("get");
+                assert!(response.status().is_success(), "{}", response.status());
+                let _ = response.bytes().await.expect("body");
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.expect("worker"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / elapsed, all)
+}
+
+fn read_row(what: &str, target: &str, (rate, latencies): (f64, Vec<Duration>)) -> Row {
+    Row {
+        what: what.into(),
+        target: target.into(),
+        throughput: format!("{rate:.0} req/s"),
+        p50: ms(percentile(&latencies, 0.50)),
+        p99: ms(percentile(&latencies, 0.99)),
+    }
+}
+
+/// 100k products straight into the read model (the projection's table), varied enough for
+/// filters and search to be selective.
+async fn seed_catalog(pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, version)
+         SELECT gen_random_uuid(),
+                (ARRAY['Silent','Crimson','Hidden','Last','Northern','Broken','Golden','Winter'])[1 + n % 8]
+                  || ' ' || (ARRAY['River','Garden','Empire','Voyage','Harbor','Machine','Orchard','Signal'])[1 + (n / 8) % 8]
+                  || ' ' || n,
+                'Author ' || (n % 5000),
+                DATE '1900-01-01' + (n % 40000),
+                'A story of ' || (ARRAY['dragons','spies','sailors','robots','gardeners','kings','detectives','pilots'])[1 + (n / 64) % 8]
+                  || ' and ' || (ARRAY['storms','secrets','maps','engines','letters','islands','clocks','ghosts'])[1 + (n / 512) % 8],
+                100 + (n * 37) % 9900,
+                n % 7,
+                (ARRAY['fiction','history','science','poetry','travel','children','crime','fantasy'])[1 + n % 8],
+                1
+           FROM generate_series(1, 100000) AS n",
+    )
+    .execute(pool)
+    .await
+    .expect("seed products");
+    sqlx::query("ANALYZE products")
+        .execute(pool)
+        .await
+        .expect("analyze");
+}
+
+#[tokio::main]
+async fn main() {
+    let warm = Duration::from_secs(2);
+    let run = Duration::from_secs(10);
+    let mut rows = vec![relay_throughput().await];
+
+    let (database_url, pool) = fresh_database().await;
+    let namespace = format!("b{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let running = start(&config(
+        &database_url,
+        &namespace,
+        "redis://127.0.0.1:6379",
+        true,
+    ))
+    .await
+    .expect("eshop starts");
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    rows.push(commit_to_visible(&running, &client, &base).await);
+
+    // Cached reads: hot product details and one list page.
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id::text FROM products LIMIT 50")
+        .fetch_all(&pool)
+        .await
+        .expect("ids");
+    let ids = Arc::new(ids);
+    let detail: Arc<dyn Fn() -> String + Send + Sync> = {
+        let ids = ids.clone();
+        Arc::new(move || format!("/api/products/{}", ids[fastrand::usize(..ids.len())]))
+    };
+    let list: Arc<dyn Fn() -> String + Send + Sync> =
+        Arc::new(|| "/api/products?category=bench&ordering=-price_cents&limit=20".to_string());
+    let _ = load(&client, &base, 32, warm, detail.clone()).await;
+    rows.push(read_row(
+        "cached GET /api/products/{id} (50 hot ids), 32 connections",
+        "≥ 35,000 req/s, p99 ≤ 5 ms",
+        load(&client, &base, 32, run, detail).await,
+    ));
+    let _ = load(&client, &base, 32, warm, list.clone()).await;
+    rows.push(read_row(
+        "cached GET /api/products list page, 32 connections",
+        "≥ 35,000 req/s, p99 ≤ 5 ms",
+        load(&client, &base, 32, run, list).await,
+    ));
+
+    // Uncached: 100k products, a second instance whose Redis does not answer.
+    seed_catalog(&pool).await;
+    let uncached = start(&config(
+        &database_url,
+        &namespace,
+        "redis://127.0.0.1:1",
+        false,
+    ))
+    .await
+    .expect("uncached instance starts");
+    let uncached_base = format!("http://{}", uncached.addr);
+    let filtered: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(|| {
+        match fastrand::u8(0..3) {
+            0 => format!("/api/products?author=Author%20{}&ordering=-published_date", fastrand::u32(0..5000)),
+            1 => format!(
+                "/api/products?category=history&min_price_cents={}&max_price_cents={}&ordering=price_cents",
+                fastrand::u32(100..5000),
+                fastrand::u32(5000..10000)
+            ),
+            _ => format!("/api/products?title=garden%20{}&in_stock=true", fastrand::u32(1..1000)),
+        }
+    });
+    let search: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(|| {
+        let words = [
+            "dragons", "spies", "sailors", "robots", "storms", "secrets", "harbor", "winter",
+        ];
+        format!(
+            "/api/products?search={}%20{}",
+            words[fastrand::usize(..words.len())],
+            words[fastrand::usize(..words.len())]
+        )
+    });
+    let _ = load(&client, &uncached_base, 16, warm, filtered.clone()).await;
+    rows.push(read_row(
+        "uncached filtered list over 100k products, 16 connections",
+        "≥ 3,000 req/s, p99 ≤ 30 ms",
+        load(&client, &uncached_base, 16, run, filtered).await,
+    ));
+    let _ = load(&client, &uncached_base, 16, warm, search.clone()).await;
+    rows.push(read_row(
+        "uncached full-text search over 100k products, 16 connections",
+        "≥ 3,000 req/s, p99 ≤ 30 ms",
+        load(&client, &uncached_base, 16, run, search).await,
+    ));
+
+    println!("| benchmark | target | throughput | p50 | p99 |");
+    println!("| --- | --- | --- | --- | --- |");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            row.what, row.target, row.throughput, row.p50, row.p99
+        );
+    }
+    let jetstream = running.state.jetstream.clone();
+    let stream = running.state.subjects.stream_name();
+    let _ = uncached.shutdown().await;
+    let _ = running.shutdown().await;
+    let _ = jetstream.delete_stream(stream).await;
+}
