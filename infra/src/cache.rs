@@ -54,7 +54,8 @@ type Flight = Arc<OnceCell<Option<Bytes>>>;
 
 pub struct Cache {
     client: redis::Client,
-    connection: tokio::sync::Mutex<(Option<ConnectionManager>, Option<Instant>)>,
+    /// The connection (it reconnects by itself once made) and when we last tried to make one.
+    connection: std::sync::RwLock<(Option<ConnectionManager>, Option<Instant>)>,
     prefix: String,
     ttl_seconds: u64,
     lookup: redis::Script,
@@ -68,7 +69,7 @@ impl Cache {
     pub fn new(url: &str, prefix: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url)?,
-            connection: tokio::sync::Mutex::new((None, None)),
+            connection: std::sync::RwLock::new((None, None)),
             prefix: prefix.to_string(),
             ttl_seconds: ttl.as_secs().max(1),
             lookup: redis::Script::new(LOOKUP),
@@ -101,17 +102,23 @@ impl Cache {
 
     /// A connection, or `None` while Redis is unreachable (retried at most once a second).
     async fn connection(&self) -> Option<ConnectionManager> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = &slot.0 {
-            return Some(connection.clone());
-        }
-        if slot
-            .1
-            .is_some_and(|tried| tried.elapsed() < RECONNECT_EVERY)
         {
-            return None;
+            let slot = self.connection.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(connection) = &slot.0 {
+                return Some(connection.clone());
+            }
         }
-        slot.1 = Some(Instant::now());
+        {
+            let mut slot = self.connection.write().unwrap_or_else(|p| p.into_inner());
+            if slot.0.is_some()
+                || slot
+                    .1
+                    .is_some_and(|tried| tried.elapsed() < RECONNECT_EVERY)
+            {
+                return slot.0.clone();
+            }
+            slot.1 = Some(Instant::now());
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -123,6 +130,7 @@ impl Cache {
         .await
         {
             Ok(Ok(connection)) => {
+                let mut slot = self.connection.write().unwrap_or_else(|p| p.into_inner());
                 slot.0 = Some(connection.clone());
                 Some(connection)
             }

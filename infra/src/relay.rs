@@ -46,7 +46,7 @@ pub struct RelaySettings {
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
-            batch_size: 1000,
+            batch_size: 4000,
             eager_poll: Duration::from_millis(5),
             eager_for: Duration::from_millis(250),
             idle_poll: Duration::from_millis(500),

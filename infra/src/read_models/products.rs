@@ -181,9 +181,28 @@ impl PgProducts {
         Ok(row.map(into_record))
     }
 
+    /// `FROM products WHERE ...` for the query's filters.
+    fn push_from(builder: &mut QueryBuilder<'_, Postgres>, query: &ProductQuery) {
+        builder.push(" FROM products WHERE NOT removed");
+        Self::push_filters(builder, query);
+    }
+
+    /// Like `push_from`, but text filters (title contains, full-text search) are applied
+    /// before ordering. Postgres underestimates how few rows they keep and would otherwise walk
+    /// an index in sort order, filtering row after row (30 ms and more over 100k products
+    /// instead of about 1 ms).
+    fn push_from_filtered_first(builder: &mut QueryBuilder<'_, Postgres>, query: &ProductQuery) {
+        if query.filter.title.is_none() && query.filter.search.is_none() {
+            return Self::push_from(builder, query);
+        }
+        builder.push(" FROM (SELECT * FROM products WHERE NOT removed");
+        Self::push_filters(builder, query);
+        // OFFSET 0 keeps the planner from merging the subquery back into the outer query.
+        builder.push(" OFFSET 0) AS products WHERE true");
+    }
+
     fn push_filters(builder: &mut QueryBuilder<'_, Postgres>, query: &ProductQuery) {
         let filter = &query.filter;
-        builder.push(" FROM products WHERE NOT removed");
         if let Some(title) = &filter.title {
             builder
                 .push(" AND title ILIKE ")
@@ -249,7 +268,7 @@ impl PgProducts {
         builder.push(COLUMNS).push(", (");
         Self::sort_expression(query, &mut builder);
         builder.push(")::text AS sort_value");
-        Self::push_filters(&mut builder, query);
+        Self::push_from_filtered_first(&mut builder, query);
         let direction = if query.ordering.descending {
             "DESC"
         } else {
@@ -333,7 +352,7 @@ impl PgProducts {
 
         let total = if query.with_total {
             let mut count = QueryBuilder::new("SELECT count(*)");
-            Self::push_filters(&mut count, query);
+            Self::push_from(&mut count, query);
             Some(
                 count
                     .build_query_scalar::<i64>()
