@@ -447,9 +447,19 @@ async fn main() {
             _ => format!("/api/products?title=garden%20{}&in_stock=true", fastrand::u32(1..1000)),
         })
         .collect();
+    // Each of these words is in one product of eight: a broad search ranks about 1,500 rows.
     let words = [
         "dragons", "spies", "sailors", "robots", "storms", "secrets", "harbor", "winter",
     ];
+    let selective: Vec<String> = (0..600)
+        .map(|_| {
+            format!(
+                "/api/products?search={}%20{}",
+                words[fastrand::usize(..words.len())],
+                fastrand::u32(1..100_000)
+            )
+        })
+        .collect();
     let searches = (0..600)
         .map(|_| {
             format!(
