@@ -5,6 +5,9 @@
 //!
 //! Prints a Markdown table. Uses its own database, stream prefix and Redis prefix.
 
+// Statistics, not money: floating point is fine here.
+#![allow(clippy::float_arithmetic)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,7 @@
 pub mod products;
 pub mod users;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use sqlx::PgConnection;
@@ -49,4 +50,27 @@ fn aggregate_ids(events: &[RelayedEvent]) -> Result<Vec<Uuid>, ProjectionError> 
         }
     }
     Ok(ids)
+}
+
+/// Applies `events` in order to `records` (keyed by aggregate id) with `apply`, the read
+/// model's pure event function; returns the ids of the records that changed.
+fn evolve<R>(
+    records: &mut HashMap<Uuid, R>,
+    events: &[RelayedEvent],
+    apply: impl Fn(Option<&R>, &RelayedEvent) -> Result<Option<R>, ProjectionError>,
+) -> Result<Vec<Uuid>, ProjectionError> {
+    let mut changed = Vec::new();
+    for event in events {
+        let id: Uuid = event
+            .aggregate_id
+            .parse()
+            .map_err(|error| event.unreadable(error))?;
+        if let Some(next) = apply(records.get(&id), event)? {
+            records.insert(id, next);
+            if !changed.contains(&id) {
+                changed.push(id);
+            }
+        }
+    }
+    Ok(changed)
 }

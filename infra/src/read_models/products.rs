@@ -11,63 +11,45 @@ use eshop_projections::product::{apply, ProductRecord};
 use eshop_projections::query::{Cursor, Page, ProductQuery, SortKey, SortValue};
 use eshop_projections::RelayedEvent;
 
-use super::{aggregate_ids, ApplyError, ReadModel};
+use super::{aggregate_ids, evolve, ApplyError, ReadModel};
 use crate::cache::Cache;
 
 const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version";
 
-type Row = (
-    Uuid,
-    String,
-    String,
-    NaiveDate,
-    String,
-    i64,
-    i64,
-    String,
-    bool,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    title: String,
+    author: String,
+    published_date: NaiveDate,
+    description: String,
+    price_cents: i64,
+    stock: i64,
+    category: String,
+    removed: bool,
+    version: i64,
+}
 
 /// A row and its sort value as text (for the next page's cursor).
-type ListedRow = (
-    Uuid,
-    String,
-    String,
-    NaiveDate,
-    String,
-    i64,
-    i64,
-    String,
-    bool,
-    i64,
-    String,
-);
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    row: Row,
+    sort_value: String,
+}
 
 fn into_record(row: Row) -> ProductRecord {
-    let (
-        id,
-        title,
-        author,
-        published_date,
-        description,
-        price_cents,
-        stock,
-        category,
-        removed,
-        version,
-    ) = row;
     ProductRecord {
-        id,
-        title,
-        author,
-        published_date,
-        description,
-        price_cents,
-        stock,
-        category,
-        removed,
-        version: u64::try_from(version).unwrap_or_default(),
+        id: row.id,
+        title: row.title,
+        author: row.author,
+        published_date: row.published_date,
+        description: row.description,
+        price_cents: row.price_cents,
+        stock: row.stock,
+        category: row.category,
+        removed: row.removed,
+        version: u64::try_from(row.version).unwrap_or_default(),
     }
 }
 
@@ -102,19 +84,7 @@ impl ReadModel for ProductsProjection {
             .map(into_record)
             .map(|record| (record.id, record))
             .collect();
-        let mut changed = Vec::new();
-        for event in events {
-            let id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| event.unreadable(e))?;
-            if let Some(next) = apply(records.get(&id), event)? {
-                records.insert(id, next);
-                if !changed.contains(&id) {
-                    changed.push(id);
-                }
-            }
-        }
+        let changed = evolve(&mut records, events, apply)?;
         if changed.is_empty() {
             return Ok(changed);
         }
@@ -303,35 +273,10 @@ impl PgProducts {
         let items: Vec<ProductRecord> = rows
             .into_iter()
             .take(query.limit as usize)
-            .map(
-                |(
-                    id,
-                    title,
-                    author,
-                    date,
-                    description,
-                    price,
-                    stock,
-                    category,
-                    removed,
-                    version,
-                    sort_value,
-                )| {
-                    last_sort_value = Some((id, sort_value));
-                    into_record((
-                        id,
-                        title,
-                        author,
-                        date,
-                        description,
-                        price,
-                        stock,
-                        category,
-                        removed,
-                        version,
-                    ))
-                },
-            )
+            .map(|listed| {
+                last_sort_value = Some((listed.row.id, listed.sort_value));
+                into_record(listed.row)
+            })
             .collect();
         let next_cursor = has_more
             .then_some(last_sort_value)

@@ -9,7 +9,7 @@ use eshop_domain::values::Role;
 use eshop_projections::user::{apply, UserRecord};
 use eshop_projections::RelayedEvent;
 
-use super::{aggregate_ids, ApplyError, ReadModel};
+use super::{aggregate_ids, evolve, ApplyError, ReadModel};
 
 const COLUMNS: &str =
     "id, email, username, first_name, last_name, roles, is_active, balance_cents, version";
@@ -69,19 +69,7 @@ impl ReadModel for UsersProjection {
             .map(into_record)
             .map(|record| (record.id, record))
             .collect();
-        let mut changed = Vec::new();
-        for event in events {
-            let id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| event.unreadable(e))?;
-            if let Some(next) = apply(records.get(&id), event)? {
-                records.insert(id, next);
-                if !changed.contains(&id) {
-                    changed.push(id);
-                }
-            }
-        }
+        let changed = evolve(&mut records, events, apply)?;
         for record in changed.iter().filter_map(|id| records.get(id)) {
             let roles: Vec<&str> = record.roles.iter().map(|role| role.as_str()).collect();
             sqlx::query(
