@@ -1,10 +1,12 @@
 //! The Redis cache in front of the read models.
 //!
-//! Entries are never overwritten or deleted to invalidate them. Each key embeds generation
-//! numbers: one per product, one for all list pages, and a global epoch. A projection bumps the
-//! generations of what an event changed *after* its commit, so the next read misses and loads
-//! the new rows; a reader that loaded old rows before the bump stores them under the old
-//! generation, where nobody looks again. TTL only reclaims memory.
+//! Entries are not deleted to invalidate them. Each entry is stamped with the generation numbers
+//! it was loaded under: one per product, one for all list pages, and a global epoch. A read
+//! fetches the current numbers and the entry in one `MGET` and uses the entry only when its
+//! stamp matches. A projection bumps the generations of what an event changed *after* its
+//! commit, so the next read misses and loads the new rows; a reader that loaded old rows before
+//! the bump stamps them with the old numbers, so they never match again. TTL only reclaims
+//! memory.
 //!
 //! Redis down: reads go to Postgres (counted), never an error. An invalidation that could not
 //! reach Redis bumps the global epoch as soon as Redis answers again.
@@ -19,14 +21,6 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
-
-/// Fetches a generation-qualified entry in one round trip: `[key, value or nil]`.
-const LOOKUP: &str = r"
-local epoch = redis.call('GET', KEYS[1]) or '0'
-local generation = redis.call('GET', KEYS[2]) or '0'
-local key = ARGV[1] .. ':' .. epoch .. ':' .. generation
-return {key, redis.call('GET', key)}
-";
 
 /// How long a reconnect attempt waits before reads fall back to Postgres.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -52,13 +46,15 @@ pub struct CacheStats {
 
 type Flight = Arc<OnceCell<Option<Bytes>>>;
 
+/// What one `MGET` returns: the epoch, the entry's generation, and the stamped entry.
+type Lookup = (Option<String>, Option<String>, Option<Vec<u8>>);
+
 pub struct Cache {
     client: redis::Client,
     /// The connection (it reconnects by itself once made) and when we last tried to make one.
     connection: std::sync::RwLock<(Option<ConnectionManager>, Option<Instant>)>,
     prefix: String,
     ttl_seconds: u64,
-    lookup: redis::Script,
     flights: Mutex<HashMap<Entry, Flight>>,
     epoch_bump_owed: AtomicBool,
     pub stats: CacheStats,
@@ -72,7 +68,6 @@ impl Cache {
             connection: std::sync::RwLock::new((None, None)),
             prefix: prefix.to_string(),
             ttl_seconds: ttl.as_secs().max(1),
-            lookup: redis::Script::new(LOOKUP),
             flights: Mutex::default(),
             epoch_bump_owed: AtomicBool::new(false),
             stats: CacheStats::default(),
@@ -166,24 +161,32 @@ impl Cache {
         Fut: Future<Output = Result<Option<Bytes>, E>>,
     {
         let mut connection = self.connection().await;
-        let mut store_under = None;
+        let key = self.base_key(&entry);
+        let mut stamp = None;
         if let Some(conn) = connection.as_mut() {
             if self.pay_owed_epoch_bump(conn).await {
-                let looked_up: redis::RedisResult<(String, Option<Vec<u8>>)> = self
-                    .lookup
-                    .key(self.epoch_key())
-                    .key(self.generation_key(&entry))
-                    .arg(self.base_key(&entry))
-                    .invoke_async(conn)
+                let looked_up: redis::RedisResult<Lookup> = redis::cmd("MGET")
+                    .arg(self.epoch_key())
+                    .arg(self.generation_key(&entry))
+                    .arg(&key)
+                    .query_async(conn)
                     .await;
                 match looked_up {
-                    Ok((_, Some(value))) => {
-                        self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok(Some(Bytes::from(value)));
-                    }
-                    Ok((key, None)) => {
+                    Ok((epoch, generation, value)) => {
+                        let current = format!(
+                            "{}:{}\n",
+                            epoch.as_deref().unwrap_or("0"),
+                            generation.as_deref().unwrap_or("0")
+                        );
+                        if let Some(payload) = value
+                            .as_deref()
+                            .and_then(|value| value.strip_prefix(current.as_bytes()))
+                        {
+                            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                            return Ok(Some(Bytes::copy_from_slice(payload)));
+                        }
                         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                        store_under = Some(key);
+                        stamp = Some(current);
                     }
                     Err(error) => {
                         tracing::debug!(error = %error, "cache lookup failed");
@@ -198,10 +201,13 @@ impl Cache {
             self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
         let value = self.load_once(entry, load).await?;
-        if let (Some(mut conn), Some(key), Some(bytes)) = (connection, store_under, &value) {
+        if let (Some(mut conn), Some(stamp), Some(bytes)) = (connection, stamp, &value) {
+            let mut stamped = Vec::with_capacity(stamp.len() + bytes.len());
+            stamped.extend_from_slice(stamp.as_bytes());
+            stamped.extend_from_slice(bytes);
             let stored: redis::RedisResult<()> = redis::cmd("SET")
                 .arg(&key)
-                .arg(bytes.as_ref())
+                .arg(stamped)
                 .arg("EX")
                 .arg(self.ttl_seconds)
                 .query_async(&mut conn)
