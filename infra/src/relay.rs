@@ -163,6 +163,7 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let mut checkpoint = load_checkpoint(&mut connection).await?;
+        self.warn_if_stream_outlived_store(checkpoint).await;
         let mut eager_until = tokio::time::Instant::now() + self.settings.eager_for;
         loop {
             if shutdown.is_triggered() {
@@ -197,6 +198,28 @@ impl Relay {
                 }
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.wait() => return Ok(()),
+            }
+        }
+    }
+
+    /// Message ids are positions: a stream that outlived its event store (a dropped database)
+    /// would drop new events whose positions it saw within the duplicate window.
+    async fn warn_if_stream_outlived_store(&self, checkpoint: Checkpoint) {
+        if checkpoint.position != 0 {
+            return;
+        }
+        let Ok(mut stream) = self.jetstream.get_stream(self.subjects.stream_name()).await else {
+            return;
+        };
+        if let Ok(info) = stream.info().await {
+            if info.state.messages > 0 {
+                tracing::warn!(
+                    stream = %self.subjects.stream_name(),
+                    messages = info.state.messages,
+                    "the relay starts from the beginning but the stream already holds messages: \
+                     if the event store was reset, delete the stream, or events whose positions \
+                     were published in the last 10 minutes are dropped as duplicates"
+                );
             }
         }
     }
