@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use eshop_domain::order::{self, OrderEvent};
+use eshop_domain::payment::{self, PaymentEvent};
 use eshop_domain::product::{self, ProductEvent};
 use eshop_domain::user::{self, UserEvent};
 
@@ -33,7 +35,7 @@ Each message body is JSON:
 | field | type | meaning |
 | --- | --- | --- |
 | `position` | integer | global position in the event store (unique) |
-| `aggregate_type` | string | `user` or `product` |
+| `aggregate_type` | string | `user`, `product`, `order` or `payment` |
 | `aggregate_id` | string | the aggregate's UUID |
 | `sequence` | integer | the event's place in its aggregate's stream, from 1 |
 | `event_type` | string | one of the types below |
@@ -103,11 +105,32 @@ fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schem
 
 pub fn events_markdown() -> String {
     let mut out = PREAMBLE.to_string();
-    let user_schema = serde_json::to_value(schemars::schema_for!(UserEvent)).unwrap_or_default();
-    let product_schema =
-        serde_json::to_value(schemars::schema_for!(ProductEvent)).unwrap_or_default();
-    render_aggregate(&mut out, "user", user::EVENT_VERSION, &user_schema);
-    render_aggregate(&mut out, "product", product::EVENT_VERSION, &product_schema);
+    let aggregates = [
+        (
+            "user",
+            user::EVENT_VERSION,
+            schemars::schema_for!(UserEvent),
+        ),
+        (
+            "product",
+            product::EVENT_VERSION,
+            schemars::schema_for!(ProductEvent),
+        ),
+        (
+            "order",
+            order::EVENT_VERSION,
+            schemars::schema_for!(OrderEvent),
+        ),
+        (
+            "payment",
+            payment::EVENT_VERSION,
+            schemars::schema_for!(PaymentEvent),
+        ),
+    ];
+    for (aggregate_type, version, schema) in aggregates {
+        let schema = serde_json::to_value(schema).unwrap_or_default();
+        render_aggregate(&mut out, aggregate_type, version, &schema);
+    }
     out
 }
 
@@ -143,6 +166,21 @@ mod tests {
             "ProductPriceChanged",
             "ProductRestocked",
             "ProductRemoved",
+            "StockReserved",
+            "StockReleased",
+            "ReservationCommitted",
+            "WalletDebited",
+            "WalletRefunded",
+            "OrderPlaced",
+            "OrderStockReserved",
+            "OrderPaid",
+            "OrderConfirmed",
+            "OrderCancelled",
+            "OrderFailed",
+            "PaymentRequested",
+            "PaymentCaptured",
+            "PaymentDeclined",
+            "PaymentRefunded",
         ] {
             assert!(
                 markdown.contains(&format!("### `{name}`")),

@@ -204,6 +204,14 @@ impl From<UserError> for ApiError {
                 code: "balance_limit",
                 detail,
             },
+            UserError::InsufficientBalance { .. } => Self::Conflict {
+                code: "insufficient_balance",
+                detail,
+            },
+            UserError::NegativeAmount => Self::Unprocessable {
+                code: "validation_failed",
+                detail,
+            },
         }
     }
 }
@@ -219,6 +227,14 @@ impl From<ProductError> for ApiError {
             },
             ProductError::StockLimit => Self::Unprocessable {
                 code: "stock_limit",
+                detail,
+            },
+            ProductError::InsufficientStock { .. } => Self::Conflict {
+                code: "out_of_stock",
+                detail,
+            },
+            ProductError::NoReservation => Self::Conflict {
+                code: "no_reservation",
                 detail,
             },
         }

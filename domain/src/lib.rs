@@ -4,6 +4,8 @@
 //! only enforces rules that depend on its own history.
 
 pub mod claims;
+pub mod order;
+pub mod payment;
 pub mod personal;
 pub mod product;
 pub mod user;

@@ -1,9 +1,12 @@
 //! The `product` aggregate: a catalog entry (a book first) with its price and stock.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::claims::DeclaresClaims;
 use crate::values::{Price, Quantity, Text};
@@ -15,6 +18,33 @@ pub enum ProductCommand {
     Update(ProductChanges),
     Restock(Quantity),
     Remove,
+    /// Takes units out of stock for an order. Once per order: a repeat changes nothing.
+    Reserve {
+        order_id: Uuid,
+        quantity: Quantity,
+    },
+    /// Puts an order's reserved units back (the order failed or was cancelled).
+    Release {
+        order_id: Uuid,
+    },
+    /// The order was confirmed: its reserved units are sold.
+    CommitReservation {
+        order_id: Uuid,
+    },
+}
+
+/// Where one order's reservation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationStatus {
+    Reserved,
+    Committed,
+    Released,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub quantity: i64,
+    pub status: ReservationStatus,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +114,20 @@ pub enum ProductEvent {
         stock: i64,
     },
     ProductRemoved,
+    StockReserved {
+        order_id: Uuid,
+        quantity: i64,
+        stock: i64,
+    },
+    StockReleased {
+        order_id: Uuid,
+        quantity: i64,
+        stock: i64,
+    },
+    ReservationCommitted {
+        order_id: Uuid,
+        quantity: i64,
+    },
 }
 
 impl DomainEvent for ProductEvent {
@@ -94,6 +138,9 @@ impl DomainEvent for ProductEvent {
             Self::ProductPriceChanged { .. } => "ProductPriceChanged",
             Self::ProductRestocked { .. } => "ProductRestocked",
             Self::ProductRemoved => "ProductRemoved",
+            Self::StockReserved { .. } => "StockReserved",
+            Self::StockReleased { .. } => "StockReleased",
+            Self::ReservationCommitted { .. } => "ReservationCommitted",
         }
         .to_string()
     }
@@ -113,6 +160,10 @@ pub enum ProductError {
     AlreadyExists,
     #[error("the stock would exceed its limit")]
     StockLimit,
+    #[error("only {available} in stock")]
+    InsufficientStock { available: i64 },
+    #[error("this order holds no reservation to commit")]
+    NoReservation,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +177,9 @@ pub struct Product {
     pub price_cents: i64,
     pub stock: i64,
     pub category: String,
+    /// Every order that ever reserved this product, so that each reserves at most once.
+    #[serde(default)]
+    pub reservations: BTreeMap<Uuid, Reservation>,
 }
 
 impl Product {
@@ -177,6 +231,46 @@ impl Product {
             ProductCommand::Remove => {
                 self.require_listed()?;
                 Ok(vec![ProductEvent::ProductRemoved])
+            }
+            ProductCommand::Reserve { order_id, quantity } => {
+                if self.reservations.contains_key(&order_id) {
+                    return Ok(Vec::new());
+                }
+                self.require_listed()?;
+                if quantity.units() > self.stock {
+                    return Err(ProductError::InsufficientStock {
+                        available: self.stock,
+                    });
+                }
+                Ok(vec![ProductEvent::StockReserved {
+                    order_id,
+                    quantity: quantity.units(),
+                    stock: self.stock - quantity.units(),
+                }])
+            }
+            ProductCommand::Release { order_id } => Ok(match self.reservations.get(&order_id) {
+                Some(reservation) if reservation.status == ReservationStatus::Reserved => {
+                    vec![ProductEvent::StockReleased {
+                        order_id,
+                        quantity: reservation.quantity,
+                        stock: self.stock.saturating_add(reservation.quantity),
+                    }]
+                }
+                _ => Vec::new(),
+            }),
+            ProductCommand::CommitReservation { order_id } => {
+                match self.reservations.get(&order_id) {
+                    Some(reservation) if reservation.status == ReservationStatus::Reserved => {
+                        Ok(vec![ProductEvent::ReservationCommitted {
+                            order_id,
+                            quantity: reservation.quantity,
+                        }])
+                    }
+                    Some(reservation) if reservation.status == ReservationStatus::Committed => {
+                        Ok(Vec::new())
+                    }
+                    _ => Err(ProductError::NoReservation),
+                }
             }
         }
     }
@@ -267,6 +361,33 @@ impl Aggregate for Product {
             ProductEvent::ProductPriceChanged { price_cents, .. } => self.price_cents = price_cents,
             ProductEvent::ProductRestocked { stock, .. } => self.stock = stock,
             ProductEvent::ProductRemoved => self.removed = true,
+            ProductEvent::StockReserved {
+                order_id,
+                quantity,
+                stock,
+            } => {
+                self.stock = stock;
+                self.reservations.insert(
+                    order_id,
+                    Reservation {
+                        quantity,
+                        status: ReservationStatus::Reserved,
+                    },
+                );
+            }
+            ProductEvent::StockReleased {
+                order_id, stock, ..
+            } => {
+                self.stock = stock;
+                if let Some(reservation) = self.reservations.get_mut(&order_id) {
+                    reservation.status = ReservationStatus::Released;
+                }
+            }
+            ProductEvent::ReservationCommitted { order_id, .. } => {
+                if let Some(reservation) = self.reservations.get_mut(&order_id) {
+                    reservation.status = ReservationStatus::Committed;
+                }
+            }
         }
     }
 }

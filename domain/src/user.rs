@@ -1,10 +1,11 @@
 //! The `user` aggregate: identity, profile, roles and the wallet.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::claims::{DeclaresClaims, UniqueClaim};
 use crate::personal::Personal;
@@ -27,6 +28,22 @@ pub enum UserCommand {
     Reactivate,
     GrantRole(Role),
     RevokeRole(Role),
+    /// Pays for an order from the wallet. Once per order: a repeat changes nothing.
+    Debit {
+        order_id: Uuid,
+        amount_cents: i64,
+    },
+    /// Gives an order's debit back. Once per order; nothing to refund is no change.
+    Refund {
+        order_id: Uuid,
+    },
+}
+
+/// One order's payment from the wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Debit {
+    pub amount_cents: i64,
+    pub refunded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +91,16 @@ pub enum UserEvent {
     RoleRevoked {
         role: Role,
     },
+    WalletDebited {
+        order_id: Uuid,
+        amount_cents: i64,
+        balance_cents: i64,
+    },
+    WalletRefunded {
+        order_id: Uuid,
+        amount_cents: i64,
+        balance_cents: i64,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -87,6 +114,8 @@ impl DomainEvent for UserEvent {
             Self::UserReactivated => "UserReactivated",
             Self::RoleGranted { .. } => "RoleGranted",
             Self::RoleRevoked { .. } => "RoleRevoked",
+            Self::WalletDebited { .. } => "WalletDebited",
+            Self::WalletRefunded { .. } => "WalletRefunded",
         }
         .to_string()
     }
@@ -132,6 +161,10 @@ pub enum UserError {
     AlreadyActive,
     #[error("the wallet balance would exceed its limit")]
     BalanceLimit,
+    #[error("the balance is {balance_cents} cents, not enough")]
+    InsufficientBalance { balance_cents: i64 },
+    #[error("an amount must not be negative")]
+    NegativeAmount,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -145,6 +178,9 @@ pub struct User {
     pub roles: BTreeSet<Role>,
     pub active: bool,
     pub balance_cents: i64,
+    /// Every order paid from the wallet, so that each is debited and refunded at most once.
+    #[serde(default)]
+    pub debits: BTreeMap<Uuid, Debit>,
 }
 
 impl User {
@@ -254,6 +290,36 @@ impl User {
                     Vec::new()
                 })
             }
+            UserCommand::Debit {
+                order_id,
+                amount_cents,
+            } => {
+                if self.debits.contains_key(&order_id) {
+                    return Ok(Vec::new());
+                }
+                self.require_active()?;
+                if amount_cents < 0 {
+                    return Err(UserError::NegativeAmount);
+                }
+                if amount_cents > self.balance_cents {
+                    return Err(UserError::InsufficientBalance {
+                        balance_cents: self.balance_cents,
+                    });
+                }
+                Ok(vec![UserEvent::WalletDebited {
+                    order_id,
+                    amount_cents,
+                    balance_cents: self.balance_cents - amount_cents,
+                }])
+            }
+            UserCommand::Refund { order_id } => Ok(match self.debits.get(&order_id) {
+                Some(debit) if !debit.refunded => vec![UserEvent::WalletRefunded {
+                    order_id,
+                    amount_cents: debit.amount_cents,
+                    balance_cents: self.balance_cents.saturating_add(debit.amount_cents),
+                }],
+                _ => Vec::new(),
+            }),
         }
     }
 }
@@ -310,6 +376,30 @@ impl Aggregate for User {
             }
             UserEvent::RoleRevoked { role } => {
                 self.roles.remove(&role);
+            }
+            UserEvent::WalletDebited {
+                order_id,
+                amount_cents,
+                balance_cents,
+            } => {
+                self.balance_cents = balance_cents;
+                self.debits.insert(
+                    order_id,
+                    Debit {
+                        amount_cents,
+                        refunded: false,
+                    },
+                );
+            }
+            UserEvent::WalletRefunded {
+                order_id,
+                balance_cents,
+                ..
+            } => {
+                self.balance_cents = balance_cents;
+                if let Some(debit) = self.debits.get_mut(&order_id) {
+                    debit.refunded = true;
+                }
             }
         }
     }

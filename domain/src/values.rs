@@ -162,6 +162,31 @@ impl fmt::Display for Role {
     }
 }
 
+/// How an order is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// From the buyer's wallet.
+    Balance,
+    Card,
+    Paypal,
+    BankTransfer,
+}
+
+impl PaymentMethod {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        match raw {
+            "balance" => Ok(Self::Balance),
+            "card" => Ok(Self::Card),
+            "paypal" => Ok(Self::Paypal),
+            "bank_transfer" => Ok(Self::BankTransfer),
+            _ => Err(invalid(
+                "must be one of: balance, card, paypal, bank_transfer",
+            )),
+        }
+    }
+}
+
 /// A single deposit is capped so that no sum of realistic deposits overflows an `i64` of cents.
 pub const MAX_DEPOSIT_CENTS: i64 = 100_000_000;
 pub const MAX_PRICE_CENTS: i64 = 100_000_000;

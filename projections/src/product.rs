@@ -92,7 +92,11 @@ pub fn apply(
                 ProductEvent::ProductPriceChanged { price_cents, .. } => {
                     row.price_cents = price_cents
                 }
-                ProductEvent::ProductRestocked { stock, .. } => row.stock = stock,
+                ProductEvent::ProductRestocked { stock, .. }
+                | ProductEvent::StockReserved { stock, .. }
+                | ProductEvent::StockReleased { stock, .. } => row.stock = stock,
+                // Reserved units already left the stock; committing changes only the version.
+                ProductEvent::ReservationCommitted { .. } => {}
                 ProductEvent::ProductRemoved => row.removed = true,
             }
             row

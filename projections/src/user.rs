@@ -67,7 +67,9 @@ pub fn apply(
                     row.last_name = last_name.into_inner();
                 }
                 UserEvent::EmailChanged { email } => row.email = email.into_inner(),
-                UserEvent::WalletDeposited { balance_cents, .. } => {
+                UserEvent::WalletDeposited { balance_cents, .. }
+                | UserEvent::WalletDebited { balance_cents, .. }
+                | UserEvent::WalletRefunded { balance_cents, .. } => {
                     row.balance_cents = balance_cents
                 }
                 UserEvent::UserDeactivated => row.is_active = false,

@@ -132,3 +132,112 @@ fn a_removed_or_missing_product_refuses_changes() {
         }
     }
 }
+
+fn order(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn reserve(n: u128, units: i64) -> ProductCommand {
+    ProductCommand::Reserve {
+        order_id: order(n),
+        quantity: Quantity::positive(units).expect("valid"),
+    }
+}
+
+fn reserved(n: u128, quantity: i64, stock: i64) -> ProductEvent {
+    ProductEvent::StockReserved {
+        order_id: order(n),
+        quantity,
+        stock,
+    }
+}
+
+#[test]
+fn reserving_takes_units_out_of_stock() {
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(reserve(1, 4))
+        .then_expect_events(vec![reserved(1, 4, 6)]);
+}
+
+#[test]
+fn stock_never_goes_below_zero() {
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 8, 2)])
+        .when(reserve(2, 3))
+        .then_expect_error(ProductError::InsufficientStock { available: 2 });
+}
+
+#[test]
+fn an_order_reserves_at_most_once() {
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 4, 6)])
+        .when(reserve(1, 4))
+        .then_expect_events(vec![]);
+    // Even after its reservation was released.
+    ProductTest::with(())
+        .given(vec![
+            added(),
+            reserved(1, 4, 6),
+            ProductEvent::StockReleased {
+                order_id: order(1),
+                quantity: 4,
+                stock: 10,
+            },
+        ])
+        .when(reserve(1, 4))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn releasing_puts_the_units_back_once() {
+    let released = ProductEvent::StockReleased {
+        order_id: order(1),
+        quantity: 4,
+        stock: 10,
+    };
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 4, 6)])
+        .when(ProductCommand::Release { order_id: order(1) })
+        .then_expect_events(vec![released.clone()]);
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 4, 6), released])
+        .when(ProductCommand::Release { order_id: order(1) })
+        .then_expect_events(vec![]);
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(ProductCommand::Release { order_id: order(2) })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn committing_a_reservation_sells_it_and_it_can_no_longer_be_released() {
+    let committed = ProductEvent::ReservationCommitted {
+        order_id: order(1),
+        quantity: 4,
+    };
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 4, 6)])
+        .when(ProductCommand::CommitReservation { order_id: order(1) })
+        .then_expect_events(vec![committed.clone()]);
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 4, 6), committed.clone()])
+        .when(ProductCommand::Release { order_id: order(1) })
+        .then_expect_events(vec![]);
+    ProductTest::with(())
+        .given(vec![added(), reserved(1, 4, 6), committed])
+        .when(ProductCommand::CommitReservation { order_id: order(1) })
+        .then_expect_events(vec![]);
+    ProductTest::with(())
+        .given(vec![added()])
+        .when(ProductCommand::CommitReservation { order_id: order(3) })
+        .then_expect_error(ProductError::NoReservation);
+}
+
+#[test]
+fn a_removed_product_cannot_be_reserved() {
+    ProductTest::with(())
+        .given(vec![added(), ProductEvent::ProductRemoved])
+        .when(reserve(1, 1))
+        .then_expect_error(ProductError::NotFound);
+}

@@ -248,3 +248,89 @@ fn events_serialize_with_a_stable_shape() {
         serde_json::json!({"type": "WalletDeposited", "data": {"amount_cents": 250, "balance_cents": 750}})
     );
 }
+
+fn order(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
+}
+
+fn debited(n: u128, amount_cents: i64, balance_cents: i64) -> UserEvent {
+    UserEvent::WalletDebited {
+        order_id: order(n),
+        amount_cents,
+        balance_cents,
+    }
+}
+
+#[test]
+fn a_debit_pays_for_an_order_once() {
+    UserTest::with(())
+        .given(vec![registered(), deposited(1000, 1000)])
+        .when(UserCommand::Debit {
+            order_id: order(1),
+            amount_cents: 300,
+        })
+        .then_expect_events(vec![debited(1, 300, 700)]);
+    UserTest::with(())
+        .given(vec![
+            registered(),
+            deposited(1000, 1000),
+            debited(1, 300, 700),
+        ])
+        .when(UserCommand::Debit {
+            order_id: order(1),
+            amount_cents: 300,
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_balance_never_goes_below_zero() {
+    UserTest::with(())
+        .given(vec![
+            registered(),
+            deposited(1000, 1000),
+            debited(1, 800, 200),
+        ])
+        .when(UserCommand::Debit {
+            order_id: order(2),
+            amount_cents: 201,
+        })
+        .then_expect_error(UserError::InsufficientBalance { balance_cents: 200 });
+    UserTest::with(())
+        .given(vec![registered()])
+        .when(UserCommand::Debit {
+            order_id: order(3),
+            amount_cents: -5,
+        })
+        .then_expect_error(UserError::NegativeAmount);
+}
+
+#[test]
+fn a_refund_gives_the_debit_back_once() {
+    let refunded = UserEvent::WalletRefunded {
+        order_id: order(1),
+        amount_cents: 300,
+        balance_cents: 1000,
+    };
+    UserTest::with(())
+        .given(vec![
+            registered(),
+            deposited(1000, 1000),
+            debited(1, 300, 700),
+        ])
+        .when(UserCommand::Refund { order_id: order(1) })
+        .then_expect_events(vec![refunded.clone()]);
+    UserTest::with(())
+        .given(vec![
+            registered(),
+            deposited(1000, 1000),
+            debited(1, 300, 700),
+            refunded,
+        ])
+        .when(UserCommand::Refund { order_id: order(1) })
+        .then_expect_events(vec![]);
+    UserTest::with(())
+        .given(vec![registered()])
+        .when(UserCommand::Refund { order_id: order(9) })
+        .then_expect_events(vec![]);
+}
