@@ -1,5 +1,7 @@
 //! Carries out one command on one aggregate: load, decide, append; retry on conflicts.
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use eshop_domain::DeclaresClaims;
 use tokio::sync::Mutex;
 
 use crate::context::CommandContext;
-use crate::store::{EventStore, StoreError};
+use crate::store::{EventStore, Loaded, StoreError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -42,7 +44,8 @@ impl RetryPolicy {
     }
 }
 
-/// The outcome of a command: the aggregate after it, and its version.
+/// The outcome of a command: the aggregate after it (or the answer drawn from it), and its
+/// version.
 #[derive(Debug)]
 pub struct Executed<A> {
     pub aggregate: A,
@@ -78,10 +81,19 @@ impl<E: std::error::Error + 'static> From<StoreError> for CommandError<E> {
 /// optimistic conflicts only happen between replicas. Striping bounds the memory.
 const STRIPES: usize = 1024;
 
+/// Aggregates kept in memory between commands, at most this many (then the cache is cleared).
+const CACHED_AGGREGATES: usize = 20_000;
+
+type CacheKey = (&'static str, String);
+
 pub struct CommandBus<S> {
     store: S,
     retry: RetryPolicy,
     stripes: Box<[Mutex<()>]>,
+    /// The last known state of recently used aggregates, with its version. A command loads
+    /// only the events after it (usually none), so its cost does not grow with the history.
+    /// Being stale is harmless: the append checks the version anyway.
+    aggregates: std::sync::Mutex<HashMap<CacheKey, Box<dyn Any + Send>>>,
 }
 
 impl<S: EventStore> CommandBus<S> {
@@ -90,7 +102,43 @@ impl<S: EventStore> CommandBus<S> {
             store,
             retry,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            aggregates: std::sync::Mutex::default(),
         }
+    }
+
+    /// The aggregate now: the cached state (taken out of the cache) caught up, or a full load.
+    async fn load_current<A>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError>
+    where
+        A: Aggregate + 'static,
+    {
+        let cached = self
+            .aggregates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&(A::TYPE, aggregate_id.to_string()))
+            .and_then(|entry| entry.downcast::<Loaded<A>>().ok());
+        match cached {
+            Some(known) => self.store.catch_up(aggregate_id, *known).await,
+            None => self.store.load::<A>(aggregate_id).await,
+        }
+    }
+
+    /// Puts an aggregate (exactly as of `version`) back for the next command.
+    fn keep<A>(&self, aggregate_id: &str, aggregate: A, version: u64)
+    where
+        A: Aggregate + 'static,
+    {
+        let mut aggregates = self
+            .aggregates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if aggregates.len() >= CACHED_AGGREGATES {
+            aggregates.clear();
+        }
+        aggregates.insert(
+            (A::TYPE, aggregate_id.to_string()),
+            Box::new(Loaded { aggregate, version }),
+        );
     }
 
     pub fn store(&self) -> &S {
@@ -105,7 +153,8 @@ impl<S: EventStore> CommandBus<S> {
     }
 
     /// Runs `command` against the aggregate `aggregate_id`. With `expected_version`, the command
-    /// only applies to exactly that version (`If-Match`).
+    /// only applies to exactly that version (`If-Match`). Answers with a copy of the aggregate
+    /// after it; see `execute_with` to answer without copying.
     pub async fn execute<A>(
         &self,
         aggregate_id: &str,
@@ -114,7 +163,31 @@ impl<S: EventStore> CommandBus<S> {
         expected_version: Option<u64>,
     ) -> Result<Executed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + Clone + 'static,
+        A::Command: Clone,
+        A::Event: DeclaresClaims,
+        A::Error: 'static,
+    {
+        self.execute_with(aggregate_id, command, context, expected_version, A::clone)
+            .await
+    }
+
+    /// Like `execute`, but the answer is `answer(aggregate after the command)`. The aggregate
+    /// itself stays in memory for the next command on it, so a command costs the same however
+    /// long the aggregate's history is.
+    ///
+    /// Relies on what every eshop aggregate does: `handle` decides all its events before it
+    /// writes any, so a rejected command left the aggregate as it was.
+    pub async fn execute_with<A, T>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        expected_version: Option<u64>,
+        answer: impl FnOnce(&A) -> T,
+    ) -> Result<Executed<T>, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: DeclaresClaims,
         A::Error: 'static,
@@ -128,48 +201,57 @@ impl<S: EventStore> CommandBus<S> {
             if (context.repeatable || attempt > 1)
                 && self.store.was_applied(context.command_id).await?
             {
-                let loaded = self.store.load::<A>(aggregate_id).await?;
+                let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
+                let answer = answer(&aggregate);
+                self.keep(aggregate_id, aggregate, version);
                 return Ok(Executed {
-                    aggregate: loaded.aggregate,
-                    version: loaded.version,
+                    aggregate: answer,
+                    version,
                     appended: 0,
                 });
             }
-            let loaded = self.store.load::<A>(aggregate_id).await?;
-            if let Some(expected) = expected_version {
-                if expected != loaded.version {
-                    return Err(CommandError::VersionMismatch {
-                        expected,
-                        actual: loaded.version,
-                    });
-                }
+            let Loaded {
+                mut aggregate,
+                version,
+            } = self.load_current::<A>(aggregate_id).await?;
+            if let Some(expected) = expected_version.filter(|expected| *expected != version) {
+                self.keep(aggregate_id, aggregate, version);
+                return Err(CommandError::VersionMismatch {
+                    expected,
+                    actual: version,
+                });
             }
-            let mut aggregate = loaded.aggregate;
             let sink = EventSink::default();
-            aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
+            if let Err(rejection) = aggregate.handle(command.clone(), &(), &sink).await {
+                self.keep(aggregate_id, aggregate, version);
+                return Err(CommandError::Rejected(rejection));
+            }
             let events = sink.collect().await;
             if events.is_empty() {
+                let answer = answer(&aggregate);
+                self.keep(aggregate_id, aggregate, version);
                 return Ok(Executed {
-                    aggregate,
-                    version: loaded.version,
+                    aggregate: answer,
+                    version,
                     appended: 0,
                 });
             }
             match self
                 .store
-                .append::<A>(aggregate_id, loaded.version, &events, context)
+                .append::<A>(aggregate_id, version, &events, context)
                 .await
             {
-                Ok(version) => {
+                Ok(new_version) => {
+                    let answer = answer(&aggregate);
+                    self.keep(aggregate_id, aggregate, new_version);
                     return Ok(Executed {
-                        aggregate,
-                        version,
+                        aggregate: answer,
+                        version: new_version,
                         appended: events.len(),
-                    })
+                    });
                 }
+                // The aggregate holds events that were not stored: it is dropped, and the
+                // next attempt loads afresh.
                 Err(StoreError::Conflict | StoreError::AlreadyApplied)
                     if attempt < self.retry.max_attempts =>
                 {

@@ -35,6 +35,14 @@ pub trait EventStore: Send + Sync + 'static {
         aggregate_id: &str,
     ) -> impl Future<Output = Result<Loaded<A>, StoreError>> + Send;
 
+    /// Brings `known` (the aggregate at some version) up to date by applying only the events
+    /// after that version.
+    fn catch_up<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        known: Loaded<A>,
+    ) -> impl Future<Output = Result<Loaded<A>, StoreError>> + Send;
+
     /// Appends `events` after `expected_version` in one transaction, together with the unique
     /// claims they declare and the record that `context.command_id` was applied. Returns the new
     /// version. Fails with `Conflict` when the aggregate moved on, `ClaimTaken` when another

@@ -197,13 +197,57 @@ impl PgEventStore {
 
 impl EventStore for PgEventStore {
     async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
-        let stored = self
-            .reader
-            .get_events::<A>(aggregate_id)
-            .await
-            .map_err(unavailable)?;
-        let mut aggregate = A::default();
-        let mut version = 0;
+        let empty = Loaded {
+            aggregate: A::default(),
+            version: 0,
+        };
+        self.catch_up(aggregate_id, empty).await
+    }
+
+    async fn catch_up<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        known: Loaded<A>,
+    ) -> Result<Loaded<A>, StoreError> {
+        let stored = if known.version == 0 {
+            self.reader
+                .get_events::<A>(aggregate_id)
+                .await
+                .map_err(unavailable)?
+        } else {
+            // postgres-es formats the sequence into its SQL; a bound parameter keeps one
+            // prepared statement for every catch-up.
+            let after = i64::try_from(known.version).map_err(unavailable)?;
+            let rows: Vec<(i64, String, String, serde_json::Value, serde_json::Value)> =
+                sqlx::query_as(
+                    "SELECT sequence, event_type, event_version, payload, metadata FROM events
+                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+                  ORDER BY sequence",
+                )
+                .bind(A::TYPE)
+                .bind(aggregate_id)
+                .bind(after)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            rows.into_iter()
+                .map(|(sequence, event_type, event_version, payload, metadata)| {
+                    SerializedEvent::new(
+                        aggregate_id.to_string(),
+                        usize::try_from(sequence).unwrap_or_default(),
+                        A::TYPE.to_string(),
+                        event_type,
+                        event_version,
+                        payload,
+                        metadata,
+                    )
+                })
+                .collect()
+        };
+        let Loaded {
+            mut aggregate,
+            mut version,
+        } = known;
         for serialized in stored {
             let serialized = self.upcast(serialized);
             version = serialized.sequence as u64;

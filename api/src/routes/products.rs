@@ -65,9 +65,18 @@ async fn run(
             };
             let executed = state
                 .bus
-                .execute::<Product>(&id.to_string(), command, &context, meta.expected_version)
+                .execute_with(
+                    &id.to_string(),
+                    command,
+                    &context,
+                    meta.expected_version,
+                    |product: &Product| ProductView::new(id, product, 0),
+                )
                 .await?;
-            let view = ProductView::new(id, &executed.aggregate, executed.version);
+            let view = ProductView {
+                version: executed.version,
+                ..executed.aggregate
+            };
             if created {
                 Answer::created(view)
             } else {

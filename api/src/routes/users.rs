@@ -79,14 +79,18 @@ async fn run(
         |context| async move {
             let executed = state
                 .bus
-                .execute::<User>(
+                .execute_with(
                     &target.to_string(),
                     command,
                     &context,
                     meta.expected_version,
+                    |user: &User| UserView::new(target, user, 0),
                 )
                 .await?;
-            Answer::ok(UserView::new(target, &executed.aggregate, executed.version))
+            Answer::ok(UserView {
+                version: executed.version,
+                ..executed.aggregate
+            })
         },
     )
     .await

@@ -19,6 +19,7 @@ struct FakeStore {
     applied: StdMutex<HashSet<Uuid>>,
     conflicts_to_inject: AtomicU32,
     appends: AtomicU32,
+    catch_ups: AtomicU32,
 }
 
 impl EventStore for FakeStore {
@@ -27,6 +28,27 @@ impl EventStore for FakeStore {
         let mut aggregate = A::default();
         let events = streams.get(aggregate_id).cloned().unwrap_or_default();
         for payload in &events {
+            let event = serde_json::from_value(payload.clone())
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            aggregate.apply(event);
+        }
+        Ok(Loaded {
+            aggregate,
+            version: events.len() as u64,
+        })
+    }
+
+    async fn catch_up<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        known: Loaded<A>,
+    ) -> Result<Loaded<A>, StoreError> {
+        self.catch_ups.fetch_add(1, Ordering::SeqCst);
+        let streams = self.streams.lock().expect("lock");
+        let events = streams.get(aggregate_id).cloned().unwrap_or_default();
+        let mut aggregate = known.aggregate;
+        let skip = usize::try_from(known.version).expect("small");
+        for payload in events.iter().skip(skip) {
             let event = serde_json::from_value(payload.clone())
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?;
             aggregate.apply(event);
@@ -223,4 +245,72 @@ async fn domain_rejections_pass_through_without_appending() {
         .expect_err("no such user");
     assert!(matches!(error, CommandError::Rejected(UserError::NotFound)));
     assert_eq!(bus.store().appends.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_next_command_catches_up_from_memory_instead_of_replaying() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("first");
+    let catch_ups = bus.store().catch_ups.load(Ordering::SeqCst);
+    bus.execute::<User>("u1", deposit(50), &context(), None)
+        .await
+        .expect("second");
+    assert_eq!(bus.store().catch_ups.load(Ordering::SeqCst), catch_ups + 1);
+}
+
+#[tokio::test]
+async fn a_cached_aggregate_catches_up_with_events_appended_elsewhere() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("cached at version 2");
+    // Another replica appends behind this bus's back.
+    bus.store()
+        .streams
+        .lock()
+        .expect("lock")
+        .get_mut("u1")
+        .expect("stream")
+        .push(
+            serde_json::to_value(UserEvent::WalletDeposited {
+                amount_cents: 1000,
+                balance_cents: 1100,
+            })
+            .expect("serializes"),
+        );
+    let executed = bus
+        .execute::<User>("u1", deposit(1), &context(), None)
+        .await
+        .expect("lands on top");
+    assert_eq!(
+        (executed.version, executed.aggregate.balance_cents),
+        (4, 1101)
+    );
+    let replayed = bus.store().load::<User>("u1").await.expect("replays");
+    assert_eq!(replayed.aggregate, executed.aggregate);
+}
+
+#[tokio::test]
+async fn a_rejected_command_leaves_the_cached_aggregate_intact() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("first");
+    let refused = bus
+        .execute::<User>("u1", UserCommand::Reactivate, &context(), None)
+        .await;
+    assert!(matches!(
+        refused,
+        Err(CommandError::Rejected(UserError::AlreadyActive))
+    ));
+    let executed = bus
+        .execute::<User>("u1", deposit(1), &context(), None)
+        .await
+        .expect("lands");
+    assert_eq!(
+        (executed.version, executed.aggregate.balance_cents),
+        (3, 101)
+    );
 }
