@@ -1,0 +1,86 @@
+//! Does a command's cost grow with its aggregate's history? A restock on a product with 100,000
+//! events against one on a product with 10, through the command bus and real Postgres.
+//!
+//!     cargo bench -p eshop-api --bench history
+
+// Statistics, not money: floating point is fine here.
+#![allow(clippy::float_arithmetic)]
+
+use std::time::{Duration, Instant};
+
+use eshop_commands::{Actor, CommandBus, CommandContext, RetryPolicy};
+use eshop_domain::product::{Product, ProductCommand};
+use eshop_domain::values::Quantity;
+use eshop_infra::testing::fresh_database;
+use eshop_infra::PgEventStore;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A product with `events` events: added, then restocked one unit at a time.
+async fn seed_product(pool: &PgPool, events: i64) -> String {
+    let id = Uuid::now_v7().to_string();
+    sqlx::query(
+        r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+           SELECT 'product', $1, 1, 'ProductAdded', '1',
+                  '{"type":"ProductAdded","data":{"title":"T","author":"A","published_date":"2000-01-01","description":"","price_cents":100,"stock":10,"category":"c"}}'::jsonb,
+                  '{}'::jsonb
+           UNION ALL
+           SELECT 'product', $1, n, 'ProductRestocked', '1',
+                  jsonb_build_object('type', 'ProductRestocked', 'data', jsonb_build_object('quantity', 1, 'stock', 10 + n - 1)),
+                  '{}'::jsonb
+             FROM generate_series(2, $2) AS n"#,
+    )
+    .bind(&id)
+    .bind(events)
+    .execute(pool)
+    .await
+    .expect("seed");
+    id
+}
+
+async fn median_restock(
+    bus: &CommandBus<PgEventStore>,
+    id: &str,
+    runs: usize,
+) -> (Duration, Duration) {
+    let restock = || ProductCommand::Restock(Quantity::positive(1).expect("valid"));
+    let context = || CommandContext::new(Actor::System, "bench");
+    let first = Instant::now();
+    bus.execute_with::<Product, _>(id, restock(), &context(), None, |_| ())
+        .await
+        .expect("first restock");
+    let first = first.elapsed();
+    let mut timings = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        bus.execute_with::<Product, _>(id, restock(), &context(), None, |_| ())
+            .await
+            .expect("restock");
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    (first, timings[timings.len() / 2])
+}
+
+#[tokio::main]
+async fn main() {
+    let (_, pool) = fresh_database().await;
+    let long = seed_product(&pool, 100_000).await;
+    let short = seed_product(&pool, 10).await;
+    sqlx::query("VACUUM ANALYZE events")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    let bus = CommandBus::new(PgEventStore::new(pool.clone()), RetryPolicy::default());
+    let runs = 2_000;
+    let (short_first, short_median) = median_restock(&bus, &short, runs).await;
+    let (long_first, long_median) = median_restock(&bus, &long, runs).await;
+    println!("| aggregate | first command (loads the history) | median of the next {runs} |");
+    println!("| --- | --- | --- |");
+    println!("| product with 10 events | {short_first:.2?} | {short_median:.2?} |");
+    println!("| product with 100,000 events | {long_first:.2?} | {long_median:.2?} |");
+    println!(
+        "\nratio of medians: {:.2} (target ≤ 1.5)",
+        long_median.as_secs_f64() / short_median.as_secs_f64()
+    );
+}
