@@ -5,6 +5,8 @@ pub mod bus;
 pub mod context;
 pub mod digest;
 pub mod idempotency;
+pub mod order_process;
+pub mod payment_gateway;
 pub mod store;
 
 pub use bus::{CommandBus, CommandError, Executed, RetryPolicy};

@@ -26,6 +26,27 @@ pub struct OrderLine {
     pub unit_price_cents: i64,
 }
 
+/// How the order will be paid. Never a card number: the gateway's token for it and the last
+/// four digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaymentInstrument {
+    pub method: PaymentMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_last4: Option<String>,
+}
+
+impl PaymentInstrument {
+    pub fn balance() -> Self {
+        Self {
+            method: PaymentMethod::Balance,
+            token: None,
+            card_last4: None,
+        }
+    }
+}
+
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -52,7 +73,7 @@ pub enum OrderCommand {
     Place {
         customer_id: Uuid,
         lines: Vec<OrderLine>,
-        payment_method: PaymentMethod,
+        payment: PaymentInstrument,
     },
     RecordStockReserved,
     RecordPaid {
@@ -76,7 +97,7 @@ pub enum OrderEvent {
         customer_id: Uuid,
         lines: Vec<OrderLine>,
         total_cents: i64,
-        payment_method: PaymentMethod,
+        payment: PaymentInstrument,
     },
     OrderStockReserved,
     OrderPaid {
@@ -134,7 +155,7 @@ pub struct Order {
     pub customer_id: Option<Uuid>,
     pub lines: Vec<OrderLine>,
     pub total_cents: i64,
-    pub payment_method: Option<PaymentMethod>,
+    pub payment: Option<PaymentInstrument>,
     pub payment_id: Option<Uuid>,
     pub reason: Option<String>,
 }
@@ -181,7 +202,7 @@ impl Order {
                 OrderCommand::Place {
                     customer_id,
                     lines,
-                    payment_method,
+                    payment,
                 },
             ) => {
                 let total_cents = total_of(&lines)?;
@@ -189,7 +210,7 @@ impl Order {
                     customer_id,
                     lines,
                     total_cents,
-                    payment_method,
+                    payment,
                 }]
             }
             (_, OrderCommand::Place { .. }) => return Err(OrderError::AlreadyPlaced),
@@ -254,13 +275,13 @@ impl Aggregate for Order {
                 customer_id,
                 lines,
                 total_cents,
-                payment_method,
+                payment,
             } => {
                 self.status = OrderStatus::Placed;
                 self.customer_id = Some(customer_id);
                 self.lines = lines;
                 self.total_cents = total_cents;
-                self.payment_method = Some(payment_method);
+                self.payment = Some(payment);
             }
             OrderEvent::OrderStockReserved => self.status = OrderStatus::StockReserved,
             OrderEvent::OrderPaid { payment_id } => {

@@ -13,6 +13,7 @@ pub mod projector;
 pub mod read_models;
 pub mod relay;
 pub mod shutdown;
+pub mod simulated_gateway;
 #[doc(hidden)]
 pub mod testing;
 

@@ -20,7 +20,7 @@ fn place(lines: Vec<OrderLine>) -> OrderCommand {
     OrderCommand::Place {
         customer_id: customer(),
         lines,
-        payment_method: PaymentMethod::Balance,
+        payment: PaymentInstrument::balance(),
     }
 }
 
@@ -29,7 +29,7 @@ fn placed() -> OrderEvent {
         customer_id: customer(),
         lines: vec![line(1, 2, 500), line(2, 1, 250)],
         total_cents: 1250,
-        payment_method: PaymentMethod::Balance,
+        payment: PaymentInstrument::balance(),
     }
 }
 

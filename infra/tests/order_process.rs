@@ -1,0 +1,465 @@
+//! The order process manager against real Postgres: no concurrency oversells stock or
+//! overdraws a wallet, every order ends confirmed or failed with its reservations undone, and
+//! a crash between steps is repaired by running it again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eshop_commands::order_process::{
+    OrderProcess, INSUFFICIENT_BALANCE, OUT_OF_STOCK, PAYMENT_DECLINED,
+};
+use eshop_commands::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
+use eshop_commands::{Actor, CommandBus, CommandContext, EventStore, RetryPolicy};
+use eshop_domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentInstrument};
+use eshop_domain::payment::{Payment, PaymentStatus};
+use eshop_domain::product::{NewProduct, Product, ProductCommand};
+use eshop_domain::user::{Registration, User, UserCommand};
+use eshop_domain::values::{
+    DepositAmount, EmailAddress, PaymentMethod, Price, Quantity, Text, Username,
+};
+use eshop_infra::simulated_gateway::{tokenize_card, SimulatedGateway};
+use eshop_infra::testing::fresh_database;
+use eshop_infra::PgEventStore;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+type Bus = Arc<CommandBus<PgEventStore>>;
+
+async fn bus() -> (PgPool, Bus) {
+    let (_, pool) = fresh_database().await;
+    let retry = RetryPolicy {
+        max_attempts: 50,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    };
+    (
+        pool.clone(),
+        Arc::new(CommandBus::new(PgEventStore::new(pool), retry)),
+    )
+}
+
+fn context() -> CommandContext {
+    CommandContext::new(Actor::System, "test")
+}
+
+async fn buyer(bus: &Bus, name: &str, balance_cents: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    let registration = Registration {
+        email: EmailAddress::parse(&format!("{name}@example.com")).expect("valid"),
+        username: Username::parse(name).expect("valid"),
+        password_hash: "$argon2id$test".into(),
+        first_name: None,
+        last_name: None,
+    };
+    bus.execute::<User>(
+        &id.to_string(),
+        UserCommand::Register(registration),
+        &context(),
+        None,
+    )
+    .await
+    .expect("registered");
+    if balance_cents > 0 {
+        let amount = DepositAmount::parse(balance_cents).expect("valid");
+        bus.execute::<User>(
+            &id.to_string(),
+            UserCommand::Deposit(amount),
+            &context(),
+            None,
+        )
+        .await
+        .expect("deposited");
+    }
+    id
+}
+
+async fn product(bus: &Bus, price_cents: i64, stock: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    let new = NewProduct {
+        title: Text::title("A book").expect("valid"),
+        author: Text::author("An author").expect("valid"),
+        published_date: "2001-01-01".parse().expect("date"),
+        description: Text::description("").expect("valid"),
+        price: Price::parse(price_cents).expect("valid"),
+        stock: Quantity::stock(stock).expect("valid"),
+        category: Text::category("books").expect("valid"),
+    };
+    bus.execute::<Product>(&id.to_string(), ProductCommand::Add(new), &context(), None)
+        .await
+        .expect("added");
+    id
+}
+
+async fn place(
+    bus: &Bus,
+    customer_id: Uuid,
+    lines: Vec<(Uuid, i64, i64)>,
+    payment: PaymentInstrument,
+) -> Uuid {
+    let order_id = Uuid::now_v7();
+    let lines = lines
+        .into_iter()
+        .map(|(product_id, quantity, unit_price_cents)| OrderLine {
+            product_id,
+            quantity,
+            unit_price_cents,
+        })
+        .collect();
+    bus.execute::<Order>(
+        &order_id.to_string(),
+        OrderCommand::Place {
+            customer_id,
+            lines,
+            payment,
+        },
+        &context(),
+        None,
+    )
+    .await
+    .expect("placed");
+    order_id
+}
+
+async fn load<A: cqrs_es::Aggregate>(bus: &Bus, id: Uuid) -> A {
+    bus.store()
+        .load::<A>(&id.to_string())
+        .await
+        .expect("loads")
+        .aggregate
+}
+
+fn process(bus: &Bus) -> OrderProcess<PgEventStore, SimulatedGateway> {
+    OrderProcess::new(bus.clone(), SimulatedGateway::default())
+}
+
+fn card(number: &str) -> PaymentInstrument {
+    let (token, last4) = tokenize_card(number).expect("valid card");
+    PaymentInstrument {
+        method: PaymentMethod::Card,
+        token: Some(token),
+        card_last4: Some(last4),
+    }
+}
+
+#[tokio::test]
+async fn a_wallet_purchase_reserves_pays_and_confirms() {
+    let (_, bus) = bus().await;
+    let buyer = buyer(&bus, "ann", 10_000).await;
+    let book = product(&bus, 1_500, 5).await;
+    let order = place(
+        &bus,
+        buyer,
+        vec![(book, 2, 1_500)],
+        PaymentInstrument::balance(),
+    )
+    .await;
+
+    assert_eq!(
+        process(&bus).advance(order).await.expect("advances"),
+        OrderStatus::Confirmed
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 3);
+    assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 7_000);
+    let payment = load::<Payment>(&bus, eshop_commands::order_process::payment_id(order)).await;
+    assert_eq!(
+        (payment.status, payment.amount_cents),
+        (PaymentStatus::Captured, 3_000)
+    );
+    // Advancing a finished order changes nothing.
+    assert_eq!(
+        process(&bus).advance(order).await.expect("advances"),
+        OrderStatus::Confirmed
+    );
+    assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 7_000);
+}
+
+#[tokio::test]
+async fn an_order_that_cannot_get_all_its_stock_releases_what_it_got() {
+    let (_, bus) = bus().await;
+    let buyer = buyer(&bus, "ben", 10_000).await;
+    let plenty = product(&bus, 100, 10).await;
+    let scarce = product(&bus, 100, 1).await;
+    let order = place(
+        &bus,
+        buyer,
+        vec![(plenty, 3, 100), (scarce, 2, 100)],
+        PaymentInstrument::balance(),
+    )
+    .await;
+
+    assert_eq!(
+        process(&bus).advance(order).await.expect("advances"),
+        OrderStatus::Failed
+    );
+    assert_eq!(
+        load::<Order>(&bus, order).await.reason.as_deref(),
+        Some(OUT_OF_STOCK)
+    );
+    assert_eq!(load::<Product>(&bus, plenty).await.stock, 10);
+    assert_eq!(load::<Product>(&bus, scarce).await.stock, 1);
+    assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 10_000);
+}
+
+#[tokio::test]
+async fn too_little_money_fails_the_order_and_releases_the_stock() {
+    let (_, bus) = bus().await;
+    let buyer = buyer(&bus, "cat", 500).await;
+    let book = product(&bus, 1_000, 4).await;
+    let order = place(
+        &bus,
+        buyer,
+        vec![(book, 1, 1_000)],
+        PaymentInstrument::balance(),
+    )
+    .await;
+
+    assert_eq!(
+        process(&bus).advance(order).await.expect("advances"),
+        OrderStatus::Failed
+    );
+    assert_eq!(
+        load::<Order>(&bus, order).await.reason.as_deref(),
+        Some(INSUFFICIENT_BALANCE)
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 4);
+    assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 500);
+}
+
+#[tokio::test]
+async fn a_declined_card_fails_the_order_and_releases_the_stock() {
+    let (_, bus) = bus().await;
+    let buyer = buyer(&bus, "dan", 0).await;
+    let book = product(&bus, 1_000, 4).await;
+    let declined = place(
+        &bus,
+        buyer,
+        vec![(book, 1, 1_000)],
+        card("4000 0000 0000 0002"),
+    )
+    .await;
+    assert_eq!(
+        process(&bus).advance(declined).await.expect("advances"),
+        OrderStatus::Failed
+    );
+    assert_eq!(
+        load::<Order>(&bus, declined).await.reason.as_deref(),
+        Some(PAYMENT_DECLINED)
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 4);
+    let payment = load::<Payment>(&bus, eshop_commands::order_process::payment_id(declined)).await;
+    assert_eq!(payment.status, PaymentStatus::Declined);
+    assert_eq!(payment.card_last4.as_deref(), Some("0002"));
+
+    let approved = place(
+        &bus,
+        buyer,
+        vec![(book, 1, 1_000)],
+        card("4242 4242 4242 4242"),
+    )
+    .await;
+    assert_eq!(
+        process(&bus).advance(approved).await.expect("advances"),
+        OrderStatus::Confirmed
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 3);
+}
+
+#[tokio::test]
+async fn two_hundred_buyers_for_fifty_books_confirm_exactly_fifty() {
+    let (_, bus) = bus().await;
+    let book = product(&bus, 700, 50).await;
+    let mut buyers = Vec::new();
+    for n in 0..200 {
+        buyers.push(buyer(&bus, &format!("buyer{n}"), 10_000).await);
+    }
+    let purchases = buyers.into_iter().map(|buyer| {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let order = place(
+                &bus,
+                buyer,
+                vec![(book, 1, 700)],
+                PaymentInstrument::balance(),
+            )
+            .await;
+            let status = process(&bus).advance(order).await.expect("advances");
+            (buyer, status)
+        })
+    });
+    let outcomes: Vec<(Uuid, OrderStatus)> = futures::future::join_all(purchases)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("task"))
+        .collect();
+    let confirmed: Vec<Uuid> = outcomes
+        .iter()
+        .filter(|(_, status)| *status == OrderStatus::Confirmed)
+        .map(|(buyer, _)| *buyer)
+        .collect();
+    assert_eq!(confirmed.len(), 50);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|(_, s)| *s == OrderStatus::Failed)
+            .count(),
+        150
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 0);
+    // Conservation: exactly the confirmed buyers paid, once.
+    for (buyer, status) in &outcomes {
+        let expected = if *status == OrderStatus::Confirmed {
+            9_300
+        } else {
+            10_000
+        };
+        assert_eq!(load::<User>(&bus, *buyer).await.balance_cents, expected);
+    }
+}
+
+#[tokio::test]
+async fn buyers_who_can_afford_three_get_exactly_three() {
+    let (_, bus) = bus().await;
+    let book = product(&bus, 1_000, 1_000).await;
+    let buyers = [
+        buyer(&bus, "eve", 3_500).await,
+        buyer(&bus, "fay", 3_000).await,
+    ];
+    let purchases = buyers.iter().flat_map(|buyer| {
+        let buyer = *buyer;
+        (0..10).map({
+            let bus = bus.clone();
+            move |_| {
+                let bus = bus.clone();
+                tokio::spawn(async move {
+                    let order = place(
+                        &bus,
+                        buyer,
+                        vec![(book, 1, 1_000)],
+                        PaymentInstrument::balance(),
+                    )
+                    .await;
+                    process(&bus).advance(order).await.expect("advances")
+                })
+            }
+        })
+    });
+    let statuses: Vec<OrderStatus> = futures::future::join_all(purchases)
+        .await
+        .into_iter()
+        .map(|status| status.expect("task"))
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == OrderStatus::Confirmed)
+            .count(),
+        6
+    );
+    assert_eq!(load::<User>(&bus, buyers[0]).await.balance_cents, 500);
+    assert_eq!(load::<User>(&bus, buyers[1]).await.balance_cents, 0);
+    assert_eq!(load::<Product>(&bus, book).await.stock, 994);
+}
+
+/// A gateway that is down until told otherwise.
+struct FlakyGateway {
+    up: AtomicBool,
+}
+
+impl PaymentGateway for FlakyGateway {
+    async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayUnavailable> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(GatewayUnavailable("connection refused".into()));
+        }
+        SimulatedGateway::default().charge(charge).await
+    }
+}
+
+#[tokio::test]
+async fn a_process_cut_short_between_steps_finishes_on_the_next_run() {
+    let (_, bus) = bus().await;
+    let buyer = buyer(&bus, "gus", 0).await;
+    let book = product(&bus, 800, 3).await;
+    let order = place(
+        &bus,
+        buyer,
+        vec![(book, 1, 800)],
+        card("4242 4242 4242 4242"),
+    )
+    .await;
+
+    let down = OrderProcess::new(
+        bus.clone(),
+        FlakyGateway {
+            up: AtomicBool::new(false),
+        },
+    );
+    assert!(down.advance(order).await.is_err(), "stops at the payment");
+    assert_eq!(
+        load::<Order>(&bus, order).await.status,
+        OrderStatus::StockReserved
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 2);
+
+    // "After a restart": a new process manager, with the gateway back, run twice at once.
+    let up = Arc::new(OrderProcess::new(
+        bus.clone(),
+        FlakyGateway {
+            up: AtomicBool::new(true),
+        },
+    ));
+    let runs = (0..2).map(|_| {
+        let up = up.clone();
+        tokio::spawn(async move { up.advance(order).await.expect("advances") })
+    });
+    for status in futures::future::join_all(runs).await {
+        assert_eq!(status.expect("task"), OrderStatus::Confirmed);
+    }
+    assert_eq!(load::<Product>(&bus, book).await.stock, 2, "reserved once");
+    let payment = load::<Payment>(&bus, eshop_commands::order_process::payment_id(order)).await;
+    assert_eq!(payment.status, PaymentStatus::Captured);
+}
+
+#[tokio::test]
+async fn a_cancelled_order_gets_its_stock_back() {
+    let (_, bus) = bus().await;
+    let buyer = buyer(&bus, "hal", 5_000).await;
+    let book = product(&bus, 1_000, 2).await;
+    let order = place(
+        &bus,
+        buyer,
+        vec![(book, 2, 1_000)],
+        PaymentInstrument::balance(),
+    )
+    .await;
+    // The process got as far as reserving stock, then the customer cancelled.
+    bus.execute::<Product>(
+        &book.to_string(),
+        ProductCommand::Reserve {
+            order_id: order,
+            quantity: Quantity::positive(2).expect("valid"),
+        },
+        &context(),
+        None,
+    )
+    .await
+    .expect("reserved");
+    bus.execute::<Order>(
+        &order.to_string(),
+        OrderCommand::Cancel {
+            reason: "changed my mind".into(),
+        },
+        &context(),
+        None,
+    )
+    .await
+    .expect("cancelled");
+    assert_eq!(load::<Product>(&bus, book).await.stock, 0);
+
+    assert_eq!(
+        process(&bus).advance(order).await.expect("advances"),
+        OrderStatus::Cancelled
+    );
+    assert_eq!(load::<Product>(&bus, book).await.stock, 2);
+    assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 5_000);
+}
