@@ -54,6 +54,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         redis_prefix: format!("{namespace}:"),
         cache_ttl_seconds: 300,
         workers,
+        gateway_latency_ms: 0,
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         jwt_secret: "bench-secret".into(),
         access_token_ttl_seconds: 3600,

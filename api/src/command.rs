@@ -30,6 +30,10 @@ impl Answer {
         Self::with_status(StatusCode::CREATED, view)
     }
 
+    pub fn accepted(view: impl Serialize) -> Result<Self, ApiError> {
+        Self::with_status(StatusCode::ACCEPTED, view)
+    }
+
     pub fn into_response(self) -> Response {
         json_response(self.status, self.body)
     }

@@ -48,6 +48,10 @@ pub struct Config {
     #[arg(long, env = "ESHOP_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,
 
+    /// Latency of each charge in the simulated payment gateway, in milliseconds.
+    #[arg(long, env = "ESHOP_GATEWAY_LATENCY_MS", default_value_t = 0)]
+    pub gateway_latency_ms: u64,
+
     /// Address the HTTP API listens on (port 0 picks a free port).
     #[arg(long, env = "ESHOP_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use eshop_commands::{CommandError, StoreError};
+use eshop_domain::order::OrderError;
 use eshop_domain::product::ProductError;
 use eshop_domain::user::{UserError, EMAIL_CLAIM, USERNAME_CLAIM};
 
@@ -235,6 +236,24 @@ impl From<ProductError> for ApiError {
             },
             ProductError::NoReservation => Self::Conflict {
                 code: "no_reservation",
+                detail,
+            },
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        let detail = error.to_string();
+        match error {
+            OrderError::NotFound => Self::NotFound("order"),
+            OrderError::AlreadyPlaced => Self::Conflict {
+                code: "already_exists",
+                detail,
+            },
+            OrderError::InvalidLines | OrderError::TotalTooLarge => Self::field("lines", detail),
+            OrderError::InvalidTransition { .. } => Self::Conflict {
+                code: "invalid_transition",
                 detail,
             },
         }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod catalog;
 pub mod health;
 pub mod metrics;
+pub mod orders;
 pub mod products;
 pub mod users;
 

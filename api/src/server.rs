@@ -14,14 +14,18 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use eshop_commands::order_process::OrderProcess;
 use eshop_commands::{CommandBus, Idempotency, RetryPolicy};
 use eshop_infra::cache::Cache;
 use eshop_infra::nats::{self, EventSubjects};
+use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::projector::Projector;
+use eshop_infra::read_models::orders::{OrdersProjection, PgOrders};
 use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
 use eshop_infra::read_models::users::{PgUsers, UsersProjection};
 use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
 use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
+use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
 
 use crate::auth::TokenKeys;
@@ -45,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::products::router())
+        .merge(routes::orders::router())
         .merge(routes::admin::router())
         .merge(routes::metrics::router())
         .fallback(|| async { ApiError::NotFound("resource") })
@@ -100,8 +105,12 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         max_attempts: config.command_attempts.max(1),
         ..RetryPolicy::default()
     };
+    let bus = Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry));
+    let gateway = SimulatedGateway::with_latency(Duration::from_millis(config.gateway_latency_ms));
     let state = AppState {
-        bus: Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry)),
+        process: Arc::new(OrderProcess::new(bus.clone(), gateway)),
+        orders: PgOrders::new(pool.clone()),
+        bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
         products: PgProducts::new(pool.clone()),
@@ -118,7 +127,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     Ok(state)
 }
 
-/// Starts the relay and the projection builders; each leads on one replica at a time.
+/// Starts the relay and the projection builders (each leads on one replica at a time), and
+/// the order worker (every replica shares its consumer).
 fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
     let relay = Relay::new(
         state.pool.clone(),
@@ -139,10 +149,25 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         state.subjects.clone(),
         UsersProjection,
     );
+    let orders = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        OrdersProjection,
+    );
+    let order_worker = OrderWorker::new(
+        state.process.clone(),
+        state.orders.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        SweepSettings::default(),
+    );
     vec![
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(products.run(shutdown.clone())),
         tokio::spawn(users.run(shutdown.clone())),
+        tokio::spawn(orders.run(shutdown.clone())),
+        tokio::spawn(order_worker.run(shutdown.clone())),
     ]
 }
 

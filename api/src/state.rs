@@ -5,12 +5,15 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use sqlx::PgPool;
 
+use eshop_commands::order_process::OrderProcess;
 use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::nats::EventSubjects;
+use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::relay::RelayStatus;
+use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 
 use crate::auth::TokenKeys;
@@ -23,6 +26,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub products: PgProducts,
     pub users: PgUsers,
+    pub orders: PgOrders,
+    pub process: Arc<OrderProcess<PgEventStore, SimulatedGateway>>,
     pub cache: Arc<Cache>,
     pub jetstream: jetstream::Context,
     pub subjects: EventSubjects,

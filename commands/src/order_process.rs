@@ -29,6 +29,7 @@ pub const PRODUCT_UNAVAILABLE: &str = "product_unavailable";
 pub const INSUFFICIENT_BALANCE: &str = "insufficient_balance";
 pub const ACCOUNT_DEACTIVATED: &str = "account_deactivated";
 pub const PAYMENT_DECLINED: &str = "payment_declined";
+pub const TIMED_OUT: &str = "timed_out";
 
 /// A step could not run now (the store or the gateway is unavailable, or a conflict persisted):
 /// the order stays where it is and `advance` can be called again.
@@ -97,6 +98,24 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 }
             }
         }
+    }
+
+    /// Fails an order that is still waiting for stock or payment (the sweep's timeout), undoing
+    /// what was done; returns where the order ended.
+    pub async fn give_up(&self, order_id: Uuid, reason: &str) -> Result<OrderStatus, ProcessError> {
+        let order = self
+            .bus
+            .store()
+            .load::<Order>(&order_id.to_string())
+            .await?
+            .aggregate;
+        if matches!(
+            order.status,
+            OrderStatus::Placed | OrderStatus::StockReserved
+        ) {
+            self.fail(order_id, &order, reason).await?;
+        }
+        self.advance(order_id).await
     }
 
     async fn order_step(

@@ -9,6 +9,7 @@ pub mod event_store;
 pub mod idempotency;
 pub mod leader;
 pub mod nats;
+pub mod order_worker;
 pub mod projector;
 pub mod read_models;
 pub mod relay;

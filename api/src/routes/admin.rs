@@ -5,6 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use eshop_infra::projector::{report, ProjectionReport};
+use eshop_infra::read_models::orders::OrdersProjection;
 use eshop_infra::read_models::products::ProductsProjection;
 use eshop_infra::read_models::users::UsersProjection;
 use eshop_infra::read_models::ReadModel;
@@ -22,7 +23,11 @@ async fn projections(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> Result<Json<Vec<ProjectionReport>>, ApiError> {
-    let names = [ProductsProjection::NAME, UsersProjection::NAME];
+    let names = [
+        ProductsProjection::NAME,
+        UsersProjection::NAME,
+        OrdersProjection::NAME,
+    ];
     report(&state.pool, &state.jetstream, &state.subjects, &names)
         .await
         .map(Json)

@@ -30,6 +30,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         redis_prefix: format!("{namespace}:"),
         cache_ttl_seconds: 60,
         workers: true,
+        gateway_latency_ms: 0,
         db_pool_size: 20,
         http_addr: "127.0.0.1:0".parse().expect("address"),
         jwt_secret: "test-secret-not-the-default".into(),

@@ -8,4 +8,5 @@ mod catalog;
 mod concurrency;
 mod errors;
 mod idempotency;
+mod orders;
 mod products;

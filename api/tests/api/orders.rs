@@ -1,0 +1,288 @@
+//! Purchases and orders over HTTP, through the order process manager.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn shop(app: &TestApp, stock: i64, price_cents: i64) -> String {
+    let admin = app.admin_token().await;
+    let response = app
+        .post(
+            "/api/products",
+            Some(&admin),
+            json!({"title": "Dune", "author": "Frank Herbert", "published_date": "1965-08-01",
+                   "price_cents": price_cents, "stock": stock, "category": "science-fiction"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+async fn customer_with(app: &TestApp, name: &str, balance_cents: i64) -> String {
+    let (_, token) = app.customer(name).await;
+    if balance_cents > 0 {
+        let deposit = app
+            .post(
+                "/api/users/me/deposits",
+                Some(&token),
+                json!({"amount_cents": balance_cents}),
+            )
+            .await;
+        assert_eq!(deposit.status(), 200);
+    }
+    token
+}
+
+/// The order as the read model shows it once it reached `status`.
+async fn order_when(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let response = app.get(&format!("/api/orders/{id}"), Some(token)).await;
+        if response.status() == 200 {
+            let order: Value = response.json().await.expect("json");
+            if order["status"] == status {
+                return order;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("order {id} never reached {status}");
+}
+
+#[tokio::test]
+async fn a_purchase_from_the_wallet_confirms_in_one_call() {
+    let app = spawn_app().await;
+    let book = shop(&app, 10, 1999).await;
+    let token = customer_with(&app, "ivy", 5000).await;
+    let response = app
+        .post(
+            "/api/purchases",
+            Some(&token),
+            json!({"product_id": book, "quantity": 2, "payment_method": "balance"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "confirmed");
+    assert_eq!(
+        (body["total_cents"].as_i64(), body["balance_cents"].as_i64()),
+        (Some(3998), Some(1002))
+    );
+
+    let order = order_when(
+        &app,
+        &token,
+        body["order_id"].as_str().expect("id"),
+        "confirmed",
+    )
+    .await;
+    let timeline: Vec<&str> = order["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|entry| entry["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(timeline, ["placed", "stock_reserved", "paid", "confirmed"]);
+    assert_eq!(order["payment"]["method"], "balance");
+    let product: Value = app
+        .get(&format!("/api/products/{book}?min_version=3"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(product["stock"], 8);
+    let orders: Value = app
+        .get("/api/orders", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(orders["items"].as_array().expect("items").len(), 1);
+}
+
+#[tokio::test]
+async fn a_purchase_fails_cleanly_without_stock_or_money() {
+    let app = spawn_app().await;
+    let book = shop(&app, 1, 1000).await;
+    let rich = customer_with(&app, "jon", 10_000).await;
+    let poor = customer_with(&app, "kim", 500).await;
+    let too_many = app
+        .post(
+            "/api/purchases",
+            Some(&rich),
+            json!({"product_id": book, "quantity": 2, "payment_method": "balance"}),
+        )
+        .await;
+    assert_problem(too_many, 409, "out_of_stock").await;
+    let too_poor = app
+        .post(
+            "/api/purchases",
+            Some(&poor),
+            json!({"product_id": book, "quantity": 1, "payment_method": "balance"}),
+        )
+        .await;
+    assert_problem(too_poor, 409, "insufficient_balance").await;
+    // Nothing was taken.
+    let me: Value = app
+        .get("/api/users/me", Some(&poor))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["balance_cents"], 500);
+    let stock = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM events WHERE event_type = 'StockReleased'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("counts");
+    assert_eq!(stock, 1, "the reservation of the poor buyer was released");
+}
+
+#[tokio::test]
+async fn a_repeated_purchase_with_one_key_buys_once() {
+    let app = spawn_app().await;
+    let book = shop(&app, 5, 1000).await;
+    let token = customer_with(&app, "lea", 5000).await;
+    let buy = || {
+        app.request(Method::POST, "/api/purchases", Some(&token))
+            .header("Idempotency-Key", "buy-once")
+            .json(&json!({"product_id": book, "quantity": 1, "payment_method": "balance"}))
+            .send()
+    };
+    let first: Value = buy().await.expect("sent").json().await.expect("json");
+    let again: Value = buy().await.expect("sent").json().await.expect("json");
+    assert_eq!(first, again);
+    assert_eq!(first["balance_cents"], 4000);
+    let orders = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("counts");
+    assert_eq!(orders, 1);
+}
+
+#[tokio::test]
+async fn an_order_paid_by_a_declined_card_fails_and_keeps_no_card_number() {
+    let app = spawn_app().await;
+    let book = shop(&app, 3, 1500).await;
+    let token = customer_with(&app, "max", 0).await;
+    let response = app
+        .request(Method::POST, "/api/orders", Some(&token))
+        .header("Prefer", "wait=5")
+        .json(&json!({"lines": [{"product_id": book, "quantity": 1}],
+                      "payment": {"method": "card", "card": "4000 0000 0000 0002"}}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.expect("json");
+    assert_eq!(
+        (order["status"].as_str(), order["reason"].as_str()),
+        (Some("failed"), Some("payment_declined"))
+    );
+    assert_eq!(order["payment"]["card_last4"], "0002");
+
+    let approved = app
+        .request(Method::POST, "/api/orders", Some(&token))
+        .header("Prefer", "wait=5")
+        .json(&json!({"lines": [{"product_id": book, "quantity": 1}],
+                      "payment": {"method": "card", "card": "4242 4242 4242 4242"}}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        approved.json::<Value>().await.expect("json")["status"],
+        "confirmed"
+    );
+
+    let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text LIKE '%4000000000000002%' OR payload::text LIKE '%4242424242424242%'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("counts");
+    assert_eq!(leaked, 0, "no full card number in any event");
+}
+
+#[tokio::test]
+async fn orders_of_others_do_not_exist_for_you() {
+    let app = spawn_app().await;
+    let book = shop(&app, 3, 100).await;
+    let owner = customer_with(&app, "ned", 1000).await;
+    let other = customer_with(&app, "ola", 1000).await;
+    let body: Value = app
+        .post(
+            "/api/purchases",
+            Some(&owner),
+            json!({"product_id": book, "quantity": 1, "payment_method": "balance"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = body["order_id"].as_str().expect("id").to_string();
+    order_when(&app, &owner, &id, "confirmed").await;
+    assert_problem(
+        app.get(&format!("/api/orders/{id}"), Some(&other)).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let cancel = app
+        .post(&format!("/api/orders/{id}/cancel"), Some(&other), json!({}))
+        .await;
+    assert_problem(cancel, 404, "not_found").await;
+    let admin = app.admin_token().await;
+    assert_eq!(
+        app.get(&format!("/api/orders/{id}"), Some(&admin))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_order_gives_its_stock_back() {
+    // A slow gateway leaves time to cancel while the card is being charged.
+    let app = spawn_app_with(|config| config.gateway_latency_ms = 1500).await;
+    let book = shop(&app, 2, 900).await;
+    let token = customer_with(&app, "pia", 0).await;
+    let response = app
+        .post(
+            "/api/orders",
+            Some(&token),
+            json!({"lines": [{"product_id": book, "quantity": 2}],
+              "payment": {"method": "card", "card": "4242 4242 4242 4242"}}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.expect("json")["order_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled = app
+        .post(&format!("/api/orders/{id}/cancel"), Some(&token), json!({}))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let order = order_when(&app, &token, &id, "cancelled").await;
+    assert_eq!(order["reason"], "cancelled by the customer");
+    // The stock comes back once the process has undone the reservation.
+    for _ in 0..100 {
+        let released: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'StockReleased'")
+                .fetch_one(&app.pool)
+                .await
+                .expect("counts");
+        if released == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the reservation was never released");
+}

@@ -1,0 +1,167 @@
+//! What keeps orders moving when no request is waiting for them: a durable consumer of order
+//! events that advances every order it hears of, and a sweep that advances (or, past a
+//! timeout, fails) orders that stopped moving. `advance` is idempotent, so replicas share the
+//! consumer without a leader, and a redelivery or a second driver changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::message::AckKind;
+use futures::StreamExt;
+use uuid::Uuid;
+
+use eshop_commands::order_process::{OrderProcess, TIMED_OUT};
+use eshop_commands::payment_gateway::PaymentGateway;
+use eshop_projections::RelayedEvent;
+
+use crate::nats::EventSubjects;
+use crate::read_models::orders::PgOrders;
+use crate::shutdown::Shutdown;
+use crate::PgEventStore;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const CONSUMER: &str = "order_process";
+
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    pub every: Duration,
+    /// Orders older than this that have not finished are advanced again.
+    pub stalled_after: Duration,
+    /// Orders older than this that still wait for stock or payment are failed and undone.
+    pub give_up_after: Duration,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(30),
+            stalled_after: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+pub struct OrderWorker<G> {
+    process: Arc<OrderProcess<PgEventStore, G>>,
+    orders: PgOrders,
+    jetstream: jetstream::Context,
+    subjects: EventSubjects,
+    sweep: SweepSettings,
+}
+
+impl<G: PaymentGateway> OrderWorker<G> {
+    pub fn new(
+        process: Arc<OrderProcess<PgEventStore, G>>,
+        orders: PgOrders,
+        jetstream: jetstream::Context,
+        subjects: EventSubjects,
+        sweep: SweepSettings,
+    ) -> Self {
+        Self {
+            process,
+            orders,
+            jetstream,
+            subjects,
+            sweep,
+        }
+    }
+
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let this = Arc::new(self);
+        let sweeping = tokio::spawn(this.clone().sweep_until(shutdown.clone()));
+        while !shutdown.is_triggered() {
+            if let Err(error) = this.consume(shutdown.clone()).await {
+                tracing::warn!(error = %error, "order events consumer stopped; restarting");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.wait() => {}
+            }
+        }
+        let _ = sweeping.await;
+    }
+
+    async fn consume(&self, mut shutdown: Shutdown) -> Result<(), BoxError> {
+        let stream = self
+            .jetstream
+            .get_stream(self.subjects.stream_name())
+            .await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_string()),
+                    filter_subject: self.subjects.of_type("order"),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(60),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut messages = consumer.messages().await?;
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { return Err("the message stream ended".into()) };
+                    let message = message?;
+                    let order_id = serde_json::from_slice::<RelayedEvent>(&message.payload)
+                        .ok()
+                        .and_then(|event| event.aggregate_id.parse::<Uuid>().ok());
+                    let Some(order_id) = order_id else {
+                        tracing::error!(subject = %message.subject, "an order event that cannot be read; skipped");
+                        let _ = message.ack_with(AckKind::Term).await;
+                        continue;
+                    };
+                    match self.process.advance(order_id).await {
+                        Ok(_) => { let _ = message.ack().await; }
+                        Err(error) => {
+                            tracing::warn!(%order_id, error = %error, "cannot advance the order now; it will come back");
+                            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                        }
+                    }
+                }
+                () = shutdown.wait() => return Ok(()),
+            }
+        }
+    }
+
+    async fn sweep_until(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.sweep.every) => {}
+                () = shutdown.wait() => return,
+            }
+            if let Err(error) = self.sweep_once().await {
+                tracing::warn!(error = %error, "order sweep failed");
+            }
+        }
+    }
+
+    /// Advances stalled orders; fails those past the give-up age.
+    pub async fn sweep_once(&self) -> Result<usize, BoxError> {
+        let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        let stalled = self
+            .orders
+            .unfinished(seconds(self.sweep.stalled_after), 500)
+            .await?;
+        let expired = self
+            .orders
+            .unfinished(seconds(self.sweep.give_up_after), 500)
+            .await?;
+        for order_id in &stalled {
+            let outcome = if expired.contains(order_id) {
+                self.process.give_up(*order_id, TIMED_OUT).await
+            } else {
+                self.process.advance(*order_id).await
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(%order_id, error = %error, "sweep could not finish an order");
+            }
+        }
+        Ok(stalled.len())
+    }
+}

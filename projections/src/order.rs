@@ -1,0 +1,99 @@
+//! The `orders` read model: status, lines, totals, payment summary, and a timeline.
+
+use chrono::{DateTime, Utc};
+use eshop_domain::order::{OrderEvent, OrderLine, OrderStatus};
+use eshop_domain::values::PaymentMethod;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{step, ProjectionError, RelayedEvent, Step};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub status: OrderStatus,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: i64,
+    pub payment_method: PaymentMethod,
+    pub card_last4: Option<String>,
+    pub payment_id: Option<Uuid>,
+    pub reason: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+    pub created_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// The record after `event`, or `None` when the event was already applied.
+pub fn apply(
+    current: Option<&OrderRecord>,
+    event: &RelayedEvent,
+) -> Result<Option<OrderRecord>, ProjectionError> {
+    if step(event, current.map_or(0, |row| row.version))? == Step::Seen {
+        return Ok(None);
+    }
+    let decoded: OrderEvent = event.decode()?;
+    let mut row = match (current, decoded) {
+        (
+            None,
+            OrderEvent::OrderPlaced {
+                customer_id,
+                lines,
+                total_cents,
+                payment,
+            },
+        ) => OrderRecord {
+            id: event
+                .aggregate_id
+                .parse()
+                .map_err(|error| event.unreadable(error))?,
+            customer_id,
+            status: OrderStatus::Placed,
+            lines,
+            total_cents,
+            payment_method: payment.method,
+            card_last4: payment.card_last4,
+            payment_id: None,
+            reason: None,
+            timeline: Vec::new(),
+            created_at: event.recorded_at,
+            version: 0,
+        },
+        (Some(current), decoded) => {
+            let mut row = current.clone();
+            match decoded {
+                OrderEvent::OrderPlaced { .. } => {
+                    return Err(event.unreadable("OrderPlaced on an existing order"))
+                }
+                OrderEvent::OrderStockReserved => row.status = OrderStatus::StockReserved,
+                OrderEvent::OrderPaid { payment_id } => {
+                    row.status = OrderStatus::Paid;
+                    row.payment_id = Some(payment_id);
+                }
+                OrderEvent::OrderConfirmed => row.status = OrderStatus::Confirmed,
+                OrderEvent::OrderCancelled { reason } => {
+                    row.status = OrderStatus::Cancelled;
+                    row.reason = Some(reason);
+                }
+                OrderEvent::OrderFailed { reason } => {
+                    row.status = OrderStatus::Failed;
+                    row.reason = Some(reason);
+                }
+            }
+            row
+        }
+        (None, _) => return Err(event.unreadable("the first event is not OrderPlaced")),
+    };
+    row.timeline.push(TimelineEntry {
+        status: row.status,
+        at: event.recorded_at,
+    });
+    row.version = event.sequence;
+    Ok(Some(row))
+}
