@@ -80,6 +80,16 @@ impl CommandContext {
         }
     }
 
+    /// A process manager's step: its id is derived from `parts` (so the events name their
+    /// step, and a duplicate append is refused), but it is not looked up before it runs: the
+    /// domain makes such steps idempotent itself.
+    pub fn step(actor: Actor, request_id: impl Into<String>, parts: &[&str]) -> Self {
+        Self {
+            repeatable: false,
+            ..Self::repeatable(actor, request_id, parts)
+        }
+    }
+
     pub fn correlated_with(mut self, correlation_id: Uuid) -> Self {
         self.correlation_id = correlation_id;
         self

@@ -69,7 +69,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// The context of one step of one order: its id is derived from both.
     fn step(order_id: Uuid, step: &str, target: &str) -> CommandContext {
-        CommandContext::repeatable(
+        CommandContext::step(
             Actor::System,
             "order-process",
             &["order-process", &order_id.to_string(), step, target],

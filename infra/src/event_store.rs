@@ -28,6 +28,24 @@ fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
     }
 }
 
+#[derive(Default)]
+struct EventRows {
+    sequences: Vec<i64>,
+    types: Vec<String>,
+    versions: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+}
+
+/// Which constraint an append broke says what happened.
+fn append_error(error: sqlx::Error) -> StoreError {
+    match violated_constraint(&error) {
+        Some("events_pkey") => StoreError::Conflict,
+        Some("applied_commands_pkey") => StoreError::AlreadyApplied,
+        _ => unavailable(error),
+    }
+}
+
 pub struct PgEventStore {
     pool: PgPool,
     reader: PostgresEventRepository,
@@ -84,48 +102,82 @@ impl PgEventStore {
         .map_err(unavailable)
     }
 
-    async fn insert_events<A: Aggregate>(
-        tx: &mut Transaction<'_, Postgres>,
+    /// The rows of `events` as column arrays, and the version after them.
+    fn event_rows<A: Aggregate>(
         aggregate_id: &str,
         expected_version: u64,
         events: &[A::Event],
         context: &CommandContext,
-    ) -> Result<u64, StoreError> {
-        let mut sequences = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut metadata = Vec::with_capacity(events.len());
+    ) -> Result<(EventRows, u64), StoreError> {
+        let mut rows = EventRows::default();
         let mut sequence = expected_version;
         for event in events {
             sequence += 1;
-            sequences.push(i64::try_from(sequence).map_err(unavailable)?);
-            types.push(event.event_type());
-            versions.push(event.event_version());
-            payloads
+            rows.sequences
+                .push(i64::try_from(sequence).map_err(unavailable)?);
+            rows.types.push(event.event_type());
+            rows.versions.push(event.event_version());
+            rows.payloads
                 .push(serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            metadata.push(context.event_metadata(A::TYPE, aggregate_id, sequence));
+            rows.metadata
+                .push(context.event_metadata(A::TYPE, aggregate_id, sequence));
         }
-        let inserted = sqlx::query(
+        Ok((rows, sequence))
+    }
+
+    /// The common case, events without claims: the events and the applied command in one
+    /// statement (one round trip, its own transaction).
+    async fn append_in_one_statement<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        rows: &EventRows,
+        version: u64,
+        context: &CommandContext,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH appended AS (
+                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                 RETURNING sequence
+             )
+             INSERT INTO applied_commands (command_id, aggregate_type, aggregate_id, version)
+             SELECT $8, $1, $2, $9 FROM appended LIMIT 1",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(&rows.sequences)
+        .bind(&rows.types)
+        .bind(&rows.versions)
+        .bind(&rows.payloads)
+        .bind(&rows.metadata)
+        .bind(context.command_id)
+        .bind(i64::try_from(version).map_err(unavailable)?)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(append_error)
+    }
+
+    async fn insert_events<A: Aggregate>(
+        tx: &mut Transaction<'_, Postgres>,
+        aggregate_id: &str,
+        rows: &EventRows,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
              SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&metadata)
+        .bind(&rows.sequences)
+        .bind(&rows.types)
+        .bind(&rows.versions)
+        .bind(&rows.payloads)
+        .bind(&rows.metadata)
         .execute(&mut **tx)
-        .await;
-        match inserted {
-            Ok(_) => Ok(sequence),
-            Err(error) if violated_constraint(&error) == Some("events_pkey") => {
-                Err(StoreError::Conflict)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        .await
+        .map(|_| ())
+        .map_err(append_error)
     }
 
     async fn write_claims<A: Aggregate>(
@@ -185,13 +237,7 @@ impl PgEventStore {
         .bind(i64::try_from(version).map_err(unavailable)?)
         .execute(&mut **tx)
         .await;
-        match recorded {
-            Ok(_) => Ok(()),
-            Err(error) if violated_constraint(&error) == Some("applied_commands_pkey") => {
-                Err(StoreError::AlreadyApplied)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        recorded.map(|_| ()).map_err(append_error)
     }
 }
 
@@ -277,10 +323,15 @@ impl EventStore for PgEventStore {
     {
         // The transaction begins after the aggregate was read, so its xid is newer than any
         // event it read: relaying in (xid, position) order keeps each aggregate in sequence.
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let version =
-            Self::insert_events::<A>(&mut tx, aggregate_id, expected_version, events, context)
+        let (rows, version) =
+            Self::event_rows::<A>(aggregate_id, expected_version, events, context)?;
+        if events.iter().all(|event| event.unique_claims().is_empty()) {
+            self.append_in_one_statement::<A>(aggregate_id, &rows, version, context)
                 .await?;
+            return Ok(version);
+        }
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        Self::insert_events::<A>(&mut tx, aggregate_id, &rows).await?;
         Self::write_claims::<A>(&mut tx, aggregate_id, events).await?;
         Self::record_command::<A>(&mut tx, aggregate_id, version, context).await?;
         tx.commit().await.map_err(unavailable)?;

@@ -24,6 +24,8 @@ use crate::PgEventStore;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const CONSUMER: &str = "order_process";
+/// How long the worker leaves a new order to the request that placed it.
+const HANDOVER_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy)]
 pub struct SweepSettings {
@@ -108,11 +110,24 @@ impl<G: PaymentGateway> OrderWorker<G> {
                 message = messages.next() => {
                     let Some(message) = message else { return Err("the message stream ended".into()) };
                     let message = message?;
-                    let order_id = serde_json::from_slice::<RelayedEvent>(&message.payload)
-                        .ok()
-                        .and_then(|event| event.aggregate_id.parse::<Uuid>().ok());
-                    let Some(order_id) = order_id else {
+                    let Ok(event) = serde_json::from_slice::<RelayedEvent>(&message.payload) else {
                         tracing::error!(subject = %message.subject, "an order event that cannot be read; skipped");
+                        let _ = message.ack_with(AckKind::Term).await;
+                        continue;
+                    };
+                    // Later events are the process's own steps: the placing is what needs a
+                    // driver. Usually the request that placed the order drives it, so the
+                    // first delivery waits a moment rather than doing the same work twice.
+                    let first_delivery = message.info().map(|info| info.delivered <= 1).unwrap_or(false);
+                    if event.event_type != "OrderPlaced" {
+                        let _ = message.ack().await;
+                        continue;
+                    }
+                    if first_delivery {
+                        let _ = message.ack_with(AckKind::Nak(Some(HANDOVER_DELAY))).await;
+                        continue;
+                    }
+                    let Ok(order_id) = event.aggregate_id.parse::<Uuid>() else {
                         let _ = message.ack_with(AckKind::Term).await;
                         continue;
                     };
