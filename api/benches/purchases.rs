@@ -149,6 +149,13 @@ async fn main() {
     let catalog = seed_products(&pool, 10_000).await;
     let hot: Vec<String> = catalog.iter().take(10).cloned().collect();
     let buyers = seed_buyers(&pool, 500).await;
+    // For comparison: `BENCH_NO_NOTIFY=1` leaves the relay to its polling.
+    if std::env::var("BENCH_NO_NOTIFY").is_ok() {
+        sqlx::query("ALTER TABLE events DISABLE TRIGGER events_appended")
+            .execute(&pool)
+            .await
+            .expect("disable the trigger");
+    }
     let running = start(&config(&database_url, &namespace))
         .await
         .expect("eshop starts");
