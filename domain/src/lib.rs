@@ -24,3 +24,16 @@ pub fn unpublished_fields(aggregate_type: &str) -> &'static [&'static str] {
         _ => &[],
     }
 }
+
+/// Applies and records the events an aggregate decided on. Every eshop aggregate decides all
+/// its events before it applies any (`decide`, then `emit`), so a rejected command leaves the
+/// aggregate untouched: the command bus relies on that to keep aggregates in memory.
+pub(crate) async fn emit<A: Aggregate>(
+    aggregate: &mut A,
+    events: Vec<A::Event>,
+    sink: &cqrs_es::event_sink::EventSink<A>,
+) {
+    for event in events {
+        sink.write(event, aggregate).await;
+    }
+}
