@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod health;
 pub mod metrics;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod users;
 

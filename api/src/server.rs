@@ -21,6 +21,7 @@ use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::projector::Projector;
 use eshop_infra::read_models::orders::{OrdersProjection, PgOrders};
+use eshop_infra::read_models::payments::{PaymentsProjection, PgPayments};
 use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
 use eshop_infra::read_models::users::{PgUsers, UsersProjection};
 use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::products::router())
         .merge(routes::orders::router())
+        .merge(routes::payments::router())
         .merge(routes::admin::router())
         .merge(routes::metrics::router())
         .fallback(|| async { ApiError::NotFound("resource") })
@@ -110,6 +112,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     let state = AppState {
         process: Arc::new(OrderProcess::new(bus.clone(), gateway)),
         orders: PgOrders::new(pool.clone()),
+        payments: PgPayments::new(pool.clone()),
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
@@ -155,6 +158,12 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         state.subjects.clone(),
         OrdersProjection,
     );
+    let payments = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        PaymentsProjection,
+    );
     let order_worker = OrderWorker::new(
         state.process.clone(),
         state.orders.clone(),
@@ -167,6 +176,7 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         tokio::spawn(products.run(shutdown.clone())),
         tokio::spawn(users.run(shutdown.clone())),
         tokio::spawn(orders.run(shutdown.clone())),
+        tokio::spawn(payments.run(shutdown.clone())),
         tokio::spawn(order_worker.run(shutdown.clone())),
     ]
 }

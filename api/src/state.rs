@@ -10,6 +10,7 @@ use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::nats::EventSubjects;
 use eshop_infra::read_models::orders::PgOrders;
+use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::relay::RelayStatus;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub products: PgProducts,
     pub users: PgUsers,
     pub orders: PgOrders,
+    pub payments: PgPayments,
     pub process: Arc<OrderProcess<PgEventStore, SimulatedGateway>>,
     pub cache: Arc<Cache>,
     pub jetstream: jetstream::Context,

@@ -1,6 +1,7 @@
 //! Read models in Postgres: the projection side (applying relayed events) and the query side.
 
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod users;
 

@@ -3,6 +3,7 @@
 
 pub mod envelope;
 pub mod order;
+pub mod payment;
 pub mod product;
 pub mod query;
 pub mod user;

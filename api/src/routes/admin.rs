@@ -6,6 +6,7 @@ use axum::{Json, Router};
 
 use eshop_infra::projector::{report, ProjectionReport};
 use eshop_infra::read_models::orders::OrdersProjection;
+use eshop_infra::read_models::payments::PaymentsProjection;
 use eshop_infra::read_models::products::ProductsProjection;
 use eshop_infra::read_models::users::UsersProjection;
 use eshop_infra::read_models::ReadModel;
@@ -27,6 +28,7 @@ async fn projections(
         ProductsProjection::NAME,
         UsersProjection::NAME,
         OrdersProjection::NAME,
+        PaymentsProjection::NAME,
     ];
     report(&state.pool, &state.jetstream, &state.subjects, &names)
         .await

@@ -286,3 +286,68 @@ async fn a_cancelled_order_gives_its_stock_back() {
     }
     panic!("the reservation was never released");
 }
+
+#[tokio::test]
+async fn payments_are_listed_for_their_owner_with_the_last_four_digits_only() {
+    let app = spawn_app().await;
+    let book = shop(&app, 3, 1200).await;
+    let owner = customer_with(&app, "quin", 0).await;
+    let other = customer_with(&app, "rae", 0).await;
+    let placed = app
+        .request(Method::POST, "/api/orders", Some(&owner))
+        .header("Prefer", "wait=5")
+        .json(&json!({"lines": [{"product_id": book, "quantity": 1}],
+                      "payment": {"method": "card", "card": "4242 4242 4242 4242"}}))
+        .send()
+        .await
+        .expect("sent");
+    let order: Value = placed.json().await.expect("json");
+    let payment_id = order["payment"]["id"]
+        .as_str()
+        .expect("payment id")
+        .to_string();
+
+    let mut payment = Value::Null;
+    for _ in 0..100 {
+        let response = app
+            .get(&format!("/api/payments/{payment_id}"), Some(&owner))
+            .await;
+        if response.status() == 200 {
+            payment = response.json().await.expect("json");
+            if payment["status"] == "captured" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(payment["status"], "captured");
+    assert_eq!(
+        (
+            payment["amount_cents"].as_i64(),
+            payment["card_last4"].as_str()
+        ),
+        (Some(1200), Some("4242"))
+    );
+    assert!(!payment.to_string().contains("4242424242424242"));
+    let mine: Value = app
+        .get("/api/payments", Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["items"].as_array().expect("items").len(), 1);
+    let theirs: Value = app
+        .get("/api/payments", Some(&other))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(theirs["items"].as_array().expect("items").is_empty());
+    assert_problem(
+        app.get(&format!("/api/payments/{payment_id}"), Some(&other))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+}

@@ -1,0 +1,74 @@
+//! Payments: one's own (admins see all). The card shows as its last four digits only.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use eshop_domain::values::Role;
+
+use crate::auth::CurrentUser;
+use crate::command::Answer;
+use crate::error::ApiError;
+use crate::request::ApiQuery;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use crate::views::Page;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/payments", get(list))
+        .route("/api/payments/{id}", get(show))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "payment")?;
+    let record = state
+        .payments
+        .get(id)
+        .await?
+        .filter(|record| record.customer_id == user.id || user.has_role(Role::Admin))
+        .ok_or(ApiError::NotFound("payment"))?;
+    Answer::ok(record).map(Answer::into_response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Response, ApiError> {
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 100"));
+    }
+    let before = match params.cursor.as_deref() {
+        Some(raw) => Some(
+            raw.parse::<Uuid>()
+                .map_err(|_| ApiError::field("cursor", "is not a cursor from a previous page"))?,
+        ),
+        None => None,
+    };
+    let whose = (!user.has_role(Role::Admin)).then_some(user.id);
+    let records = state.payments.list(whose, before, limit).await?;
+    let next_cursor = (records.len() as i64 == limit)
+        .then(|| records.last().map(|record| record.id.to_string()))
+        .flatten();
+    Answer::ok(Page {
+        items: records,
+        next_cursor,
+    })
+    .map(Answer::into_response)
+}
