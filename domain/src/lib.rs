@@ -3,13 +3,16 @@
 //! Nothing here does I/O. Values arrive already validated (see [`values`]), so an aggregate
 //! only enforces rules that depend on its own history.
 
+pub mod cart;
 pub mod claims;
 pub mod order;
 pub mod payment;
 pub mod personal;
 pub mod product;
+pub mod review;
 pub mod user;
 pub mod values;
+pub mod wishlist;
 
 use cqrs_es::Aggregate;
 
