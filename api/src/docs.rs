@@ -5,10 +5,13 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use eshop_domain::cart::{self, CartEvent};
 use eshop_domain::order::{self, OrderEvent};
 use eshop_domain::payment::{self, PaymentEvent};
 use eshop_domain::product::{self, ProductEvent};
+use eshop_domain::review::{self, ReviewEvent};
 use eshop_domain::user::{self, UserEvent};
+use eshop_domain::wishlist::{self, WishlistEvent};
 
 const PREAMBLE: &str = r#"# eshop events
 
@@ -35,7 +38,7 @@ Each message body is JSON:
 | field | type | meaning |
 | --- | --- | --- |
 | `position` | integer | global position in the event store (unique) |
-| `aggregate_type` | string | `user`, `product`, `order` or `payment` |
+| `aggregate_type` | string | `user`, `product`, `order`, `payment`, `cart`, `wishlist` or `review` |
 | `aggregate_id` | string | the aggregate's UUID |
 | `sequence` | integer | the event's place in its aggregate's stream, from 1 |
 | `event_type` | string | one of the types below |
@@ -181,6 +184,12 @@ mod tests {
             "PaymentCaptured",
             "PaymentDeclined",
             "PaymentRefunded",
+            "CartItemSet",
+            "CartItemRemoved",
+            "CartCheckedOut",
+            "WishlistItemAdded",
+            "WishlistItemRemoved",
+            "ReviewWritten",
         ] {
             assert!(
                 markdown.contains(&format!("### `{name}`")),

@@ -8,9 +8,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use eshop_commands::{CommandError, StoreError};
+use eshop_domain::cart::CartError;
 use eshop_domain::order::OrderError;
 use eshop_domain::product::ProductError;
+use eshop_domain::review::ReviewError;
 use eshop_domain::user::{UserError, EMAIL_CLAIM, USERNAME_CLAIM};
+use eshop_domain::wishlist::WishlistError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -256,6 +259,42 @@ impl From<OrderError> for ApiError {
                 code: "invalid_transition",
                 detail,
             },
+        }
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(error: CartError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CartError::InvalidQuantity => Self::field("quantity", detail),
+            CartError::TooManyItems => Self::Unprocessable {
+                code: "cart_full",
+                detail,
+            },
+            CartError::Empty => Self::Unprocessable {
+                code: "cart_empty",
+                detail,
+            },
+        }
+    }
+}
+
+impl From<WishlistError> for ApiError {
+    fn from(error: WishlistError) -> Self {
+        Self::Unprocessable {
+            code: "wishlist_full",
+            detail: error.to_string(),
+        }
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(error: ReviewError) -> Self {
+        let detail = error.to_string();
+        match error {
+            ReviewError::InvalidRating => Self::field("rating", detail),
+            ReviewError::CommentTooLong => Self::field("comment", detail),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod shopping;
 pub mod users;
 
 use uuid::Uuid;

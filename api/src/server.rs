@@ -20,6 +20,7 @@ use eshop_infra::cache::Cache;
 use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::projector::Projector;
+use eshop_infra::read_models::documents::{DocumentProjection, PgDocuments};
 use eshop_infra::read_models::orders::{OrdersProjection, PgOrders};
 use eshop_infra::read_models::payments::{PaymentsProjection, PgPayments};
 use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
@@ -28,6 +29,7 @@ use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
 use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
 use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
+use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::TokenKeys;
 use crate::bootstrap::ensure_admin;
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::products::router())
         .merge(routes::orders::router())
         .merge(routes::payments::router())
+        .merge(routes::shopping::router())
         .merge(routes::admin::router())
         .merge(routes::metrics::router())
         .fallback(|| async { ApiError::NotFound("resource") })
@@ -113,6 +116,9 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         process: Arc::new(OrderProcess::new(bus.clone(), gateway)),
         orders: PgOrders::new(pool.clone()),
         payments: PgPayments::new(pool.clone()),
+        carts: PgDocuments::new(pool.clone()),
+        wishlists: PgDocuments::new(pool.clone()),
+        reviews: PgDocuments::new(pool.clone()),
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
@@ -164,6 +170,24 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         state.subjects.clone(),
         PaymentsProjection,
     );
+    let carts = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        DocumentProjection::<CartRecord>::new(None),
+    );
+    let wishlists = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        DocumentProjection::<WishlistRecord>::new(None),
+    );
+    let reviews = Projector::new(
+        state.pool.clone(),
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        DocumentProjection::<ReviewRecord>::new(Some(state.cache.clone())),
+    );
     let order_worker = OrderWorker::new(
         state.process.clone(),
         state.orders.clone(),
@@ -177,6 +201,9 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         tokio::spawn(users.run(shutdown.clone())),
         tokio::spawn(orders.run(shutdown.clone())),
         tokio::spawn(payments.run(shutdown.clone())),
+        tokio::spawn(carts.run(shutdown.clone())),
+        tokio::spawn(wishlists.run(shutdown.clone())),
+        tokio::spawn(reviews.run(shutdown.clone())),
         tokio::spawn(order_worker.run(shutdown.clone())),
     ]
 }

@@ -9,6 +9,7 @@ use eshop_commands::order_process::OrderProcess;
 use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::nats::EventSubjects;
+use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
@@ -16,6 +17,7 @@ use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
+use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::TokenKeys;
 
@@ -29,6 +31,9 @@ pub struct AppState {
     pub users: PgUsers,
     pub orders: PgOrders,
     pub payments: PgPayments,
+    pub carts: PgDocuments<CartRecord>,
+    pub wishlists: PgDocuments<WishlistRecord>,
+    pub reviews: PgDocuments<ReviewRecord>,
     pub process: Arc<OrderProcess<PgEventStore, SimulatedGateway>>,
     pub cache: Arc<Cache>,
     pub jetstream: jetstream::Context,

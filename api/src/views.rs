@@ -68,6 +68,15 @@ pub struct ProductView {
     pub category: String,
     pub removed: bool,
     pub version: u64,
+    /// Present where the view comes from the catalog (reads), absent in command answers.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub ratings: Option<Ratings>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ratings {
+    pub rating_average: Option<f64>,
+    pub rating_count: i64,
 }
 
 impl ProductView {
@@ -84,6 +93,7 @@ impl ProductView {
             category: product.category.clone(),
             removed: product.removed,
             version,
+            ratings: None,
         }
     }
 }
@@ -102,6 +112,10 @@ impl From<ProductRecord> for ProductView {
             category: record.category,
             removed: record.removed,
             version: record.version,
+            ratings: Some(Ratings {
+                rating_average: record.rating_average,
+                rating_count: record.rating_count,
+            }),
         }
     }
 }

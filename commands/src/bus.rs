@@ -198,9 +198,19 @@ impl<S: EventStore> CommandBus<S> {
             attempt += 1;
             // A repeat of an applied command answers with the current state and appends nothing.
             // After a failed attempt this also catches our own append having landed.
-            if (context.repeatable || attempt > 1)
-                && self.store.was_applied(context.command_id).await?
-            {
+            let applied = if context.repeatable || attempt > 1 {
+                self.store.applied_to(context.command_id).await?
+            } else {
+                None
+            };
+            if let Some((applied_type, applied_id)) = applied {
+                // One command id names one command on one aggregate: anything else is a bug
+                // that would silently skip this command.
+                if applied_type != A::TYPE || applied_id != aggregate_id {
+                    return Err(CommandError::Store(StoreError::CommandIdReused(
+                        context.command_id,
+                    )));
+                }
                 let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
                 let answer = answer(&aggregate);
                 self.keep(aggregate_id, aggregate, version);

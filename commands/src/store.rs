@@ -23,6 +23,8 @@ pub enum StoreError {
     ClaimTaken { kind: String },
     #[error("this command was already applied")]
     AlreadyApplied,
+    #[error("command id {0} was already used on another aggregate")]
+    CommandIdReused(Uuid),
     #[error("a stored event cannot be read: {0}")]
     Corrupt(String),
     #[error("the event store is unavailable")]
@@ -58,9 +60,9 @@ pub trait EventStore: Send + Sync + 'static {
         A: Aggregate,
         A::Event: DeclaresClaims;
 
-    /// Whether a command with this id has already appended events.
-    fn was_applied(
+    /// The aggregate (type and id) a command with this id appended to, if it did.
+    fn applied_to(
         &self,
         command_id: Uuid,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
 }

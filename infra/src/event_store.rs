@@ -338,11 +338,13 @@ impl EventStore for PgEventStore {
         Ok(version)
     }
 
-    async fn was_applied(&self, command_id: Uuid) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM applied_commands WHERE command_id = $1)")
-            .bind(command_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)
+    async fn applied_to(&self, command_id: Uuid) -> Result<Option<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id FROM applied_commands WHERE command_id = $1",
+        )
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
     }
 }

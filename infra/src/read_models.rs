@@ -1,5 +1,6 @@
 //! Read models in Postgres: the projection side (applying relayed events) and the query side.
 
+pub mod documents;
 pub mod orders;
 pub mod payments;
 pub mod products;

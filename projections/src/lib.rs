@@ -6,6 +6,7 @@ pub mod order;
 pub mod payment;
 pub mod product;
 pub mod query;
+pub mod shopping;
 pub mod user;
 
 pub use envelope::RelayedEvent;

@@ -19,6 +19,11 @@ pub struct ProductRecord {
     pub category: String,
     pub removed: bool,
     pub version: u64,
+    /// From the reviews; filled by the catalog queries, not by the products projection.
+    #[serde(default)]
+    pub rating_count: i64,
+    #[serde(default)]
+    pub rating_average: Option<f64>,
 }
 
 impl ProductRecord {
@@ -64,6 +69,8 @@ pub fn apply(
                 category,
                 removed: false,
                 version: 0,
+                rating_count: 0,
+                rating_average: None,
             }
         }
         (Some(current), decoded) => {

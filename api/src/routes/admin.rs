@@ -5,11 +5,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use eshop_infra::projector::{report, ProjectionReport};
+use eshop_infra::read_models::documents::Document;
 use eshop_infra::read_models::orders::OrdersProjection;
 use eshop_infra::read_models::payments::PaymentsProjection;
 use eshop_infra::read_models::products::ProductsProjection;
 use eshop_infra::read_models::users::UsersProjection;
 use eshop_infra::read_models::ReadModel;
+use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::AdminUser;
 use crate::error::ApiError;
@@ -29,6 +31,9 @@ async fn projections(
         UsersProjection::NAME,
         OrdersProjection::NAME,
         PaymentsProjection::NAME,
+        CartRecord::NAME,
+        WishlistRecord::NAME,
+        ReviewRecord::NAME,
     ];
     report(&state.pool, &state.jetstream, &state.subjects, &names)
         .await

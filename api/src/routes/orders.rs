@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use eshop_commands::order_process;
 use eshop_commands::{CommandContext, EventStore};
+use eshop_domain::cart::{Cart, CartCommand};
 use eshop_domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentInstrument};
 use eshop_domain::product::Product;
 use eshop_domain::user::User;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/orders", post(place_order).get(list))
         .route("/api/orders/{id}", get(show))
         .route("/api/orders/{id}/cancel", post(cancel))
+        .route("/api/cart/checkout", post(checkout))
 }
 
 #[derive(Debug, Serialize)]
@@ -359,6 +361,102 @@ fn preferred_wait(headers: &HeaderMap) -> Duration {
         .min(MAX_WAIT)
 }
 
+/// Places the order, then answers 201 if it finished within `wait`, else 202 (and the order
+/// goes on in the background).
+async fn place_and_answer(
+    state: &AppState,
+    context: &CommandContext,
+    order_id: Uuid,
+    customer_id: Uuid,
+    lines: Vec<OrderLine>,
+    payment: PaymentInstrument,
+    wait: Duration,
+) -> Result<Answer, ApiError> {
+    place(state, context, order_id, customer_id, lines, payment).await?;
+    if wait.is_zero() {
+        let process = state.process.clone();
+        tokio::spawn(async move {
+            if let Err(error) = process.advance(order_id).await {
+                tracing::warn!(%order_id, error = %error, "the order will finish in the background");
+            }
+        });
+        return pending(order_id);
+    }
+    match wait_for_outcome(state, order_id, wait).await {
+        Some(_) => {
+            let order = state
+                .bus
+                .store()
+                .load::<Order>(&order_id.to_string())
+                .await?;
+            Answer::created(view_of(order_id, &order.aggregate, order.version))
+        }
+        None => pending(order_id),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutRequest {
+    payment: PaymentRequest,
+}
+
+/// The cart becomes an order (at today's prices) and is emptied.
+async fn checkout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    JsonBody { value, raw }: JsonBody<CheckoutRequest>,
+) -> Result<Response, ApiError> {
+    let payment = instrument(&value.payment)?;
+    let wait = preferred_wait(&headers);
+    let state = &state;
+    execute(
+        state,
+        &meta,
+        &user.id.to_string(),
+        user.actor(),
+        &raw,
+        |context| async move {
+            let cart = state.bus.store().load::<Cart>(&user.id.to_string()).await?;
+            if cart.aggregate.items.is_empty() {
+                return Err(ApiError::Unprocessable {
+                    code: "cart_empty",
+                    detail: "the cart is empty".into(),
+                });
+            }
+            let wanted: Vec<(Uuid, i64)> = cart
+                .aggregate
+                .items
+                .iter()
+                .map(|(id, qty)| (*id, *qty))
+                .collect();
+            let order_id = context.new_aggregate_id();
+            let lines = priced_lines(state, &wanted).await?;
+            // A command id of its own: one command id appends to one aggregate.
+            let emptying = CommandContext::step(
+                context.actor,
+                context.request_id.clone(),
+                &["checkout", &order_id.to_string()],
+            )
+            .correlated_with(context.correlation_id);
+            state
+                .bus
+                .execute_with::<Cart, _>(
+                    &user.id.to_string(),
+                    CartCommand::CheckOut { order_id },
+                    &emptying,
+                    Some(cart.version),
+                    |_| (),
+                )
+                .await?;
+            place_and_answer(state, &context, order_id, user.id, lines, payment, wait).await
+        },
+    )
+    .await
+}
+
 async fn place_order(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -379,27 +477,18 @@ async fn place_order(
     }
     let wait = preferred_wait(&headers);
     let state = &state;
-    execute(state, &meta, &user.id.to_string(), user.actor(), &raw, |context| async move {
-        let order_id = context.new_aggregate_id();
-        let lines = priced_lines(state, &wanted).await?;
-        place(state, &context, order_id, user.id, lines, payment).await?;
-        if wait.is_zero() {
-            let process = state.process.clone();
-            tokio::spawn(async move {
-                if let Err(error) = process.advance(order_id).await {
-                    tracing::warn!(%order_id, error = %error, "the order will finish in the background");
-                }
-            });
-            return pending(order_id);
-        }
-        match wait_for_outcome(state, order_id, wait).await {
-            Some(_) => {
-                let order = state.bus.store().load::<Order>(&order_id.to_string()).await?;
-                Answer::created(view_of(order_id, &order.aggregate, order.version))
-            }
-            None => pending(order_id),
-        }
-    })
+    execute(
+        state,
+        &meta,
+        &user.id.to_string(),
+        user.actor(),
+        &raw,
+        |context| async move {
+            let order_id = context.new_aggregate_id();
+            let lines = priced_lines(state, &wanted).await?;
+            place_and_answer(state, &context, order_id, user.id, lines, payment, wait).await
+        },
+    )
     .await
 }
 

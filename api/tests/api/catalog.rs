@@ -371,7 +371,18 @@ async fn admins_see_the_projections() {
         .iter()
         .map(|r| r["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(names, ["products", "users", "orders", "payments"]);
+    assert_eq!(
+        names,
+        [
+            "products",
+            "users",
+            "orders",
+            "payments",
+            "carts",
+            "wishlists",
+            "reviews"
+        ]
+    );
     let users = &reports[1];
     assert_eq!(users["status"], "running");
     assert!(users["position"].as_i64().expect("position") >= 3);

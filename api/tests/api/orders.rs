@@ -351,3 +351,189 @@ async fn payments_are_listed_for_their_owner_with_the_last_four_digits_only() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_cart_is_filled_checked_out_and_emptied() {
+    let app = spawn_app().await;
+    let first = shop(&app, 5, 1000).await;
+    let second = shop(&app, 5, 250).await;
+    let token = customer_with(&app, "sam", 5000).await;
+    let empty: Value = app
+        .get("/api/cart", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(empty["items"], json!([]));
+    let put = |product: &str, quantity: i64| {
+        app.request(
+            Method::PUT,
+            &format!("/api/cart/items/{product}"),
+            Some(&token),
+        )
+        .json(&json!({"quantity": quantity}))
+        .send()
+    };
+    assert_eq!(put(&first, 2).await.expect("sent").status(), 200);
+    let cart: Value = put(&second, 4)
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cart["items"].as_array().expect("items").len(), 2);
+    let read: Value = app
+        .get(
+            &format!("/api/cart?min_version={}", cart["version"]),
+            Some(&token),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["items"].as_array().expect("items").len(), 2);
+    assert_problem(
+        put(&first, -1).await.expect("sent"),
+        422,
+        "validation_failed",
+    )
+    .await;
+
+    let checkout = app
+        .request(Method::POST, "/api/cart/checkout", Some(&token))
+        .header("Prefer", "wait=5")
+        .json(&json!({"payment": {"method": "balance"}}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(checkout.status(), 201);
+    let order: Value = checkout.json().await.expect("json");
+    assert_eq!(
+        (order["status"].as_str(), order["total_cents"].as_i64()),
+        (Some("confirmed"), Some(3000))
+    );
+    let cart_after = app.get("/api/cart?min_version=3", Some(&token)).await;
+    let cart_after: Value = cart_after.json().await.expect("json");
+    assert_eq!(cart_after["items"], json!([]));
+    let again = app
+        .post(
+            "/api/cart/checkout",
+            Some(&token),
+            json!({"payment": {"method": "balance"}}),
+        )
+        .await;
+    assert_problem(again, 422, "cart_empty").await;
+}
+
+#[tokio::test]
+async fn a_wishlist_keeps_products_once() {
+    let app = spawn_app().await;
+    let book = shop(&app, 1, 100).await;
+    let token = customer_with(&app, "tia", 0).await;
+    for _ in 0..2 {
+        let added = app
+            .request(
+                Method::PUT,
+                &format!("/api/wishlist/items/{book}"),
+                Some(&token),
+            )
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(added.status(), 200);
+    }
+    let wishlist: Value = app
+        .get("/api/wishlist?min_version=1", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(wishlist["items"], json!([book]));
+    let removed = app
+        .request(
+            Method::DELETE,
+            &format!("/api/wishlist/items/{book}"),
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        removed.json::<Value>().await.expect("json")["items"],
+        json!([])
+    );
+    let missing = app
+        .request(
+            Method::PUT,
+            &format!("/api/wishlist/items/{}", uuid::Uuid::now_v7()),
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(missing, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn one_review_per_user_and_product_and_products_show_their_rating() {
+    let app = spawn_app().await;
+    let book = shop(&app, 1, 100).await;
+    let uma = customer_with(&app, "uma", 0).await;
+    let vic = customer_with(&app, "vic", 0).await;
+    let path = format!("/api/products/{book}/reviews");
+    let review = |token: String, rating: u8| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.post(
+                &path,
+                Some(&token),
+                json!({"rating": rating, "comment": "read it"}),
+            )
+            .await
+        }
+    };
+    assert_eq!(review(uma.clone(), 5).await.status(), 201);
+    assert_eq!(
+        review(uma.clone(), 3).await.status(),
+        201,
+        "a second review replaces the first"
+    );
+    assert_eq!(review(vic.clone(), 4).await.status(), 201);
+    assert_problem(review(vic.clone(), 6).await, 422, "validation_failed").await;
+
+    let mut product = Value::Null;
+    for _ in 0..100 {
+        product = app
+            .get(&format!("/api/products/{book}"), None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if product["rating_count"] == 2 && product["rating_average"] == 3.5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (
+            product["rating_count"].as_i64(),
+            product["rating_average"].as_f64()
+        ),
+        (Some(2), Some(3.5))
+    );
+    let reviews: Value = app
+        .get(&format!("/api/products/{book}/reviews"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut ratings: Vec<i64> = reviews["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|review| review["rating"].as_i64().expect("rating"))
+        .collect();
+    ratings.sort_unstable();
+    assert_eq!(ratings, [3, 4]);
+}

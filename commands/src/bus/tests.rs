@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex as StdMutex;
 
@@ -16,7 +16,7 @@ use crate::store::Loaded;
 #[derive(Default)]
 struct FakeStore {
     streams: StdMutex<HashMap<String, Vec<Value>>>,
-    applied: StdMutex<HashSet<Uuid>>,
+    applied: StdMutex<HashMap<Uuid, (String, String)>>,
     conflicts_to_inject: AtomicU32,
     appends: AtomicU32,
     catch_ups: AtomicU32,
@@ -82,14 +82,14 @@ impl EventStore for FakeStore {
         if stream.len() as u64 != expected_version {
             return Err(StoreError::Conflict);
         }
-        if !self
-            .applied
-            .lock()
-            .expect("lock")
-            .insert(context.command_id)
-        {
+        let mut applied = self.applied.lock().expect("lock");
+        if applied.contains_key(&context.command_id) {
             return Err(StoreError::AlreadyApplied);
         }
+        applied.insert(
+            context.command_id,
+            (A::TYPE.to_string(), aggregate_id.to_string()),
+        );
         for event in events {
             assert!(!event.event_type().is_empty());
             stream.push(serde_json::to_value(event).expect("serializes"));
@@ -98,8 +98,8 @@ impl EventStore for FakeStore {
         Ok(stream.len() as u64)
     }
 
-    async fn was_applied(&self, command_id: Uuid) -> Result<bool, StoreError> {
-        Ok(self.applied.lock().expect("lock").contains(&command_id))
+    async fn applied_to(&self, command_id: Uuid) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.applied.lock().expect("lock").get(&command_id).cloned())
     }
 }
 
@@ -312,5 +312,27 @@ async fn a_rejected_command_leaves_the_cached_aggregate_intact() {
     assert_eq!(
         (executed.version, executed.aggregate.balance_cents),
         (3, 101)
+    );
+}
+
+#[tokio::test]
+async fn one_command_id_on_two_aggregates_is_refused_not_skipped() {
+    let bus = bus_with_user(0, 5);
+    bus.store()
+        .streams
+        .lock()
+        .expect("lock")
+        .insert("u2".into(), vec![registered()]);
+    let shared = context();
+    bus.execute::<User>("u1", deposit(1), &shared, None)
+        .await
+        .expect("first aggregate");
+    let second = bus.execute::<User>("u2", deposit(1), &shared, None).await;
+    assert!(
+        matches!(
+            second,
+            Err(CommandError::Store(StoreError::CommandIdReused(_)))
+        ),
+        "{second:?}"
     );
 }

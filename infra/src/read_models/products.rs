@@ -30,11 +30,34 @@ struct Row {
     version: i64,
 }
 
+/// The product columns the catalog reads: the row and its reviews' figures.
+const READ_COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version,
+    (SELECT count(*) FROM reviews WHERE reviews.key = products.id) AS rating_count,
+    (SELECT round(avg(reviews.rating), 2)::float8 FROM reviews WHERE reviews.key = products.id) AS rating_average";
+
+#[derive(sqlx::FromRow)]
+struct ReadRow {
+    #[sqlx(flatten)]
+    row: Row,
+    rating_count: i64,
+    rating_average: Option<f64>,
+}
+
+impl ReadRow {
+    fn into_record(self) -> ProductRecord {
+        ProductRecord {
+            rating_count: self.rating_count,
+            rating_average: self.rating_average,
+            ..into_record(self.row)
+        }
+    }
+}
+
 /// A row and its sort value as text (for the next page's cursor).
 #[derive(sqlx::FromRow)]
 struct ListedRow {
     #[sqlx(flatten)]
-    row: Row,
+    row: ReadRow,
     sort_value: String,
 }
 
@@ -50,6 +73,8 @@ fn into_record(row: Row) -> ProductRecord {
         category: row.category,
         removed: row.removed,
         version: u64::try_from(row.version).unwrap_or_default(),
+        rating_count: 0,
+        rating_average: None,
     }
 }
 
@@ -143,12 +168,13 @@ impl PgProducts {
 
     /// A product, removed ones included (callers decide what a removed product means).
     pub async fn get(&self, id: Uuid) -> Result<Option<ProductRecord>, sqlx::Error> {
-        let row: Option<Row> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(into_record))
+        let row: Option<ReadRow> = sqlx::query_as(&format!(
+            "SELECT {READ_COLUMNS} FROM products WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(ReadRow::into_record))
     }
 
     /// `FROM products WHERE ...` for the query's filters.
@@ -235,7 +261,7 @@ impl PgProducts {
     /// One page in one statement (and one more for the total when asked).
     pub async fn list(&self, query: &ProductQuery) -> Result<Page<ProductRecord>, sqlx::Error> {
         let mut builder = QueryBuilder::new("SELECT ");
-        builder.push(COLUMNS).push(", (");
+        builder.push(READ_COLUMNS).push(", (");
         Self::sort_expression(query, &mut builder);
         builder.push(")::text AS sort_value");
         Self::push_from_filtered_first(&mut builder, query);
@@ -274,8 +300,8 @@ impl PgProducts {
             .into_iter()
             .take(query.limit as usize)
             .map(|listed| {
-                last_sort_value = Some((listed.row.id, listed.sort_value));
-                into_record(listed.row)
+                last_sort_value = Some((listed.row.row.id, listed.sort_value));
+                listed.row.into_record()
             })
             .collect();
         let next_cursor = has_more
