@@ -129,6 +129,21 @@ pub fn events_markdown() -> String {
             payment::EVENT_VERSION,
             schemars::schema_for!(PaymentEvent),
         ),
+        (
+            "cart",
+            cart::EVENT_VERSION,
+            schemars::schema_for!(CartEvent),
+        ),
+        (
+            "wishlist",
+            wishlist::EVENT_VERSION,
+            schemars::schema_for!(WishlistEvent),
+        ),
+        (
+            "review",
+            review::EVENT_VERSION,
+            schemars::schema_for!(ReviewEvent),
+        ),
     ];
     for (aggregate_type, version, schema) in aggregates {
         let schema = serde_json::to_value(schema).unwrap_or_default();
