@@ -463,3 +463,127 @@ async fn a_cancelled_order_gets_its_stock_back() {
     assert_eq!(load::<Product>(&bus, book).await.stock, 2);
     assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 5_000);
 }
+
+/// A mixed run — wallet and card payments, declines, cancellations, scarce stock, all at once —
+/// and then the books must balance.
+#[tokio::test]
+async fn after_a_mixed_run_stock_and_money_are_conserved() {
+    use eshop_domain::product::ReservationStatus;
+    use std::collections::HashMap;
+
+    let (_, bus) = bus().await;
+    let prices = [300_i64, 500, 700];
+    let mut products = Vec::new();
+    for price in prices {
+        products.push((product(&bus, price, 20).await, price));
+    }
+    let mut buyers = Vec::new();
+    for n in 0..20 {
+        let balance = if n % 4 == 0 { 800 } else { 6_000 };
+        buyers.push((buyer(&bus, &format!("mixed{n}"), balance).await, balance));
+    }
+    let runs = (0..100).map(|n| {
+        let bus = bus.clone();
+        let (customer, _) = buyers[n % buyers.len()];
+        let lines: Vec<(Uuid, i64, i64)> = (0..1 + n % 2)
+            .map(|k| {
+                let (id, price) = products[(n + k) % products.len()];
+                (id, 1 + (n as i64 + k as i64) % 3, price)
+            })
+            .collect();
+        let payment = match n % 7 {
+            0 => card("4000 0000 0000 0002"),
+            1 => card("4242 4242 4242 4242"),
+            _ => PaymentInstrument::balance(),
+        };
+        tokio::spawn(async move {
+            let order = place(&bus, customer, lines, payment).await;
+            if n % 10 == 3 {
+                let _ = bus
+                    .execute::<Order>(
+                        &order.to_string(),
+                        OrderCommand::Cancel {
+                            reason: "changed my mind".into(),
+                        },
+                        &context(),
+                        None,
+                    )
+                    .await;
+            }
+            process(&bus).advance(order).await.expect("advances");
+            order
+        })
+    });
+    let orders: Vec<Uuid> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(|order| order.expect("task"))
+        .collect();
+
+    let mut sold: HashMap<Uuid, i64> = HashMap::new();
+    let mut paid_from_wallet: HashMap<Uuid, i64> = HashMap::new();
+    let mut unfinished_reservations = Vec::new();
+    for order_id in &orders {
+        let order = load::<Order>(&bus, *order_id).await;
+        assert!(
+            order.status.is_terminal(),
+            "{order_id} ended {:?}",
+            order.status
+        );
+        for line in &order.lines {
+            let product = load::<Product>(&bus, line.product_id).await;
+            let reservation = product.reservations.get(order_id).map(|r| r.status);
+            if order.status == OrderStatus::Confirmed {
+                assert_eq!(reservation, Some(ReservationStatus::Committed));
+                *sold.entry(line.product_id).or_default() += line.quantity;
+            } else if reservation.is_some_and(|status| status != ReservationStatus::Released) {
+                unfinished_reservations.push((*order_id, line.product_id));
+            }
+        }
+        let by_wallet = order
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.method == PaymentMethod::Balance);
+        if order.status == OrderStatus::Confirmed && by_wallet {
+            *paid_from_wallet
+                .entry(order.customer_id.expect("customer"))
+                .or_default() += order.total_cents;
+        }
+    }
+    assert!(
+        unfinished_reservations.is_empty(),
+        "{unfinished_reservations:?}"
+    );
+    for (product_id, _) in &products {
+        let stock = load::<Product>(&bus, *product_id).await.stock;
+        assert!(stock >= 0);
+        assert_eq!(
+            20 - stock,
+            sold.get(product_id).copied().unwrap_or_default(),
+            "units sold = stock taken"
+        );
+    }
+    for (buyer_id, initial) in &buyers {
+        let user = load::<User>(&bus, *buyer_id).await;
+        assert!(user.balance_cents >= 0);
+        let debited: i64 = user
+            .debits
+            .values()
+            .filter(|d| !d.refunded)
+            .map(|d| d.amount_cents)
+            .sum();
+        let spent = paid_from_wallet.get(buyer_id).copied().unwrap_or_default();
+        assert_eq!(debited, spent, "debits − refunds = confirmed wallet orders");
+        assert_eq!(initial - user.balance_cents, spent);
+    }
+    let statuses: Vec<OrderStatus> = {
+        let mut statuses = Vec::new();
+        for order_id in &orders {
+            statuses.push(load::<Order>(&bus, *order_id).await.status);
+        }
+        statuses
+    };
+    assert!(statuses.contains(&OrderStatus::Confirmed));
+    assert!(statuses.contains(&OrderStatus::Failed));
+    assert!(statuses.contains(&OrderStatus::Cancelled));
+}
