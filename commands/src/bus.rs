@@ -152,6 +152,35 @@ impl<S: EventStore> CommandBus<S> {
         &self.stripes[index]
     }
 
+    /// Reads an aggregate through the in-memory copy (caught up with the store), so reading a
+    /// long-lived aggregate costs the same as a short one.
+    pub async fn read<A, T>(
+        &self,
+        aggregate_id: &str,
+        view: impl FnOnce(&A, u64) -> T,
+    ) -> Result<T, StoreError>
+    where
+        A: Aggregate + 'static,
+    {
+        let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
+        let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
+        let answer = view(&aggregate, version);
+        self.keep(aggregate_id, aggregate, version);
+        Ok(answer)
+    }
+
+    /// A copy of an aggregate, read through the in-memory copy (see `read`).
+    pub async fn load<A>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+    {
+        self.read(aggregate_id, |aggregate: &A, version| Loaded {
+            aggregate: aggregate.clone(),
+            version,
+        })
+        .await
+    }
+
     /// Runs `command` against the aggregate `aggregate_id`. With `expected_version`, the command
     /// only applies to exactly that version (`If-Match`). Answers with a copy of the aggregate
     /// after it; see `execute_with` to answer without copying.

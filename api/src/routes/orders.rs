@@ -14,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use eshop_commands::order_process;
-use eshop_commands::{CommandContext, EventStore};
+use eshop_commands::CommandContext;
 use eshop_domain::cart::{Cart, CartCommand};
 use eshop_domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentInstrument};
 use eshop_domain::product::Product;
@@ -136,16 +136,17 @@ async fn priced_lines(
     let mut lines = Vec::with_capacity(wanted.len());
     let mut errors = Vec::new();
     for (index, (product_id, quantity)) in wanted.iter().enumerate() {
-        let product = state
+        let (listed, unit_price_cents) = state
             .bus
-            .store()
-            .load::<Product>(&product_id.to_string())
+            .read::<Product, _>(&product_id.to_string(), |product, _| {
+                (product.is_listed(), product.price_cents)
+            })
             .await?;
-        if product.aggregate.is_listed() {
+        if listed {
             lines.push(OrderLine {
                 product_id: *product_id,
                 quantity: *quantity,
-                unit_price_cents: product.aggregate.price_cents,
+                unit_price_cents,
             });
         } else {
             errors.push(FieldError::new(
@@ -253,26 +254,21 @@ async fn purchase(
             .await?;
             match wait_for_outcome(state, order_id, PURCHASE_WAIT).await {
                 Some(OrderStatus::Confirmed) => {
-                    let order = state
+                    let order = state.bus.load::<Order>(&order_id.to_string()).await?;
+                    let balance_cents = state
                         .bus
-                        .store()
-                        .load::<Order>(&order_id.to_string())
+                        .read::<User, _>(&user.id.to_string(), |buyer, _| buyer.balance_cents)
                         .await?;
-                    let buyer = state.bus.store().load::<User>(&user.id.to_string()).await?;
                     Answer::created(json!({
                         "order_id": order_id,
                         "status": "confirmed",
                         "total_cents": order.aggregate.total_cents,
-                        "balance_cents": buyer.aggregate.balance_cents,
+                        "balance_cents": balance_cents,
                         "version": order.version,
                     }))
                 }
                 Some(_) => {
-                    let order = state
-                        .bus
-                        .store()
-                        .load::<Order>(&order_id.to_string())
-                        .await?;
+                    let order = state.bus.load::<Order>(&order_id.to_string()).await?;
                     Err(failure(order.aggregate.reason.as_deref()))
                 }
                 None => pending(order_id),
@@ -384,11 +380,7 @@ async fn place_and_answer(
     }
     match wait_for_outcome(state, order_id, wait).await {
         Some(_) => {
-            let order = state
-                .bus
-                .store()
-                .load::<Order>(&order_id.to_string())
-                .await?;
+            let order = state.bus.load::<Order>(&order_id.to_string()).await?;
             Answer::created(view_of(order_id, &order.aggregate, order.version))
         }
         None => pending(order_id),
@@ -419,7 +411,7 @@ async fn checkout(
         user.actor(),
         &raw,
         |context| async move {
-            let cart = state.bus.store().load::<Cart>(&user.id.to_string()).await?;
+            let cart = state.bus.load::<Cart>(&user.id.to_string()).await?;
             if cart.aggregate.items.is_empty() {
                 return Err(ApiError::Unprocessable {
                     code: "cart_empty",
@@ -557,11 +549,7 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let order_id = parse_id(&id, "order")?;
-    let order = state
-        .bus
-        .store()
-        .load::<Order>(&order_id.to_string())
-        .await?;
+    let order = state.bus.load::<Order>(&order_id.to_string()).await?;
     let customer_id = order
         .aggregate
         .customer_id

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use eshop_commands::context::derived_id;
-use eshop_commands::EventStore;
 use eshop_domain::cart::{Cart, CartCommand};
 use eshop_domain::product::Product;
 use eshop_domain::review::{Review, ReviewCommand};
@@ -71,12 +70,11 @@ async fn read_document<D: eshop_infra::read_models::documents::Document>(
 }
 
 async fn product_exists(state: &AppState, product_id: Uuid) -> Result<(), ApiError> {
-    let product = state
+    let listed = state
         .bus
-        .store()
-        .load::<Product>(&product_id.to_string())
+        .read::<Product, _>(&product_id.to_string(), |product, _| product.is_listed())
         .await?;
-    if product.aggregate.is_listed() {
+    if listed {
         Ok(())
     } else {
         Err(ApiError::NotFound("product"))
