@@ -27,7 +27,8 @@ fn config(database_url: &str, namespace: &str) -> Config {
         redis_url: "redis://127.0.0.1:6379".into(),
         redis_prefix: format!("{namespace}:"),
         cache_ttl_seconds: 300,
-        workers: true,
+        // For comparison: `BENCH_NO_WORKERS=1` runs no relay, projections or order worker.
+        workers: std::env::var("BENCH_NO_WORKERS").is_err(),
         gateway_latency_ms: 0,
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         jwt_secret: "bench-secret".into(),
