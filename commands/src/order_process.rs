@@ -31,6 +31,9 @@ pub const ACCOUNT_DEACTIVATED: &str = "account_deactivated";
 pub const PAYMENT_DECLINED: &str = "payment_declined";
 pub const TIMED_OUT: &str = "timed_out";
 
+/// What a step left: the order after it, or `None` when someone else had moved it on.
+type Step = Option<Order>;
+
 /// A step could not run now (the store or the gateway is unavailable, or a conflict persisted):
 /// the order stays where it is and `advance` can be called again.
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +82,15 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// Moves the order on until it is confirmed, cancelled or failed; returns where it ended.
     pub async fn advance(&self, order_id: Uuid) -> Result<OrderStatus, ProcessError> {
+        // Each step answers with the order after it; only when a step found the order moved
+        // on by someone else is it read again.
+        let mut known = None;
         loop {
-            let order = self
-                .bus
-                .store()
-                .load::<Order>(&order_id.to_string())
-                .await?;
-            let order = order.aggregate;
-            match order.status {
+            let order = match known.take() {
+                Some(order) => order,
+                None => self.current(order_id).await?,
+            };
+            known = match order.status {
                 OrderStatus::New => return Err(ProcessError::NotFound),
                 OrderStatus::Placed => self.reserve_stock(order_id, &order).await?,
                 OrderStatus::StockReserved => self.take_payment(order_id, &order).await?,
@@ -96,19 +100,21 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                     self.undo(order_id, &order).await?;
                     return Ok(status);
                 }
-            }
+            };
         }
+    }
+
+    async fn current(&self, order_id: Uuid) -> Result<Order, ProcessError> {
+        Ok(self
+            .bus
+            .read::<Order, _>(&order_id.to_string(), |order, _| order.clone())
+            .await?)
     }
 
     /// Fails an order that is still waiting for stock or payment (the sweep's timeout), undoing
     /// what was done; returns where the order ended.
     pub async fn give_up(&self, order_id: Uuid, reason: &str) -> Result<OrderStatus, ProcessError> {
-        let order = self
-            .bus
-            .store()
-            .load::<Order>(&order_id.to_string())
-            .await?
-            .aggregate;
+        let order = self.current(order_id).await?;
         if matches!(
             order.status,
             OrderStatus::Placed | OrderStatus::StockReserved
@@ -123,21 +129,22 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         order_id: Uuid,
         command: OrderCommand,
         step: &str,
-    ) -> Result<(), ProcessError> {
+    ) -> Result<Step, ProcessError> {
         let context = Self::step(order_id, step, "order");
         match self
             .bus
-            .execute_with::<Order, _>(&order_id.to_string(), command, &context, None, |_| ())
+            .execute_with::<Order, _>(&order_id.to_string(), command, &context, None, Order::clone)
             .await
         {
+            Ok(executed) => Ok(Some(executed.aggregate)),
             // Someone else moved the order on (a cancellation, another driver): the next
-            // round of `advance` sees where it is.
-            Ok(_) | Err(CommandError::Rejected(OrderError::InvalidTransition { .. })) => Ok(()),
+            // round of `advance` reads where it is.
+            Err(CommandError::Rejected(OrderError::InvalidTransition { .. })) => Ok(None),
             Err(other) => Err(step_error(other)),
         }
     }
 
-    async fn reserve_stock(&self, order_id: Uuid, order: &Order) -> Result<(), ProcessError> {
+    async fn reserve_stock(&self, order_id: Uuid, order: &Order) -> Result<Step, ProcessError> {
         for line in &order.lines {
             let quantity = Quantity::positive(line.quantity)
                 .map_err(|invalid| ProcessError::Step(invalid.0))?;
@@ -171,7 +178,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         .await
     }
 
-    async fn take_payment(&self, order_id: Uuid, order: &Order) -> Result<(), ProcessError> {
+    async fn take_payment(&self, order_id: Uuid, order: &Order) -> Result<Step, ProcessError> {
         let (Some(customer_id), Some(instrument)) = (order.customer_id, order.payment.clone())
         else {
             return Err(ProcessError::Step(
@@ -299,7 +306,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         }
     }
 
-    async fn confirm(&self, order_id: Uuid, order: &Order) -> Result<(), ProcessError> {
+    async fn confirm(&self, order_id: Uuid, order: &Order) -> Result<Step, ProcessError> {
         for line in &order.lines {
             let product = line.product_id.to_string();
             self.bus
@@ -319,7 +326,12 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// Undo first, then record the failure: a crash in between leaves an order that the next
     /// `advance` undoes again (harmlessly) and fails.
-    async fn fail(&self, order_id: Uuid, order: &Order, reason: &str) -> Result<(), ProcessError> {
+    async fn fail(
+        &self,
+        order_id: Uuid,
+        order: &Order,
+        reason: &str,
+    ) -> Result<Step, ProcessError> {
         self.undo(order_id, order).await?;
         self.order_step(
             order_id,
