@@ -9,6 +9,8 @@ pub mod users;
 use std::collections::HashMap;
 use std::future::Future;
 
+use serde::de::DeserializeOwned;
+use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -76,4 +78,28 @@ fn evolve<R>(
         }
     }
     Ok(changed)
+}
+
+/// The JSON records (column `record` of `table`) of the aggregates `events` touch, locked for
+/// this transaction and keyed by id.
+async fn lock_json_records<R>(
+    connection: &mut PgConnection,
+    table: &str,
+    events: &[RelayedEvent],
+    id_of: impl Fn(&R) -> Uuid,
+) -> Result<HashMap<Uuid, R>, ApplyError>
+where
+    R: DeserializeOwned + Send + Unpin + 'static,
+{
+    let ids = aggregate_ids(events)?;
+    let rows: Vec<(Json<R>,)> = sqlx::query_as(&format!(
+        "SELECT record FROM {table} WHERE id = ANY($1) FOR UPDATE"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(Json(record),)| (id_of(&record), record))
+        .collect())
 }

@@ -15,7 +15,7 @@ use eshop_projections::shopping::{
 };
 use eshop_projections::{ProjectionError, RelayedEvent};
 
-use super::{aggregate_ids, evolve, ApplyError, ReadModel};
+use super::{evolve, lock_json_records, ApplyError, ReadModel};
 use crate::cache::Cache;
 
 pub trait Document: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
@@ -130,18 +130,8 @@ impl<D: Document> ReadModel for DocumentProjection<D> {
         connection: &mut PgConnection,
         events: &[RelayedEvent],
     ) -> Result<Vec<Uuid>, ApplyError> {
-        let ids = aggregate_ids(events)?;
-        let rows: Vec<(Json<D>,)> = sqlx::query_as(&format!(
-            "SELECT record FROM {} WHERE id = ANY($1) FOR UPDATE",
-            D::TABLE
-        ))
-        .bind(&ids)
-        .fetch_all(&mut *connection)
-        .await?;
-        let mut documents: HashMap<Uuid, D> = rows
-            .into_iter()
-            .map(|(Json(document),)| (document.id(), document))
-            .collect();
+        let mut documents: HashMap<Uuid, D> =
+            lock_json_records(&mut *connection, D::TABLE, events, D::id).await?;
         let changed = evolve(&mut documents, events, D::apply)?;
         let mut products = Vec::new();
         for document in changed.iter().filter_map(|id| documents.get(id)) {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use eshop_projections::order::{apply, OrderRecord};
 use eshop_projections::RelayedEvent;
 
-use super::{aggregate_ids, evolve, ApplyError, ReadModel};
+use super::{evolve, lock_json_records, ApplyError, ReadModel};
 
 #[derive(Default)]
 pub struct OrdersProjection;
@@ -23,16 +23,13 @@ impl ReadModel for OrdersProjection {
         connection: &mut PgConnection,
         events: &[RelayedEvent],
     ) -> Result<Vec<Uuid>, ApplyError> {
-        let ids = aggregate_ids(events)?;
-        let rows: Vec<(Json<OrderRecord>,)> =
-            sqlx::query_as("SELECT record FROM orders WHERE id = ANY($1) FOR UPDATE")
-                .bind(&ids)
-                .fetch_all(&mut *connection)
-                .await?;
-        let mut records: HashMap<Uuid, OrderRecord> = rows
-            .into_iter()
-            .map(|(Json(record),)| (record.id, record))
-            .collect();
+        let mut records: HashMap<Uuid, OrderRecord> = lock_json_records(
+            &mut *connection,
+            "orders",
+            events,
+            |record: &OrderRecord| record.id,
+        )
+        .await?;
         let changed = evolve(&mut records, events, apply)?;
         for record in changed.iter().filter_map(|id| records.get(id)) {
             let status = serde_json::to_value(record.status)
