@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::Config;
+use eshop_api::config::{Config, ThrottleSettings};
 use eshop_api::server::{start, Running};
 use eshop_infra::relay::{Relay, RelaySettings};
 use eshop_infra::shutdown::shutdown_pair;
@@ -56,7 +56,12 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         workers,
         gateway_latency_ms: 0,
         http_addr: "127.0.0.1:0".parse().expect("addr"),
-        jwt_secret: "bench-secret".into(),
+        environment: "test".into(),
+        session_ttl_seconds: 3600,
+        cors_origins: Vec::new(),
+        client_ip_header: None,
+        throttle: ThrottleSettings::off(),
+        jwt_secret: "bench-secret-long-enough-for-production-use".into(),
         access_token_ttl_seconds: 3600,
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use eshop_api::config::Config;
+use eshop_api::config::{Config, ThrottleSettings};
 use eshop_api::server::start;
 use eshop_infra::testing::fresh_database;
 use sqlx::PgPool;
@@ -31,7 +31,12 @@ fn config(database_url: &str, namespace: &str) -> Config {
         workers: std::env::var("BENCH_NO_WORKERS").is_err(),
         gateway_latency_ms: 0,
         http_addr: "127.0.0.1:0".parse().expect("addr"),
-        jwt_secret: "bench-secret".into(),
+        environment: "test".into(),
+        session_ttl_seconds: 3600,
+        cors_origins: Vec::new(),
+        client_ip_header: None,
+        throttle: ThrottleSettings::off(),
+        jwt_secret: "bench-secret-long-enough-for-production-use".into(),
         access_token_ttl_seconds: 3600,
         admin_email: None,
         admin_password: None,
@@ -161,10 +166,21 @@ async fn main() {
         .await
         .expect("eshop starts");
     let now = chrono::Utc::now().timestamp();
-    let tokens: Vec<String> = buyers
-        .iter()
-        .map(|buyer| running.state.tokens.issue(*buyer, Vec::new(), now))
-        .collect();
+    let mut tokens = Vec::with_capacity(buyers.len());
+    for buyer in &buyers {
+        let session = running
+            .state
+            .sessions
+            .start(*buyer)
+            .await
+            .expect("a session");
+        tokens.push(
+            running
+                .state
+                .tokens
+                .issue(*buyer, session.session_id, Vec::new(), now),
+        );
+    }
     let base = format!("http://{}", running.addr);
 
     let _ = wrk(&base, &tokens, &catalog, 3);

@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod password;
+pub mod policy;
 pub mod token;
 
 pub use extract::{AdminUser, CurrentUser};

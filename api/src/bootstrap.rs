@@ -6,6 +6,7 @@ use eshop_domain::values::{EmailAddress, Role, Username};
 use eshop_infra::claims;
 
 use crate::auth::password;
+use crate::auth::policy::{self, AccountAttributes};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -42,9 +43,12 @@ async fn register(
     email: &EmailAddress,
     password: &str,
 ) -> Result<String, ApiError> {
-    if let Err(rule) = password::check_policy(password) {
-        return Err(ApiError::field("ESHOP_ADMIN_PASSWORD", rule.message));
-    }
+    let attributes = AccountAttributes {
+        email: email.as_str(),
+        username: "",
+    };
+    policy::check("ESHOP_ADMIN_PASSWORD", password, attributes)
+        .map_err(|rule| ApiError::Validation(vec![rule]))?;
     let context = CommandContext::repeatable(
         Actor::System,
         "bootstrap",

@@ -56,13 +56,33 @@ pub struct Config {
     #[arg(long, env = "ESHOP_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// HS256 key for access tokens.
+    /// `development` allows the built-in token key; anything else requires ESHOP_JWT_SECRET.
+    #[arg(long, env = "ESHOP_ENV", default_value = "production")]
+    pub environment: String,
+
+    /// HS256 key for access tokens (required unless ESHOP_ENV=development).
     #[arg(long, env = "ESHOP_JWT_SECRET", default_value = DEVELOPMENT_JWT_SECRET, hide_env_values = true, hide_default_value = true)]
     pub jwt_secret: String,
 
-    /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "ESHOP_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    /// Lifetime of an access token, in seconds (refresh tokens renew it).
+    #[arg(long, env = "ESHOP_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub access_token_ttl_seconds: u64,
+
+    /// Lifetime of a login session (its refresh tokens), in seconds.
+    #[arg(long, env = "ESHOP_SESSION_TTL_SECONDS", default_value_t = 30 * 24 * 3600)]
+    pub session_ttl_seconds: u64,
+
+    /// Origins allowed to call the API from a browser, comma-separated (empty: none).
+    #[arg(long, env = "ESHOP_CORS_ORIGINS", default_value = "", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// A header naming the client's address, set by the proxy in front (e.g. `x-real-ip`);
+    /// unset: the peer address of the connection.
+    #[arg(long, env = "ESHOP_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
+    #[command(flatten)]
+    pub throttle: ThrottleSettings,
 
     /// With ESHOP_ADMIN_PASSWORD: an admin account with this e-mail exists after start.
     #[arg(long, env = "ESHOP_ADMIN_EMAIL")]
@@ -80,7 +100,75 @@ pub struct Config {
     pub log_json: bool,
 }
 
+/// Rates per route class; every replica counts in the same Redis.
+#[derive(Debug, Clone, Args)]
+pub struct ThrottleSettings {
+    /// `false` turns every rate limit off (tests, benchmarks).
+    #[arg(long = "throttle", env = "ESHOP_THROTTLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// Commands (POST, PUT, PATCH, DELETE) per minute by an anonymous client address.
+    #[arg(long, env = "ESHOP_THROTTLE_ANONYMOUS_COMMANDS_PER_MINUTE", default_value_t = 10)]
+    pub anonymous_commands_per_minute: u32,
+
+    /// Commands per minute by a signed-in user.
+    #[arg(long, env = "ESHOP_THROTTLE_USER_COMMANDS_PER_MINUTE", default_value_t = 60)]
+    pub user_commands_per_minute: u32,
+
+    /// Reads (GET) per minute by a user or client address.
+    #[arg(long, env = "ESHOP_THROTTLE_READS_PER_MINUTE", default_value_t = 1200)]
+    pub reads_per_minute: u32,
+
+    /// Purchases and orders a user may place at once (token bucket capacity)...
+    #[arg(long, env = "ESHOP_THROTTLE_ORDER_BURST", default_value_t = 10)]
+    pub order_burst: u32,
+
+    /// ...and the seconds after which one more is allowed.
+    #[arg(long, env = "ESHOP_THROTTLE_ORDER_REFILL_SECONDS", default_value_t = 6)]
+    pub order_refill_seconds: u64,
+
+    /// Login attempts per account (e-mail) per 15 minutes.
+    #[arg(long, env = "ESHOP_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 10)]
+    pub login_attempts_per_account: u32,
+
+    /// Login attempts per client address per 15 minutes.
+    #[arg(long, env = "ESHOP_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 50)]
+    pub login_attempts_per_address: u32,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            anonymous_commands_per_minute: 10,
+            user_commands_per_minute: 60,
+            reads_per_minute: 1200,
+            order_burst: 10,
+            order_refill_seconds: 6,
+            login_attempts_per_account: 10,
+            login_attempts_per_address: 50,
+        }
+    }
+}
+
+impl ThrottleSettings {
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+}
+
 impl Config {
+    pub fn is_development(&self) -> bool {
+        self.environment.eq_ignore_ascii_case("development")
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_seconds)
+    }
+
     pub fn access_token_ttl(&self) -> Duration {
         Duration::from_secs(self.access_token_ttl_seconds)
     }

@@ -51,12 +51,17 @@ Headers: `Nats-Msg-Id` (the position), `Eshop-Event-Type`, `Eshop-Aggregate-Type
 `Eshop-Aggregate-Id`, `Eshop-Sequence`, `Eshop-Event-Id`, `Eshop-Correlation-Id`,
 `Eshop-Causation-Id`.
 
-Secrets stay in the event store and are never published: `UserRegistered` is stored with the
-password's argon2id hash, which the relay removes.
+Secrets stay in the event store and are never published: `UserRegistered` and
+`PasswordChanged` are stored with the password's argon2id hash, which the relay removes.
 
-Money is in integer cents (fields ending in `_cents`). Fields marked personal in the domain
-(e-mail addresses, names) may become encrypted per user for erasure; consumers should not
-depend on them.
+Money is in integer cents (fields ending in `_cents`).
+
+Personal data is sealed. The personal fields of `user` events (`email`, `first_name`,
+`last_name`) are stored and published as `{"sealed": "<base64url>"}`: XChaCha20-Poly1305 with a
+key per user, bound to the aggregate and the field. eshop's own consumers open them with the
+key; erasing a user (`UserErased`) deletes the key, after which they open to nothing, in every
+replay. A downstream consumer that needs an address asks the API, not the stream. The schemas
+below show these fields as they are before sealing.
 
 ## Versioning
 

@@ -44,6 +44,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("the e-mail or password is wrong")]
     InvalidCredentials,
+    #[error("the refresh token is unknown or expired; sign in again")]
+    InvalidRefreshToken,
+    #[error("this session was ended; sign in again")]
+    SessionRevoked,
     #[error("this needs a role you do not have")]
     Forbidden,
     #[error("no such {0}")]
@@ -58,6 +62,8 @@ pub enum ApiError {
     Unprocessable { code: &'static str, detail: String },
     #[error("version {version} is not visible yet; try again")]
     NotYetVisible { version: u64 },
+    #[error("Request was throttled. Expected available in {retry_after_seconds} seconds.")]
+    Throttled { retry_after_seconds: u64 },
     #[error("a dependency is unavailable; try again")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("an unexpected error occurred")]
@@ -73,6 +79,10 @@ impl ApiError {
         Self::Internal(Box::new(error))
     }
 
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::IdempotencyKeyReused | Self::Unprocessable { .. } => {
@@ -81,12 +91,16 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized
+            | Self::InvalidCredentials
+            | Self::InvalidRefreshToken
+            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Unavailable(_) | Self::NotYetVisible { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,12 +115,15 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::SessionRevoked => "session_revoked",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::VersionMismatch { .. } => "version_mismatch",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "service_unavailable",
             Self::NotYetVisible { .. } => "not_yet_visible",
+            Self::Throttled { .. } => "throttled",
             Self::Internal(_) => "internal",
         }
     }
@@ -117,6 +134,7 @@ impl ApiError {
         matches!(
             self,
             Self::Unavailable(_)
+                | Self::Throttled { .. }
                 | Self::Internal(_)
                 | Self::Conflict {
                     code: "conflict",
@@ -141,6 +159,9 @@ impl ApiError {
                 problem["expected_version"] = json!(expected);
                 problem["current_version"] = json!(actual);
             }
+            Self::Throttled {
+                retry_after_seconds,
+            } => problem["retry_after_seconds"] = json!(retry_after_seconds),
             _ => {}
         }
         problem
@@ -164,7 +185,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = problem_response(self.status(), self.problem());
-        if matches!(self, Self::Unauthorized) {
+        if matches!(self, Self::Unauthorized | Self::SessionRevoked) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -173,6 +194,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::Throttled {
+            retry_after_seconds,
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         }
         response
     }
@@ -214,6 +243,10 @@ impl From<UserError> for ApiError {
             },
             UserError::NegativeAmount => Self::Unprocessable {
                 code: "validation_failed",
+                detail,
+            },
+            UserError::Erased => Self::Conflict {
+                code: "user_erased",
                 detail,
             },
         }

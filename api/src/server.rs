@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::Router;
+use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,12 +20,14 @@ use eshop_infra::cache::Cache;
 use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::projector::Projector;
+use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::{DocumentProjection, PgDocuments};
 use eshop_infra::read_models::orders::{OrdersProjection, PgOrders};
 use eshop_infra::read_models::payments::{PaymentsProjection, PgPayments};
 use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
 use eshop_infra::read_models::users::{PgUsers, UsersProjection};
 use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
+use eshop_infra::sessions::PgSessions;
 use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
 use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
@@ -37,6 +39,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
+use crate::{security, throttle};
 use crate::state::AppState;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,7 +50,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
-    Router::new()
+    let cors = security::cors(&state.cors_origins);
+    let routes = Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::users::router())
@@ -64,7 +68,16 @@ pub fn router(state: AppState) -> Router {
                 detail: "this method is not allowed on this resource".into(),
             }
         })
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            throttle::throttle,
+        ))
+        .with_state(state);
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -82,10 +95,25 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(security::secure_headers))
 }
+
+/// The shortest HS256 key accepted outside development: 256 bits.
+const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// Connects, migrates, and prepares the state (and the admin account when configured).
 pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
+    if !config.is_development() {
+        if config.uses_development_secret() {
+            return Err("ESHOP_JWT_SECRET must be set (or ESHOP_ENV=development for a local run)".into());
+        }
+        if config.jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(format!(
+                "ESHOP_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            )
+            .into());
+        }
+    }
     if config.uses_development_secret() {
         tracing::warn!(
             "ESHOP_JWT_SECRET is not set: using the built-in development key. ANYONE CAN FORGE \
@@ -122,6 +150,11 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
+        sessions: PgSessions::new(pool.clone(), config.session_ttl()),
+        limiter: Arc::new(RateLimiter::new(&config.redis_url, &config.redis_prefix)?),
+        throttle: Arc::new(config.throttle.clone()),
+        client_ip_header: config.client_ip_header.as_deref().map(Arc::from),
+        cors_origins: config.cors_origins.clone().into(),
         products: PgProducts::new(pool.clone()),
         users: PgUsers::new(pool.clone()),
         cache,
@@ -245,7 +278,10 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

@@ -9,17 +9,20 @@ use eshop_commands::order_process::OrderProcess;
 use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::nats::EventSubjects;
+use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::relay::RelayStatus;
+use eshop_infra::sessions::PgSessions;
 use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::TokenKeys;
+use crate::config::ThrottleSettings;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +30,12 @@ pub struct AppState {
     pub bus: Arc<CommandBus<PgEventStore>>,
     pub idempotency: Arc<Idempotency<PgIdempotencyRecords>>,
     pub tokens: TokenKeys,
+    pub sessions: PgSessions,
+    pub limiter: Arc<RateLimiter>,
+    pub throttle: Arc<ThrottleSettings>,
+    /// The header that names the client's address behind a proxy (`ESHOP_CLIENT_IP_HEADER`).
+    pub client_ip_header: Option<Arc<str>>,
+    pub cors_origins: Arc<[String]>,
     pub products: PgProducts,
     pub users: PgUsers,
     pub orders: PgOrders,

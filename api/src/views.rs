@@ -13,13 +13,15 @@ use eshop_projections::user::UserRecord;
 #[derive(Debug, Serialize)]
 pub struct UserView {
     pub id: Uuid,
-    pub email: String,
+    /// `None` once the user was erased.
+    pub email: Option<String>,
     pub username: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub roles: Vec<Role>,
     pub is_active: bool,
     pub balance_cents: i64,
+    pub erased: bool,
     pub version: u64,
 }
 
@@ -27,13 +29,14 @@ impl UserView {
     pub fn new(id: Uuid, user: &User, version: u64) -> Self {
         Self {
             id,
-            email: user.email.expose().clone(),
+            email: (!user.erased).then(|| user.email.expose().clone()),
             username: user.username.clone(),
             first_name: user.first_name.expose().clone(),
             last_name: user.last_name.expose().clone(),
             roles: user.roles.iter().copied().collect(),
             is_active: user.active,
             balance_cents: user.balance_cents,
+            erased: user.erased,
             version,
         }
     }
@@ -43,13 +46,14 @@ impl From<UserRecord> for UserView {
     fn from(record: UserRecord) -> Self {
         Self {
             id: record.id,
-            email: record.email,
+            email: (!record.erased).then_some(record.email),
             username: record.username,
             first_name: record.first_name,
             last_name: record.last_name,
             roles: record.roles,
             is_active: record.is_active,
             balance_cents: record.balance_cents,
+            erased: record.erased,
             version: record.version,
         }
     }

@@ -28,6 +28,16 @@ pub fn unpublished_fields(aggregate_type: &str) -> &'static [&'static str] {
     }
 }
 
+/// Payload fields (of `data`) that hold personal data, each a [`Personal`] value. The event
+/// store seals them with the key of the aggregate they belong to (the user), and erasing the
+/// user deletes that key: the events stay, their personal fields read as absent.
+pub fn personal_fields(aggregate_type: &str) -> &'static [&'static str] {
+    match aggregate_type {
+        user::User::TYPE => &["email", "first_name", "last_name"],
+        _ => &[],
+    }
+}
+
 /// Applies and records the events an aggregate decided on. Every eshop aggregate decides all
 /// its events before it applies any (`decide`, then `emit`), so a rejected command leaves the
 /// aggregate untouched: the command bus relies on that to keep aggregates in memory.

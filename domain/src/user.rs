@@ -37,6 +37,13 @@ pub enum UserCommand {
     Refund {
         order_id: Uuid,
     },
+    /// `password_hash` is an argon2id PHC string, like at registration.
+    ChangePassword {
+        password_hash: String,
+    },
+    /// Marks the account erased (its personal data is unreadable once its key is deleted) and
+    /// closes it for good. A repeat changes nothing.
+    Erase,
 }
 
 /// One order's payment from the wallet.
@@ -101,6 +108,14 @@ pub enum UserEvent {
         amount_cents: i64,
         balance_cents: i64,
     },
+    PasswordChanged {
+        /// Kept in the store, never published, like at registration.
+        #[serde(default)]
+        password_hash: String,
+    },
+    /// The user's personal data was erased: events before this one hold it only sealed with a
+    /// key that no longer exists.
+    UserErased,
 }
 
 impl DomainEvent for UserEvent {
@@ -116,6 +131,8 @@ impl DomainEvent for UserEvent {
             Self::RoleRevoked { .. } => "RoleRevoked",
             Self::WalletDebited { .. } => "WalletDebited",
             Self::WalletRefunded { .. } => "WalletRefunded",
+            Self::PasswordChanged { .. } => "PasswordChanged",
+            Self::UserErased => "UserErased",
         }
         .to_string()
     }
@@ -165,6 +182,8 @@ pub enum UserError {
     InsufficientBalance { balance_cents: i64 },
     #[error("an amount must not be negative")]
     NegativeAmount,
+    #[error("the user was erased")]
+    Erased,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -181,6 +200,8 @@ pub struct User {
     /// Every order paid from the wallet, so that each is debited and refunded at most once.
     #[serde(default)]
     pub debits: BTreeMap<Uuid, Debit>,
+    #[serde(default)]
+    pub erased: bool,
 }
 
 impl User {
@@ -189,7 +210,9 @@ impl User {
     }
 
     fn require_registered(&self) -> Result<(), UserError> {
-        if self.registered {
+        if self.erased {
+            Err(UserError::Erased)
+        } else if self.registered {
             Ok(())
         } else {
             Err(UserError::NotFound)
@@ -312,6 +335,17 @@ impl User {
                     balance_cents: self.balance_cents - amount_cents,
                 }])
             }
+            UserCommand::ChangePassword { password_hash } => {
+                self.require_active()?;
+                Ok(vec![UserEvent::PasswordChanged { password_hash }])
+            }
+            UserCommand::Erase => {
+                if self.erased {
+                    return Ok(Vec::new());
+                }
+                self.require_registered()?;
+                Ok(vec![UserEvent::UserErased])
+            }
             UserCommand::Refund { order_id } => Ok(match self.debits.get(&order_id) {
                 Some(debit) if !debit.refunded => vec![UserEvent::WalletRefunded {
                     order_id,
@@ -399,6 +433,15 @@ impl Aggregate for User {
                 if let Some(debit) = self.debits.get_mut(&order_id) {
                     debit.refunded = true;
                 }
+            }
+            UserEvent::PasswordChanged { password_hash } => self.password_hash = password_hash,
+            UserEvent::UserErased => {
+                self.erased = true;
+                self.active = false;
+                self.email = Personal::default();
+                self.first_name = Personal::default();
+                self.last_name = Personal::default();
+                self.password_hash.clear();
             }
         }
     }

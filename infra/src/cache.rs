@@ -15,17 +15,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
+
+use crate::redis_link::RedisLink;
 use uuid::Uuid;
 
-/// How long a reconnect attempt waits before reads fall back to Postgres.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Entry {
@@ -50,9 +48,7 @@ type Flight = Arc<OnceCell<Option<Bytes>>>;
 type Lookup = (Option<String>, Option<String>, Option<Vec<u8>>);
 
 pub struct Cache {
-    client: redis::Client,
-    /// The connection (it reconnects by itself once made) and when we last tried to make one.
-    connection: std::sync::RwLock<(Option<ConnectionManager>, Option<Instant>)>,
+    redis: RedisLink,
     prefix: String,
     ttl_seconds: u64,
     flights: Mutex<HashMap<Entry, Flight>>,
@@ -64,8 +60,7 @@ impl Cache {
     /// `prefix` namespaces every key (tests each use their own).
     pub fn new(url: &str, prefix: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: redis::Client::open(url)?,
-            connection: std::sync::RwLock::new((None, None)),
+            redis: RedisLink::new(url)?,
             prefix: prefix.to_string(),
             ttl_seconds: ttl.as_secs().max(1),
             flights: Mutex::default(),
@@ -95,46 +90,8 @@ impl Cache {
         }
     }
 
-    /// A connection, or `None` while Redis is unreachable (retried at most once a second).
     async fn connection(&self) -> Option<ConnectionManager> {
-        {
-            let slot = self.connection.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(connection) = &slot.0 {
-                return Some(connection.clone());
-            }
-        }
-        {
-            let mut slot = self.connection.write().unwrap_or_else(|p| p.into_inner());
-            if slot.0.is_some()
-                || slot
-                    .1
-                    .is_some_and(|tried| tried.elapsed() < RECONNECT_EVERY)
-            {
-                return slot.0.clone();
-            }
-            slot.1 = Some(Instant::now());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1);
-        match tokio::time::timeout(
-            CONNECT_TIMEOUT * 2,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        {
-            Ok(Ok(connection)) => {
-                let mut slot = self.connection.write().unwrap_or_else(|p| p.into_inner());
-                slot.0 = Some(connection.clone());
-                Some(connection)
-            }
-            Ok(Err(error)) => {
-                tracing::debug!(error = %error, "Redis is unreachable");
-                None
-            }
-            Err(_) => None,
-        }
+        self.redis.connection().await
     }
 
     /// Settles an invalidation that could not reach Redis: every entry of every kind becomes

@@ -14,6 +14,7 @@ use eshop_commands::{CommandContext, EventStore, Loaded, StoreError};
 use eshop_domain::DeclaresClaims;
 
 use crate::claims::digest;
+use crate::personal_data::{self, PersonalDataKeys};
 
 pub(crate) fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Unavailable(Box::new(error))
@@ -50,12 +51,14 @@ pub struct PgEventStore {
     pool: PgPool,
     reader: PostgresEventRepository,
     upcasters: Vec<Box<dyn EventUpcaster>>,
+    keys: PersonalDataKeys,
 }
 
 impl PgEventStore {
     pub fn new(pool: PgPool) -> Self {
         Self {
             reader: PostgresEventRepository::new(pool.clone()),
+            keys: PersonalDataKeys::new(pool.clone()),
             pool,
             upcasters: Vec::new(),
         }
@@ -69,6 +72,32 @@ impl PgEventStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub fn personal_data_keys(&self) -> &PersonalDataKeys {
+        &self.keys
+    }
+
+    /// Personal fields are stored sealed with the aggregate's key (see `personal_data`).
+    async fn seal_personal_fields<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        rows: &mut EventRows,
+    ) -> Result<(), StoreError> {
+        let fields = eshop_domain::personal_fields(A::TYPE);
+        let carries_personal_data = rows.payloads.iter().any(|payload| {
+            fields
+                .iter()
+                .any(|field| payload.get("data").and_then(|data| data.get(*field)).is_some())
+        });
+        if !carries_personal_data {
+            return Ok(());
+        }
+        let key = self.keys.key_for_writing(aggregate_id).await?;
+        for payload in &mut rows.payloads {
+            personal_data::seal(A::TYPE, aggregate_id, payload, &key);
+        }
+        Ok(())
     }
 
     fn upcast(&self, event: SerializedEvent) -> SerializedEvent {
@@ -290,6 +319,15 @@ impl EventStore for PgEventStore {
                 })
                 .collect()
         };
+        let mut stored = stored;
+        self.keys
+            .unseal_all(
+                stored
+                    .iter_mut()
+                    .map(|event| (A::TYPE, aggregate_id, &mut event.payload)),
+            )
+            .await
+            .map_err(unavailable)?;
         let Loaded {
             mut aggregate,
             mut version,
@@ -323,8 +361,10 @@ impl EventStore for PgEventStore {
     {
         // The transaction begins after the aggregate was read, so its xid is newer than any
         // event it read: relaying in (xid, position) order keeps each aggregate in sequence.
-        let (rows, version) =
+        let (mut rows, version) =
             Self::event_rows::<A>(aggregate_id, expected_version, events, context)?;
+        self.seal_personal_fields::<A>(aggregate_id, &mut rows)
+            .await?;
         if events.iter().all(|event| event.unique_claims().is_empty()) {
             self.append_in_one_statement::<A>(aggregate_id, &rows, version, context)
                 .await?;

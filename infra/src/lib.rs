@@ -5,14 +5,19 @@
 pub mod cache;
 pub mod claims;
 pub mod database;
+pub mod erasure;
 pub mod event_store;
 pub mod idempotency;
 pub mod leader;
 pub mod nats;
 pub mod order_worker;
+pub mod personal_data;
 pub mod projector;
+pub mod rate_limit;
 pub mod read_models;
+pub mod redis_link;
 pub mod relay;
+pub mod sessions;
 pub mod shutdown;
 pub mod simulated_gateway;
 #[doc(hidden)]

@@ -86,9 +86,22 @@ pub async fn ensure_event_stream(
         max_age: max_age.unwrap_or_default(),
         ..Default::default()
     };
-    jetstream
-        .create_or_update_stream(config)
-        .await
-        .map(|_| ())
-        .map_err(|error| NatsError::Stream(subjects.stream_name(), Box::new(error)))
+    // NATS 2.9 removes an account's storage folder when its last stream goes, and a create
+    // racing with that fails ("error creating store for stream"); the next attempt succeeds.
+    let mut attempt = 1;
+    loop {
+        match jetstream.create_or_update_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt < STREAM_CREATE_ATTEMPTS => {
+                tracing::warn!(error = %error, attempt, "creating the event stream failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(NatsError::Stream(subjects.stream_name(), Box::new(error)));
+            }
+        }
+    }
 }
+
+const STREAM_CREATE_ATTEMPTS: u32 = 5;

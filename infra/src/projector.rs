@@ -21,6 +21,7 @@ use eshop_projections::RelayedEvent;
 
 use crate::leader::run_as_leader;
 use crate::nats::EventSubjects;
+use crate::personal_data::PersonalDataKeys;
 use crate::read_models::{ApplyError, ReadModel};
 use crate::shutdown::Shutdown;
 
@@ -36,6 +37,7 @@ pub fn consumer_name(projection: &str) -> String {
 
 pub struct Projector<M> {
     pool: PgPool,
+    keys: PersonalDataKeys,
     jetstream: jetstream::Context,
     subjects: EventSubjects,
     model: Arc<M>,
@@ -45,6 +47,7 @@ impl<M> Clone for Projector<M> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            keys: self.keys.clone(),
             jetstream: self.jetstream.clone(),
             subjects: self.subjects.clone(),
             model: self.model.clone(),
@@ -79,6 +82,7 @@ impl<M: ReadModel> Projector<M> {
         model: M,
     ) -> Self {
         Self {
+            keys: PersonalDataKeys::new(pool.clone()),
             pool,
             jetstream,
             subjects,
@@ -192,7 +196,16 @@ impl<M: ReadModel> Projector<M> {
         let Some(last) = messages.last() else {
             return Ok(());
         };
-        let events = messages.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let mut events = messages.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        self.keys
+            .unseal_all(events.iter_mut().map(|event| {
+                (
+                    event.aggregate_type.as_str(),
+                    event.aggregate_id.as_str(),
+                    &mut event.payload,
+                )
+            }))
+            .await?;
         let mut tx = self.pool.begin().await?;
         let changed = self.model.apply(&mut tx, &events).await?;
         sqlx::query(

@@ -17,6 +17,9 @@ pub struct UserRecord {
     pub roles: Vec<Role>,
     pub is_active: bool,
     pub balance_cents: i64,
+    /// Erased: the e-mail is empty and the names are absent, also after any rebuild.
+    #[serde(default)]
+    pub erased: bool,
     pub version: u64,
 }
 
@@ -51,6 +54,7 @@ pub fn apply(
             roles: Vec::new(),
             is_active: true,
             balance_cents: 0,
+            erased: false,
             version: 0,
         },
         (Some(current), decoded) => {
@@ -81,6 +85,14 @@ pub fn apply(
                     }
                 }
                 UserEvent::RoleRevoked { role } => row.roles.retain(|held| *held != role),
+                UserEvent::PasswordChanged { .. } => {}
+                UserEvent::UserErased => {
+                    row.erased = true;
+                    row.is_active = false;
+                    row.email.clear();
+                    row.first_name = None;
+                    row.last_name = None;
+                }
             }
             row
         }

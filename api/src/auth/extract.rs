@@ -14,6 +14,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub id: Uuid,
+    pub session_id: Uuid,
     pub roles: Vec<Role>,
 }
 
@@ -41,8 +42,19 @@ impl FromRequestParts<AppState> for CurrentUser {
             .tokens
             .verify(token.trim(), chrono::Utc::now().timestamp())
             .map_err(|_| ApiError::Unauthorized)?;
+        // One indexed read per request: a logout or password change ends the token at once,
+        // not when it expires.
+        let live = state
+            .sessions
+            .is_live(claims.sid)
+            .await
+            .map_err(ApiError::unavailable)?;
+        if !live {
+            return Err(ApiError::SessionRevoked);
+        }
         Ok(Self {
             id: claims.sub,
+            session_id: claims.sid,
             roles: claims.roles,
         })
     }

@@ -6,25 +6,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
-use crate::error::{ApiError, FieldError};
-
-pub const MIN_LENGTH: usize = 8;
-pub const MAX_LENGTH: usize = 128;
-
-/// The rules every new password must meet; the error names the rule.
-pub fn check_policy(password: &str) -> Result<(), FieldError> {
-    let length = password.chars().count();
-    let rule = if length < MIN_LENGTH {
-        format!("must be at least {MIN_LENGTH} characters")
-    } else if length > MAX_LENGTH {
-        format!("must be at most {MAX_LENGTH} characters")
-    } else if password.chars().all(|c| c.is_ascii_digit()) {
-        "must not be only digits".to_string()
-    } else {
-        return Ok(());
-    };
-    Err(FieldError::new("password", rule))
-}
+use crate::error::ApiError;
 
 fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
@@ -68,19 +50,6 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Ap
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn policy_names_the_rule_broken() {
-        assert!(check_policy("s3cret-enough").is_ok());
-        assert_eq!(
-            check_policy("short").expect_err("too short").message,
-            "must be at least 8 characters"
-        );
-        assert_eq!(
-            check_policy("1234567890").expect_err("digits").message,
-            "must not be only digits"
-        );
-    }
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {

@@ -1,5 +1,5 @@
 //! HS256 JSON Web Tokens (RFC 7519), just the subset eshop issues and accepts: header
-//! `{"alg":"HS256","typ":"JWT"}`, claims `sub`, `roles`, `iat`, `exp`. Anything else is refused.
+//! `{"alg":"HS256","typ":"JWT"}`, claims `sub`, `sid` (the session), `roles`, `iat`, `exp`. Anything else is refused.
 
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
+    /// The login session: revoking it ends the token before it expires.
+    pub sid: Uuid,
     pub roles: Vec<Role>,
     pub iat: i64,
     pub exp: i64,
@@ -57,9 +59,10 @@ impl TokenKeys {
         HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!())
     }
 
-    pub fn issue(&self, user_id: Uuid, roles: Vec<Role>, now: i64) -> String {
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid, roles: Vec<Role>, now: i64) -> String {
         let claims = Claims {
             sub: user_id,
+            sid: session_id,
             roles,
             iat: now,
             exp: now.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX)),
@@ -122,7 +125,7 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_with_its_claims() {
         let user = Uuid::now_v7();
-        let token = keys().issue(user, vec![Role::Admin], NOW);
+        let token = keys().issue(user, Uuid::now_v7(), vec![Role::Admin], NOW);
         let claims = keys().verify(&token, NOW + 10).expect("valid");
         assert_eq!(claims.sub, user);
         assert_eq!(claims.roles, vec![Role::Admin]);
@@ -131,13 +134,13 @@ mod tests {
 
     #[test]
     fn an_expired_token_is_refused() {
-        let token = keys().issue(Uuid::now_v7(), vec![], NOW);
+        let token = keys().issue(Uuid::now_v7(), Uuid::now_v7(), vec![], NOW);
         assert_eq!(keys().verify(&token, NOW + 60), Err(TokenError::Expired));
     }
 
     #[test]
     fn another_key_or_a_changed_claim_is_refused() {
-        let token = keys().issue(Uuid::now_v7(), vec![], NOW);
+        let token = keys().issue(Uuid::now_v7(), Uuid::now_v7(), vec![], NOW);
         let other = TokenKeys::new("other-secret", Duration::from_secs(60));
         assert_eq!(other.verify(&token, NOW), Err(TokenError::BadSignature));
 
@@ -153,7 +156,7 @@ mod tests {
 
     #[test]
     fn alg_none_and_garbage_are_refused() {
-        let token = keys().issue(Uuid::now_v7(), vec![], NOW);
+        let token = keys().issue(Uuid::now_v7(), Uuid::now_v7(), vec![], NOW);
         let parts: Vec<&str> = token.split('.').collect();
         let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         assert_eq!(

@@ -1,6 +1,7 @@
-//! Registration and login.
+//! Registration, login, token refresh and logout.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -10,12 +11,15 @@ use eshop_commands::{Actor, EventStore};
 use eshop_domain::user::{Registration, User, UserCommand, EMAIL_CLAIM};
 use eshop_domain::values::{EmailAddress, PersonName, Username};
 use eshop_infra::claims;
+use eshop_infra::sessions::{Issued, RefreshError};
 
-use crate::auth::password;
+use crate::auth::{password, CurrentUser};
+use crate::auth::policy::{self, AccountAttributes};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{JsonBody, RequestMeta};
 use crate::state::AppState;
+use crate::throttle::{self, ClientAddress};
 use crate::validate::Fields;
 use crate::views::UserView;
 
@@ -23,6 +27,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
 }
 
 #[derive(Deserialize)]
@@ -54,7 +60,11 @@ async fn register(
         "last_name",
         body.last_name.as_deref().map(PersonName::parse).transpose(),
     );
-    if let Err(rule) = password::check_policy(&body.password) {
+    let attributes = AccountAttributes {
+        email: &body.email,
+        username: &body.username,
+    };
+    if let Err(rule) = policy::check("password", &body.password, attributes) {
         fields.add(rule);
     }
     let (Some(email), Some(username), Some(first_name), Some(last_name), true) =
@@ -108,15 +118,48 @@ struct LoginRequest {
 #[derive(Serialize)]
 struct TokenResponse {
     access_token: String,
+    refresh_token: String,
     token_type: &'static str,
     expires_in: u64,
+}
+
+fn tokens_for(state: &AppState, user: &User, issued: Issued) -> TokenResponse {
+    let roles = user.roles.iter().copied().collect();
+    let access_token = state.tokens.issue(
+        issued.user_id,
+        issued.session_id,
+        roles,
+        chrono::Utc::now().timestamp(),
+    );
+    TokenResponse {
+        access_token,
+        refresh_token: issued.refresh_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl().as_secs(),
+    }
+}
+
+/// A user who may hold a session: registered, active, not erased.
+fn may_sign_in(user: &User) -> Result<(), ApiError> {
+    if !user.registered || user.erased {
+        return Err(ApiError::InvalidCredentials);
+    }
+    if !user.active {
+        return Err(ApiError::Conflict {
+            code: "user_deactivated",
+            detail: "this account is deactivated".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The same answer, after the same work, for an unknown e-mail and a wrong password.
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     JsonBody { value: body, .. }: JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    throttle::check_login(&state, &body.email, &address).await?;
     let holder = match EmailAddress::parse(&body.email) {
         Ok(email) => claims::holder(&state.pool, EMAIL_CLAIM, email.as_str()).await?,
         Err(_) => None,
@@ -124,7 +167,7 @@ async fn login(
     let account = match holder.as_deref().map(str::parse::<uuid::Uuid>) {
         Some(Ok(user_id)) => {
             let loaded = state.bus.store().load::<User>(&user_id.to_string()).await?;
-            Some((user_id, loaded.aggregate)).filter(|(_, user)| user.registered)
+            Some((user_id, loaded.aggregate)).filter(|(_, user)| user.registered && !user.erased)
         }
         _ => None,
     };
@@ -135,19 +178,56 @@ async fn login(
     let Some((user_id, user)) = account else {
         return Err(ApiError::InvalidCredentials);
     };
-    if !user.active {
-        return Err(ApiError::Conflict {
-            code: "user_deactivated",
-            detail: "this account is deactivated".into(),
-        });
+    may_sign_in(&user)?;
+    let issued = state
+        .sessions
+        .start(user_id)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(tokens_for(&state, &user, issued)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Spends a refresh token for a new pair. The access token carries the roles the user has
+/// now, so a role change shows from the next refresh on.
+async fn refresh(
+    State(state): State<AppState>,
+    JsonBody { value: body, .. }: JsonBody<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let issued = state
+        .sessions
+        .refresh(body.refresh_token.trim())
+        .await
+        .map_err(|error| match error {
+            RefreshError::Database(error) => ApiError::unavailable(error),
+            RefreshError::Invalid => ApiError::InvalidRefreshToken,
+            RefreshError::Reused | RefreshError::Revoked => ApiError::SessionRevoked,
+        })?;
+    let user = state
+        .bus
+        .store()
+        .load::<User>(&issued.user_id.to_string())
+        .await?
+        .aggregate;
+    if let Err(error) = may_sign_in(&user) {
+        let _ = state.sessions.revoke(issued.session_id, "account closed").await;
+        return Err(error);
     }
-    let roles = user.roles.iter().copied().collect();
-    let access_token = state
-        .tokens
-        .issue(user_id, roles, chrono::Utc::now().timestamp());
-    Ok(Json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.ttl().as_secs(),
-    }))
+    Ok(Json(tokens_for(&state, &user, issued)))
+}
+
+/// Ends the session of the access token presented: its refresh token and every access token
+/// of the session stop working.
+async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<StatusCode, ApiError> {
+    state
+        .sessions
+        .revoke(user.session_id, "logout")
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -8,9 +8,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use eshop_domain::user::{User, UserCommand};
+use eshop_commands::EventStore;
 use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role};
+use eshop_infra::erasure;
 
-use crate::auth::{AdminUser, CurrentUser};
+use crate::auth::policy::{self, AccountAttributes};
+use crate::auth::{password, AdminUser, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
@@ -23,6 +26,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/users/me", get(me).patch(update_me))
         .route("/api/users/me/deposits", post(deposit))
+        .route("/api/users/me/password", post(change_password))
+        .route("/api/admin/users/{id}/erase", post(erase))
         .route("/api/users", get(list))
         .route(
             "/api/users/{id}",
@@ -181,6 +186,84 @@ async fn deposit(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password and ends every session of theirs (this one included).
+async fn change_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    meta: RequestMeta,
+    JsonBody { value, raw }: JsonBody<PasswordChange>,
+) -> Result<Response, ApiError> {
+    let account = state
+        .bus
+        .store()
+        .load::<User>(&user.id.to_string())
+        .await?
+        .aggregate;
+    let attributes = AccountAttributes {
+        email: account.email.expose(),
+        username: &account.username,
+    };
+    policy::check("new_password", &value.new_password, attributes)
+        .map_err(|rule| ApiError::Validation(vec![rule]))?;
+    if !password::verify(value.current_password, Some(account.password_hash)).await? {
+        return Err(ApiError::field(
+            "current_password",
+            "is not the current password",
+        ));
+    }
+    let password_hash = password::hash(value.new_password).await?;
+    let command = UserCommand::ChangePassword { password_hash };
+    let response = run(&state, &meta, &user, user.id, &raw, command).await?;
+    if response.status().is_success() {
+        end_sessions(&state, user.id, "password changed").await?;
+    }
+    Ok(response)
+}
+
+async fn end_sessions(state: &AppState, user_id: Uuid, reason: &str) -> Result<(), ApiError> {
+    state
+        .sessions
+        .revoke_all(user_id, reason)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::unavailable)
+}
+
+/// Erases the user's personal data: an `UserErased` event, then their key, e-mail claim,
+/// remembered answers and sessions go. The events stay; their sealed fields read as absent.
+async fn erase(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = parse_id(&id, "user")?;
+    let response = run(
+        &state,
+        &meta,
+        &admin,
+        target,
+        &serde_json::Value::Null,
+        UserCommand::Erase,
+    )
+    .await?;
+    if response.status().is_success() {
+        erasure::erase_user_data(&state.pool, target)
+            .await
+            .map_err(ApiError::unavailable)?;
+        end_sessions(&state, target, "erased").await?;
+        tracing::info!(user_id = %target, "personal data erased");
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     cursor: Option<String>,
     limit: Option<i64>,
@@ -242,7 +325,7 @@ async fn deactivate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
-    run(
+    let response = run(
         &state,
         &meta,
         &admin,
@@ -250,7 +333,11 @@ async fn deactivate(
         &serde_json::Value::Null,
         UserCommand::Deactivate,
     )
-    .await
+    .await?;
+    if response.status().is_success() {
+        end_sessions(&state, target, "deactivated").await?;
+    }
+    Ok(response)
 }
 
 async fn reactivate(

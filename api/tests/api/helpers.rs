@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use eshop_api::config::Config;
+use eshop_api::config::{Config, ThrottleSettings};
 use eshop_api::server::{start, Running};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -33,7 +33,12 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         gateway_latency_ms: 0,
         db_pool_size: 20,
         http_addr: "127.0.0.1:0".parse().expect("address"),
-        jwt_secret: "test-secret-not-the-default".into(),
+        environment: "test".into(),
+        session_ttl_seconds: 3600,
+        cors_origins: Vec::new(),
+        client_ip_header: None,
+        throttle: ThrottleSettings::off(),
+        jwt_secret: "test-secret-not-the-default-0123456789".into(),
         access_token_ttl_seconds: 600,
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),

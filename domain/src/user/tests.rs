@@ -334,3 +334,91 @@ fn a_refund_gives_the_debit_back_once() {
         .when(UserCommand::Refund { order_id: order(9) })
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn a_password_change_records_the_new_hash() {
+    UserTest::with(())
+        .given(vec![registered()])
+        .when(UserCommand::ChangePassword {
+            password_hash: "$argon2id$new".into(),
+        })
+        .then_expect_events(vec![UserEvent::PasswordChanged {
+            password_hash: "$argon2id$new".into(),
+        }]);
+}
+
+#[test]
+fn a_deactivated_user_cannot_change_the_password() {
+    UserTest::with(())
+        .given(vec![registered(), UserEvent::UserDeactivated])
+        .when(UserCommand::ChangePassword {
+            password_hash: "$argon2id$new".into(),
+        })
+        .then_expect_error(UserError::Deactivated);
+}
+
+#[test]
+fn erasure_happens_once_and_closes_the_account() {
+    UserTest::with(())
+        .given(vec![registered()])
+        .when(UserCommand::Erase)
+        .then_expect_events(vec![UserEvent::UserErased]);
+    UserTest::with(())
+        .given(vec![registered(), UserEvent::UserErased])
+        .when(UserCommand::Erase)
+        .then_expect_events(vec![]);
+    UserTest::with(())
+        .given(vec![registered(), UserEvent::UserErased])
+        .when(deposit(100))
+        .then_expect_error(UserError::Erased);
+    UserTest::with(())
+        .given(vec![registered(), UserEvent::UserErased])
+        .when(UserCommand::Reactivate)
+        .then_expect_error(UserError::Erased);
+}
+
+#[test]
+fn an_erased_user_keeps_no_personal_data_in_memory() {
+    let mut user = User::default();
+    user.apply(registered());
+    user.apply(UserEvent::UserErased);
+    assert!(user.erased && !user.active);
+    assert_eq!(user.email.expose(), "");
+    assert_eq!(user.first_name.expose(), &None);
+    assert!(user.password_hash.is_empty());
+}
+
+/// Erasure only reaches the fields `personal_fields` names: every event that carries personal
+/// data must carry it there and nowhere else.
+#[test]
+fn personal_fields_name_every_personal_value() {
+    let sentinel = "sentinel-personal-value";
+    let events = vec![
+        UserEvent::UserRegistered {
+            email: Personal::new(format!("{sentinel}@example.com")),
+            username: "ann".into(),
+            password_hash: String::new(),
+            first_name: Personal::new(Some(sentinel.into())),
+            last_name: Personal::new(Some(sentinel.into())),
+        },
+        UserEvent::ProfileChanged {
+            first_name: Personal::new(Some(sentinel.into())),
+            last_name: Personal::new(Some(sentinel.into())),
+        },
+        UserEvent::EmailChanged {
+            email: Personal::new(format!("{sentinel}@example.com")),
+        },
+    ];
+    for event in events {
+        let mut json = serde_json::to_value(&event).expect("serializes");
+        let data = json["data"].as_object_mut().expect("an object");
+        for field in crate::personal_fields(User::TYPE) {
+            data.remove(*field);
+        }
+        assert!(
+            !json.to_string().contains(sentinel),
+            "{} carries personal data outside personal_fields",
+            event.event_type()
+        );
+    }
+}

@@ -12,7 +12,7 @@ use eshop_projections::RelayedEvent;
 use super::{aggregate_ids, evolve, ApplyError, ReadModel};
 
 const COLUMNS: &str =
-    "id, email, username, first_name, last_name, roles, is_active, balance_cents, version";
+    "id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version";
 
 type Row = (
     Uuid,
@@ -23,12 +23,23 @@ type Row = (
     Vec<String>,
     bool,
     i64,
+    bool,
     i64,
 );
 
 fn into_record(row: Row) -> UserRecord {
-    let (id, email, username, first_name, last_name, roles, is_active, balance_cents, version) =
-        row;
+    let (
+        id,
+        email,
+        username,
+        first_name,
+        last_name,
+        roles,
+        is_active,
+        balance_cents,
+        erased,
+        version,
+    ) = row;
     UserRecord {
         id,
         email,
@@ -41,6 +52,7 @@ fn into_record(row: Row) -> UserRecord {
             .collect(),
         is_active,
         balance_cents,
+        erased,
         version: u64::try_from(version).unwrap_or_default(),
     }
 }
@@ -73,13 +85,14 @@ impl ReadModel for UsersProjection {
         for record in changed.iter().filter_map(|id| records.get(id)) {
             let roles: Vec<&str> = record.roles.iter().map(|role| role.as_str()).collect();
             sqlx::query(
-                "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (id) DO UPDATE SET
                      email = EXCLUDED.email, username = EXCLUDED.username,
                      first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
                      roles = EXCLUDED.roles, is_active = EXCLUDED.is_active,
-                     balance_cents = EXCLUDED.balance_cents, version = EXCLUDED.version
+                     balance_cents = EXCLUDED.balance_cents, erased = EXCLUDED.erased,
+                     version = EXCLUDED.version
                  WHERE users.version < EXCLUDED.version",
             )
             .bind(record.id)
@@ -90,6 +103,7 @@ impl ReadModel for UsersProjection {
             .bind(&roles)
             .bind(record.is_active)
             .bind(record.balance_cents)
+            .bind(record.erased)
             .bind(i64::try_from(record.version).unwrap_or(i64::MAX))
             .execute(&mut *connection)
             .await?;

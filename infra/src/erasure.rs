@@ -1,0 +1,36 @@
+//! What erasing a user removes besides their key: everything derived from their personal data
+//! that is not an event.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use eshop_domain::user::{User, EMAIL_CLAIM};
+
+/// Deletes the user's personal-data key (the sealed fields of their events become unreadable
+/// for good), their e-mail claim (a digest of the address), and the remembered answers to
+/// their requests (which may quote their e-mail). One transaction; a repeat changes nothing.
+pub async fn erase_user_data(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
+    let subject = user_id.to_string();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO personal_data_keys (subject, key, erased_at) VALUES ($1, NULL, now())
+         ON CONFLICT (subject) DO UPDATE SET key = NULL, erased_at = now()
+         WHERE personal_data_keys.key IS NOT NULL",
+    )
+    .bind(&subject)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM unique_claims WHERE aggregate_type = $1 AND aggregate_id = $2 AND kind = $3",
+    )
+    .bind(<User as cqrs_es::Aggregate>::TYPE)
+    .bind(&subject)
+    .bind(EMAIL_CLAIM)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM idempotency_records WHERE scope = $1 OR body->>'id' = $1")
+        .bind(&subject)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
