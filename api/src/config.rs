@@ -73,7 +73,12 @@ pub struct Config {
     pub session_ttl_seconds: u64,
 
     /// Origins allowed to call the API from a browser, comma-separated (empty: none).
-    #[arg(long, env = "ESHOP_CORS_ORIGINS", default_value = "", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "ESHOP_CORS_ORIGINS",
+        default_value = "",
+        value_delimiter = ','
+    )]
     pub cors_origins: Vec<String>,
 
     /// A header naming the client's address, set by the proxy in front (e.g. `x-real-ip`);
@@ -108,11 +113,19 @@ pub struct ThrottleSettings {
     pub enabled: bool,
 
     /// Commands (POST, PUT, PATCH, DELETE) per minute by an anonymous client address.
-    #[arg(long, env = "ESHOP_THROTTLE_ANONYMOUS_COMMANDS_PER_MINUTE", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "ESHOP_THROTTLE_ANONYMOUS_COMMANDS_PER_MINUTE",
+        default_value_t = 10
+    )]
     pub anonymous_commands_per_minute: u32,
 
     /// Commands per minute by a signed-in user.
-    #[arg(long, env = "ESHOP_THROTTLE_USER_COMMANDS_PER_MINUTE", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "ESHOP_THROTTLE_USER_COMMANDS_PER_MINUTE",
+        default_value_t = 60
+    )]
     pub user_commands_per_minute: u32,
 
     /// Reads (GET) per minute by a user or client address.

@@ -39,8 +39,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
-use crate::{security, throttle};
 use crate::state::AppState;
+use crate::{security, throttle};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -105,7 +105,9 @@ const MIN_JWT_SECRET_BYTES: usize = 32;
 pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     if !config.is_development() {
         if config.uses_development_secret() {
-            return Err("ESHOP_JWT_SECRET must be set (or ESHOP_ENV=development for a local run)".into());
+            return Err(
+                "ESHOP_JWT_SECRET must be set (or ESHOP_ENV=development for a local run)".into(),
+            );
         }
         if config.jwt_secret.len() < MIN_JWT_SECRET_BYTES {
             return Err(format!(
@@ -282,10 +284,10 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(Running {
         addr,

@@ -16,9 +16,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::Extensions;
-use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -72,8 +72,15 @@ pub struct ClientAddress(pub String);
 impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_address(state, &parts.headers, &parts.extensions)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_address(
+            state,
+            &parts.headers,
+            &parts.extensions,
+        )))
     }
 }
 
@@ -227,7 +234,10 @@ mod tests {
         assert_eq!(reads.len(), 1);
         assert_eq!(reads[0].1.quota(), settings.reads_per_minute);
         let anonymous = limits_for(&settings, &Method::POST, "/api/auth/register", "address:x");
-        assert_eq!(anonymous[0].1.quota(), settings.anonymous_commands_per_minute);
+        assert_eq!(
+            anonymous[0].1.quota(),
+            settings.anonymous_commands_per_minute
+        );
         let user = limits_for(&settings, &Method::PATCH, "/api/users/me", "user:u");
         assert_eq!(user[0].1.quota(), settings.user_commands_per_minute);
         let order = limits_for(&settings, &Method::POST, "/api/purchases", "user:u");
@@ -241,7 +251,10 @@ mod tests {
         headers.insert("x-real-ip", HeaderValue::from_static("203.0.113.7"));
         let peer = Some("127.0.0.1".parse().expect("ip"));
         assert_eq!(address_from(None, &headers, peer), "127.0.0.1");
-        assert_eq!(address_from(Some("x-real-ip"), &headers, peer), "203.0.113.7");
+        assert_eq!(
+            address_from(Some("x-real-ip"), &headers, peer),
+            "203.0.113.7"
+        );
         headers.insert("x-real-ip", HeaderValue::from_static("not an address"));
         assert_eq!(address_from(Some("x-real-ip"), &headers, peer), "127.0.0.1");
     }

@@ -24,7 +24,6 @@ use tokio::sync::OnceCell;
 use crate::redis_link::RedisLink;
 use uuid::Uuid;
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Entry {
     Product(Uuid),

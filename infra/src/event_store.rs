@@ -86,9 +86,12 @@ impl PgEventStore {
     ) -> Result<(), StoreError> {
         let fields = eshop_domain::personal_fields(A::TYPE);
         let carries_personal_data = rows.payloads.iter().any(|payload| {
-            fields
-                .iter()
-                .any(|field| payload.get("data").and_then(|data| data.get(*field)).is_some())
+            fields.iter().any(|field| {
+                payload
+                    .get("data")
+                    .and_then(|data| data.get(*field))
+                    .is_some()
+            })
         });
         if !carries_personal_data {
             return Ok(());

@@ -172,10 +172,15 @@ impl PersonalDataKeys {
                     });
             }
         }
-        Err(StoreError::Corrupt(format!("{subject}: no personal data key")))
+        Err(StoreError::Corrupt(format!(
+            "{subject}: no personal data key"
+        )))
     }
 
-    async fn create_or_read_key(&self, subject: &str) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+    async fn create_or_read_key(
+        &self,
+        subject: &str,
+    ) -> Result<Option<Option<Vec<u8>>>, StoreError> {
         let fresh = PersonalKey::generate();
         sqlx::query_scalar(
             "WITH created AS (
@@ -232,7 +237,12 @@ impl PersonalDataKeys {
         subjects.dedup();
         let keys = self.keys(&subjects).await?;
         for (aggregate_type, aggregate_id, payload) in sealed {
-            unseal(aggregate_type, aggregate_id, payload, keys.get(aggregate_id));
+            unseal(
+                aggregate_type,
+                aggregate_id,
+                payload,
+                keys.get(aggregate_id),
+            );
         }
         Ok(())
     }
@@ -255,7 +265,10 @@ mod tests {
         seal("user", "u1", &mut payload, &key);
         let stored = payload.to_string();
         assert!(!stored.contains("ann@example.com") && !stored.contains("Ann"));
-        assert_eq!(payload["data"]["username"], "ann", "other fields stay readable");
+        assert_eq!(
+            payload["data"]["username"], "ann",
+            "other fields stay readable"
+        );
         assert!(holds_sealed_fields("user", &payload));
         unseal("user", "u1", &mut payload, Some(&key));
         assert_eq!(payload, registered());

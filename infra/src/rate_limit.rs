@@ -12,8 +12,14 @@ use crate::redis_link::RedisLink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
-    Window { limit: u32, period: Duration },
-    Bucket { capacity: u32, refill_every: Duration },
+    Window {
+        limit: u32,
+        period: Duration,
+    },
+    Bucket {
+        capacity: u32,
+        refill_every: Duration,
+    },
 }
 
 impl Limit {
@@ -103,7 +109,9 @@ pub struct RateLimiter {
 }
 
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 fn from_millis(value: i64) -> Duration {

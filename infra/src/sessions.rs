@@ -15,11 +15,7 @@ use eshop_commands::digest::sha256_hex;
 
 /// A refresh token as handed to the client: 244 random bits (two v4 UUIDs).
 fn new_refresh_token() -> String {
-    format!(
-        "{}{}",
-        Uuid::new_v4().simple(),
-        Uuid::new_v4().simple()
-    )
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
 
 fn token_digest(token: &str) -> String {

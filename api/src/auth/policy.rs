@@ -42,7 +42,10 @@ fn broken_rule(password: &str, account: AccountAttributes<'_>) -> Option<String>
     if common_passwords().contains(lowered.trim()) {
         return Some("is too common".into());
     }
-    let attributes = [("e-mail address", account.email), ("username", account.username)];
+    let attributes = [
+        ("e-mail address", account.email),
+        ("username", account.username),
+    ];
     for (name, value) in attributes {
         if too_similar(&lowered, &value.to_lowercase()) {
             return Some(format!("is too similar to the {name}"));
@@ -114,16 +117,28 @@ mod tests {
 
     #[test]
     fn each_rule_is_named() {
-        assert_eq!(rule("short1").as_deref(), Some("must be at least 8 characters"));
-        assert_eq!(rule("1234567890").as_deref(), Some("must not be only digits"));
+        assert_eq!(
+            rule("short1").as_deref(),
+            Some("must be at least 8 characters")
+        );
+        assert_eq!(
+            rule("1234567890").as_deref(),
+            Some("must not be only digits")
+        );
         assert_eq!(rule("password1").as_deref(), Some("is too common"));
         assert_eq!(rule("Sunshine1").as_deref(), Some("is too common"));
-        assert_eq!(rule("annlee77!").as_deref(), Some("is too similar to the username"));
+        assert_eq!(
+            rule("annlee77!").as_deref(),
+            Some("is too similar to the username")
+        );
         assert_eq!(
             rule("example.com").as_deref(),
             Some("is too similar to the e-mail address")
         );
-        assert_eq!(rule(&"x".repeat(129)).as_deref(), Some("must be at most 128 characters"));
+        assert_eq!(
+            rule(&"x".repeat(129)).as_deref(),
+            Some("must be at most 128 characters")
+        );
         assert_eq!(rule("correct-horse-9"), None);
         assert_eq!(rule("tangerine-boat-41"), None);
     }

@@ -13,8 +13,8 @@ use eshop_domain::values::{EmailAddress, PersonName, Username};
 use eshop_infra::claims;
 use eshop_infra::sessions::{Issued, RefreshError};
 
-use crate::auth::{password, CurrentUser};
 use crate::auth::policy::{self, AccountAttributes};
+use crate::auth::{password, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{JsonBody, RequestMeta};
@@ -215,7 +215,10 @@ async fn refresh(
         .await?
         .aggregate;
     if let Err(error) = may_sign_in(&user) {
-        let _ = state.sessions.revoke(issued.session_id, "account closed").await;
+        let _ = state
+            .sessions
+            .revoke(issued.session_id, "account closed")
+            .await;
         return Err(error);
     }
     Ok(Json(tokens_for(&state, &user, issued)))

@@ -67,6 +67,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "Loads from Postgres for the cache (concurrent misses share one).",
             &cache.loads,
         ),
+        (
+            "eshop_throttle_refused_total",
+            "Requests refused with 429 by a rate limit.",
+            &state.limiter.stats.refused,
+        ),
+        (
+            "eshop_throttle_fail_open_total",
+            "Rate-limit checks that let a request through because Redis did not answer.",
+            &state.limiter.stats.fail_open,
+        ),
     ] {
         gauge(name, help, value.load(Ordering::Relaxed).to_string());
     }

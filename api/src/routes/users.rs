@@ -7,8 +7,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use eshop_domain::user::{User, UserCommand};
 use eshop_commands::EventStore;
+use eshop_domain::user::{User, UserCommand};
 use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role};
 use eshop_infra::erasure;
 

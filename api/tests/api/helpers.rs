@@ -128,6 +128,23 @@ impl TestApp {
         body["access_token"].as_str().expect("token").to_string()
     }
 
+    /// The whole login answer: access and refresh token.
+    pub async fn login_pair(&self, email: &str, password: &str) -> (String, String) {
+        let response = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "logging in {email}");
+        let body: Value = response.json().await.expect("json");
+        (
+            body["access_token"].as_str().expect("access").to_string(),
+            body["refresh_token"].as_str().expect("refresh").to_string(),
+        )
+    }
+
     /// Registers a customer and returns their id and token.
     pub async fn customer(&self, name: &str) -> (String, String) {
         let email = format!("{name}@example.com");

@@ -10,3 +10,5 @@ mod errors;
 mod idempotency;
 mod orders;
 mod products;
+mod protection;
+mod sessions;
