@@ -188,6 +188,22 @@ impl TestApp {
         &self.running.as_ref().expect("running").state
     }
 
+    /// Stops the app but keeps its database and stream, to start it again.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Starts the app again over the same database and stream (after `stop`).
+    pub async fn start_again(&mut self) {
+        let running = start(&test_config(&self.database_url, &self.namespace))
+            .await
+            .expect("app starts again");
+        self.addr = running.addr;
+        self.running = Some(running);
+    }
+
     /// Stops the app and removes its stream.
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {

@@ -6,6 +6,7 @@ mod proxy;
 mod accounts;
 mod catalog;
 mod concurrency;
+mod erasure;
 mod errors;
 mod idempotency;
 mod orders;
