@@ -4,7 +4,8 @@
 pub mod extract;
 pub mod password;
 pub mod policy;
+pub mod read_only;
 pub mod token;
 
-pub use extract::{AdminUser, CurrentUser};
+pub use extract::{AdminUser, AuditReader, CurrentUser};
 pub use token::TokenKeys;

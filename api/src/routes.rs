@@ -1,6 +1,7 @@
 //! One router per area; `crate::server` merges them.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod health;

@@ -33,6 +33,7 @@ use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
+use crate::auth::read_only::auditors_read_only;
 use crate::auth::TokenKeys;
 use crate::bootstrap::ensure_admin;
 use crate::config::Config;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::payments::router())
         .merge(routes::shopping::router())
         .merge(routes::admin::router())
+        .merge(routes::audit::router())
         .merge(routes::metrics::router())
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(|| async {
@@ -68,6 +70,10 @@ pub fn router(state: AppState) -> Router {
                 detail: "this method is not allowed on this resource".into(),
             }
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auditors_read_only,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             throttle::throttle,

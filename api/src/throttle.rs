@@ -16,7 +16,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::Extensions;
 use axum::http::{HeaderMap, HeaderValue, Method};
@@ -26,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use eshop_commands::digest::sha256_hex;
 use eshop_infra::rate_limit::{Limit, Verdict};
 
+use crate::auth::extract::bearer_claims;
 use crate::config::ThrottleSettings;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -35,18 +35,7 @@ const ORDER_PATHS: [&str; 3] = ["/api/purchases", "/api/orders", "/api/cart/chec
 
 /// Who a request counts against.
 fn requester(state: &AppState, request: &Request) -> String {
-    let user = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .and_then(|token| {
-            state
-                .tokens
-                .verify(token.trim(), chrono::Utc::now().timestamp())
-                .ok()
-        });
-    match user {
+    match bearer_claims(state, request.headers()) {
         Some(claims) => format!("user:{}", claims.sub),
         None => format!(
             "address:{}",

@@ -2,6 +2,7 @@
 //! postgres-es and sqlx) for the event store, unique claims, idempotency records and read
 //! models; the relay to NATS JetStream and the projection builders that consume it; Redis.
 
+pub mod audit;
 pub mod cache;
 pub mod claims;
 pub mod database;

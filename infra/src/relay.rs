@@ -365,7 +365,7 @@ async fn fetch_batch(
 }
 
 /// Secrets such as password hashes stay in the store (see `eshop_domain::unpublished_fields`).
-fn without_unpublished_fields(
+pub(crate) fn without_unpublished_fields(
     aggregate_type: &str,
     mut payload: serde_json::Value,
 ) -> serde_json::Value {

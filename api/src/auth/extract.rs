@@ -1,13 +1,16 @@
-//! `CurrentUser` (any valid bearer token) and `AdminUser` (one with the admin role).
+//! `CurrentUser` (any valid bearer token of a live session), `AdminUser` (one with the admin
+//! role) and `AuditReader` (an auditor or an admin).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use uuid::Uuid;
 
 use eshop_commands::Actor;
 use eshop_domain::values::Role;
 
+use crate::auth::token::Claims;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -28,20 +31,23 @@ impl CurrentUser {
     }
 }
 
+/// The claims of a well-signed, unexpired bearer token (its session is not checked here).
+pub fn bearer_claims(state: &AppState, headers: &HeaderMap) -> Option<Claims> {
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))?;
+    state
+        .tokens
+        .verify(token.trim(), chrono::Utc::now().timestamp())
+        .ok()
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        let claims = state
-            .tokens
-            .verify(token.trim(), chrono::Utc::now().timestamp())
-            .map_err(|_| ApiError::Unauthorized)?;
+        let claims = bearer_claims(state, &parts.headers).ok_or(ApiError::Unauthorized)?;
         // One indexed read per request: a logout or password change ends the token at once,
         // not when it expires.
         let live = state
@@ -69,6 +75,23 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
         if user.has_role(Role::Admin) {
+            Ok(Self(user))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+/// Someone who may read the audit endpoints: an auditor or an admin.
+#[derive(Debug, Clone)]
+pub struct AuditReader(pub CurrentUser);
+
+impl FromRequestParts<AppState> for AuditReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if user.has_role(Role::Auditor) || user.has_role(Role::Admin) {
             Ok(Self(user))
         } else {
             Err(ApiError::Forbidden)

@@ -12,4 +12,5 @@ mod idempotency;
 mod orders;
 mod products;
 mod protection;
+mod roles;
 mod sessions;
