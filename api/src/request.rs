@@ -137,6 +137,24 @@ fn serde_error_to_field(error: &serde_json::Error) -> FieldError {
     FieldError::new(field, message)
 }
 
+/// No text eshop stores can hold U+0000 (Postgres refuses it in `text` and `jsonb`), so a body
+/// carrying one anywhere is refused up front, naming the top-level field it is under.
+fn field_with_nul(value: &Value, field: &str) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(|| field.to_string()),
+        Value::Array(items) => items.iter().find_map(|item| field_with_nul(item, field)),
+        Value::Object(members) => members.iter().find_map(|(key, member)| {
+            let name = if field == "body" { key.as_str() } else { field };
+            if key.contains('\0') {
+                Some(name.to_string())
+            } else {
+                field_with_nul(member, name)
+            }
+        }),
+        _ => None,
+    }
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
@@ -168,6 +186,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     .unwrap_or_default()
             ),
         })?;
+        if let Some(field) = field_with_nul(&raw, "body") {
+            return Err(ApiError::field(
+                &field,
+                "must not contain the NUL character (U+0000)",
+            ));
+        }
         let value = T::deserialize(&raw)
             .map_err(|error| ApiError::Validation(vec![serde_error_to_field(&error)]))?;
         Ok(Self { value, raw })
@@ -177,6 +201,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_anywhere_names_its_top_level_field() {
+        let body = serde_json::json!({"title": "ok", "lines": [{"note": "a\u{0}b"}]});
+        assert_eq!(field_with_nul(&body, "body").as_deref(), Some("lines"));
+        assert_eq!(
+            field_with_nul(&serde_json::json!({"a": "fine"}), "body"),
+            None
+        );
+    }
 
     #[test]
     fn if_match_accepts_quoted_bare_and_weak_versions() {

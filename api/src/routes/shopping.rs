@@ -313,6 +313,16 @@ async fn write_review(
     JsonBody { value, raw }: JsonBody<ReviewRequest>,
 ) -> Result<Response, ApiError> {
     let product_id = parse_id(&product_id, "product")?;
+    if value
+        .comment
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::field(
+            "comment",
+            "must not contain control characters other than line breaks and tabs",
+        ));
+    }
     product_exists(&state, product_id).await?;
     let id = review_id(user.id, product_id);
     let state = &state;
