@@ -10,6 +10,7 @@ mod concurrency;
 mod erasure;
 mod errors;
 mod idempotency;
+mod logs;
 mod orders;
 mod products;
 mod protection;

@@ -1,0 +1,135 @@
+//! No password, token or card number in any log line: the logs of a whole run, at the most
+//! verbose level, searched for every secret the run used.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::helpers::{spawn_app, ADMIN_PASSWORD, PASSWORD};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_full_run_logs_no_password_token_or_card_number() {
+    let captured = Captured::default();
+    // nextest runs each test in its own process, so this subscriber sees only this test.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .try_init()
+        .expect("the only subscriber of this process");
+
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let book = app.add_book(&admin, "Dune", 10).await;
+    let new_password = "plum-velvet-42";
+    app.register("kim@example.com", "kim").await;
+    let (access, refresh) = app.login_pair("kim@example.com", PASSWORD).await;
+    let renewed: Value = app
+        .post("/api/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let access = renewed["access_token"]
+        .as_str()
+        .unwrap_or(&access)
+        .to_string();
+    let second_refresh = renewed["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let wrong = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "kim@example.com", "password": "a-wrong-guess-77"}),
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let card = "4242 4242 4242 4242";
+    let declined_card = "4000000000000002";
+    for card_number in [card, declined_card] {
+        let placed = app
+            .request(Method::POST, "/api/orders", Some(&access))
+            .header("Prefer", "wait=5")
+            .json(
+                &json!({"lines": [{"product_id": book["id"], "quantity": 1}],
+                          "payment": {"method": "card", "card": card_number}}),
+            )
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(placed.status(), 201);
+    }
+    let changed = app
+        .post(
+            "/api/users/me/password",
+            Some(&access),
+            json!({"current_password": PASSWORD, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let reused = app
+        .post("/api/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(reused.status(), 401);
+    app.login_pair("kim@example.com", new_password).await;
+    app.shutdown().await;
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).to_string();
+    assert!(
+        logs.lines().count() > 100,
+        "the run was logged: {} lines",
+        logs.lines().count()
+    );
+    let card_digits = card.replace(' ', "");
+    let secrets = [
+        PASSWORD,
+        ADMIN_PASSWORD,
+        new_password,
+        "a-wrong-guess-77",
+        &access,
+        &admin,
+        &refresh,
+        &second_refresh,
+        card,
+        &card_digits,
+        declined_card,
+        "test-secret-not-the-default",
+    ];
+    for secret in secrets {
+        let line = logs.lines().find(|line| line.contains(secret));
+        assert!(
+            line.is_none(),
+            "a secret was logged: {}",
+            line.unwrap_or_default()
+        );
+    }
+}
