@@ -218,20 +218,38 @@ async fn change_password(
     }
     let password_hash = password::hash(value.new_password).await?;
     let command = UserCommand::ChangePassword { password_hash };
-    let response = run(&state, &meta, &user, user.id, &raw, command).await?;
-    if response.status().is_success() {
-        end_sessions(&state, user.id, "password changed").await?;
-    }
-    Ok(response)
+    run_ending_sessions(
+        &state,
+        &meta,
+        &user,
+        user.id,
+        &raw,
+        command,
+        "password changed",
+    )
+    .await
 }
 
-async fn end_sessions(state: &AppState, user_id: Uuid, reason: &str) -> Result<(), ApiError> {
-    state
-        .sessions
-        .revoke_all(user_id, reason)
-        .await
-        .map(|_| ())
-        .map_err(ApiError::unavailable)
+/// Runs a command after which the target's sessions must end (a password change, a
+/// deactivation, an erasure), and ends them when it succeeded.
+async fn run_ending_sessions(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &CurrentUser,
+    target: Uuid,
+    body: &serde_json::Value,
+    command: UserCommand,
+    reason: &str,
+) -> Result<Response, ApiError> {
+    let response = run(state, meta, caller, target, body, command).await?;
+    if response.status().is_success() {
+        state
+            .sessions
+            .revoke_all(target, reason)
+            .await
+            .map_err(ApiError::unavailable)?;
+    }
+    Ok(response)
 }
 
 /// Erases the user's personal data: an `UserErased` event, then their key, e-mail claim,
@@ -243,20 +261,21 @@ async fn erase(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
-    let response = run(
+    let body = serde_json::Value::Null;
+    let response = run_ending_sessions(
         &state,
         &meta,
         &admin,
         target,
-        &serde_json::Value::Null,
+        &body,
         UserCommand::Erase,
+        "erased",
     )
     .await?;
     if response.status().is_success() {
         erasure::erase_user_data(&state.pool, target)
             .await
             .map_err(ApiError::unavailable)?;
-        end_sessions(&state, target, "erased").await?;
         tracing::info!(user_id = %target, "personal data erased");
     }
     Ok(response)
@@ -325,19 +344,9 @@ async fn deactivate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = parse_id(&id, "user")?;
-    let response = run(
-        &state,
-        &meta,
-        &admin,
-        target,
-        &serde_json::Value::Null,
-        UserCommand::Deactivate,
-    )
-    .await?;
-    if response.status().is_success() {
-        end_sessions(&state, target, "deactivated").await?;
-    }
-    Ok(response)
+    let body = serde_json::Value::Null;
+    let command = UserCommand::Deactivate;
+    run_ending_sessions(&state, &meta, &admin, target, &body, command, "deactivated").await
 }
 
 async fn reactivate(

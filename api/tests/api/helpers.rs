@@ -116,16 +116,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let response = self
-            .post(
-                "/api/auth/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
-            .await;
-        assert_eq!(response.status(), 200, "logging in {email}");
-        let body: Value = response.json().await.expect("json");
-        body["access_token"].as_str().expect("token").to_string()
+        self.login_pair(email, password).await.0
     }
 
     /// The whole login answer: access and refresh token.
