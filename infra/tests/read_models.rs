@@ -320,3 +320,47 @@ async fn a_failing_projection_stops_shows_its_error_and_resumes_once_fixed() {
         .await
         .expect("cleanup");
 }
+
+/// Relevance pages: the rank comes from the subquery that ranked each match once, and its
+/// cursor continues exactly after the last row (ties broken by id), most relevant first.
+#[tokio::test]
+async fn a_search_pages_by_relevance_through_its_cursor() {
+    let (_, pool) = fresh_database().await;
+    let mut events: Vec<RelayedEvent> = (0..12)
+        .map(|n| {
+            relayed(
+                Uuid::now_v7(),
+                1,
+                &added(&format!("Earthsea {n:02}"), 100 + n),
+            )
+        })
+        .collect();
+    // Twice the word in the title: ranked above the rest.
+    let best = Uuid::now_v7();
+    events.push(relayed(best, 1, &added("Earthsea earthsea", 999)));
+    apply_in_tx(&pool, &events).await;
+    let products = PgProducts::new(pool.clone());
+    let mut query = ProductQuery {
+        filter: ProductFilter {
+            search: Some("earthsea".into()),
+            ..ProductFilter::default()
+        },
+        ordering: SortOrdering::default_for(true),
+        limit: 5,
+        after: None,
+        with_total: false,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = products.list(&query).await.expect("lists");
+        seen.extend(page.items.iter().map(|item| item.id));
+        let Some(next) = page.next_cursor else { break };
+        query.after = Some(eshop_projections::query::Cursor::decode(&next).expect("cursor"));
+    }
+    assert_eq!(seen.len(), 13, "every match once");
+    assert_eq!(seen[0], best);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 13);
+}
