@@ -8,6 +8,7 @@ pub mod database;
 pub mod event_store;
 pub mod idempotency;
 pub mod leader;
+pub mod mail;
 pub mod nats;
 pub mod order_worker;
 pub mod projector;
