@@ -17,3 +17,12 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_by_owner ON tasks (owner_id, created_at DESC, id DESC);
 CREATE INDEX tasks_by_time ON tasks (created_at DESC, id DESC);
+
+-- Product rating aggregates as the `recompute_ratings` task last computed them from the
+-- reviews read model (for reports and exports; the catalog computes its figures as it reads).
+CREATE TABLE product_ratings (
+    product_id     uuid PRIMARY KEY,
+    rating_count   bigint NOT NULL,
+    rating_average numeric(4, 2),
+    computed_at    timestamptz NOT NULL DEFAULT now()
+);

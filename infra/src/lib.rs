@@ -14,8 +14,10 @@ pub mod order_worker;
 pub mod projector;
 pub mod read_models;
 pub mod relay;
+pub mod reports;
 pub mod shutdown;
 pub mod simulated_gateway;
+pub mod tasks;
 #[doc(hidden)]
 pub mod testing;
 
