@@ -18,9 +18,6 @@ CREATE TABLE schedules (
     version     bigint NOT NULL DEFAULT 1
 );
 
--- Replicas poll this to pick up changes without a restart.
-CREATE SEQUENCE schedules_generation;
-
 -- One row per schedule and tick: the replica whose insert wins runs the tick, so a tick runs
 -- once however many replicas fire it. The rows are the run history too.
 CREATE TABLE schedule_runs (

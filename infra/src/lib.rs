@@ -14,6 +14,7 @@ pub mod order_worker;
 pub mod projector;
 pub mod read_models;
 pub mod relay;
+pub mod scheduler;
 pub mod reports;
 pub mod shutdown;
 pub mod simulated_gateway;
