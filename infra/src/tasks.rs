@@ -184,16 +184,19 @@ impl TaskQueue {
         }
     }
 
-    /// Queues the task (its id is the message id, so a repeat within the duplicate window is
-    /// dropped); returns once JetStream has it.
-    pub async fn publish(&self, task: &TaskRecord) -> Result<(), BoxError> {
+    /// Queues the task with what its runner needs beyond the task row (`work`: for a command,
+    /// the request, secrets included, which therefore never go into the `tasks` table; the
+    /// message is deleted once the task is acknowledged). The task id is the message id, so a
+    /// repeat within the duplicate window is dropped. Returns once JetStream has it.
+    pub async fn publish(&self, task: &TaskRecord, work: Value) -> Result<(), BoxError> {
+        let body = serde_json::to_vec(&serde_json::json!({"task_id": task.id, "work": work}))?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", task.id.to_string().as_str());
         self.jetstream
             .publish_with_headers(
                 self.subjects.task(&task.kind),
                 headers,
-                task.id.to_string().into(),
+                body.into(),
             )
             .await?
             .await?;
@@ -232,7 +235,21 @@ impl Progress {
 
 /// What runs a task of each kind.
 pub trait TaskRunner: Send + Sync + 'static {
-    fn run(&self, task: TaskRecord, progress: Progress) -> impl Future<Output = Outcome> + Send;
+    /// `work` is what was queued with the task.
+    fn run(
+        &self,
+        task: TaskRecord,
+        work: Value,
+        progress: Progress,
+    ) -> impl Future<Output = Outcome> + Send;
+}
+
+/// A queued message: the task and its work.
+#[derive(Debug, serde::Deserialize)]
+pub struct QueuedTask {
+    pub task_id: Uuid,
+    #[serde(default)]
+    pub work: Value,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -329,10 +346,7 @@ impl<R: TaskRunner> TaskWorker<R> {
     }
 
     async fn handle(&self, message: jetstream::Message) {
-        let Ok(id) = std::str::from_utf8(&message.payload)
-            .unwrap_or_default()
-            .parse::<Uuid>()
-        else {
+        let Ok(QueuedTask { task_id: id, work }) = serde_json::from_slice(&message.payload) else {
             tracing::error!(subject = %message.subject, "a task message without a task id; dropped");
             let _ = message.ack_with(AckKind::Term).await;
             return;
@@ -354,7 +368,7 @@ impl<R: TaskRunner> TaskWorker<R> {
         };
         let attempts = task.attempts;
         let progress = Progress::new(self.tasks.clone(), id);
-        let run = self.runner.run(task, progress);
+        let run = self.runner.run(task, work, progress);
         tokio::pin!(run);
         let mut alive = tokio::time::interval(self.settings.ack_wait / 3);
         alive.tick().await;

@@ -39,6 +39,18 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         admin_password: Some(ADMIN_PASSWORD.into()),
         command_attempts: 10,
         log_json: false,
+        // Tests that look at mail point this at their own SMTP server.
+        smtp_url: None,
+        mail_from: "eshop <no-reply@eshop.test>".into(),
+        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
+        mail_horizon_hours: 24,
+        mail_retry_max_seconds: 2,
+        tz: "UTC".into(),
+        import_feed: None,
+        task_concurrency: 4,
+        task_ack_wait_seconds: 30,
+        task_step_delay_ms: 0,
+        schedule_poll_ms: 200,
     }
 }
 

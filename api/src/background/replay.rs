@@ -1,0 +1,82 @@
+//! Running a request in-process through the same router the server uses, so a background run
+//! goes through exactly the validation, auth, idempotency and error mapping of the endpoint.
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use eshop_domain::values::Role;
+
+use crate::request::{CORRELATION_ID, IDEMPOTENCY_KEY, REQUEST_ID};
+use crate::state::AppState;
+
+/// Answers bigger than this are cut (a task's result lives in a table row).
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Headers a background run keeps from the original request.
+pub const KEPT_HEADERS: [&str; 4] = [
+    "content-type",
+    IDEMPOTENCY_KEY,
+    "if-match",
+    CORRELATION_ID,
+];
+
+/// A request to run as someone.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub method: Method,
+    /// Path and query.
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Who runs it (with these roles); `None`: anonymously.
+    pub as_user: Option<(Uuid, Vec<Role>)>,
+    pub request_id: String,
+}
+
+/// Runs the request; returns the answer's status and JSON body (`null` when it had none).
+pub async fn run(state: &AppState, router: &Router, replay: Replay) -> (StatusCode, Value) {
+    let mut builder = Request::builder()
+        .method(replay.method)
+        .uri(replay.uri.as_str());
+    for (name, value) in &replay.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder = builder.header(REQUEST_ID, replay.request_id.as_str());
+    if let Some((user_id, roles)) = replay.as_user {
+        // A fresh token for the user: the one they sent may have expired while the task waited.
+        let token = state
+            .tokens
+            .issue(user_id, roles, chrono::Utc::now().timestamp());
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+    }
+    let request = match builder.body(Body::from(replay.body)) {
+        Ok(request) => request,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"code": "bad_request", "detail": error.to_string()}),
+            )
+        }
+    };
+    let response = match router.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status();
+    let body = to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+        .await
+        .unwrap_or_default();
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    (status, body)
+}
