@@ -8,5 +8,6 @@ mod catalog;
 mod concurrency;
 mod errors;
 mod idempotency;
+mod mail;
 mod orders;
 mod products;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
@@ -86,6 +86,8 @@ impl ScheduleSpec {
         match self {
             Self::Cron(expression) => {
                 let cron = parse_cron(expression).ok()?;
+                // Cron fires on whole seconds; croner keeps the fraction of a matching second.
+                let now = now.with_nanosecond(0)?;
                 cron.find_previous_occurrence(&now.with_timezone(&tz), true)
                     .ok()
                     .map(|tick| tick.with_timezone(&Utc))
