@@ -65,28 +65,34 @@ fn decode_quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// RFC 2047 encoded words (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`), as lettre writes non-ASCII.
+/// RFC 2047 encoded words (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`), as lettre writes non-ASCII;
+/// the space between two encoded words is not part of the text.
 fn decode_words(value: &str) -> String {
     use base64::Engine;
-    value
-        .split_whitespace()
-        .map(|word| {
-            let Some(inner) = word.strip_prefix("=?").and_then(|w| w.strip_suffix("?=")) else {
-                return word.to_string();
-            };
+    let mut decoded = String::new();
+    let mut previous_encoded = false;
+    for word in value.split_whitespace() {
+        let inner = word.strip_prefix("=?").and_then(|w| w.strip_suffix("?="));
+        let text = inner.and_then(|inner| {
             let mut parts = inner.splitn(3, '?');
-            let (_, encoding, encoded) = (parts.next(), parts.next(), parts.next());
-            match (encoding.map(str::to_ascii_lowercase).as_deref(), encoded) {
-                (Some("b"), Some(encoded)) => base64::engine::general_purpose::STANDARD
+            let (_, encoding, encoded) = (parts.next(), parts.next()?, parts.next()?);
+            match encoding.to_ascii_lowercase().as_str() {
+                "b" => base64::engine::general_purpose::STANDARD
                     .decode(encoded)
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .unwrap_or_else(|_| word.to_string()),
-                (Some("q"), Some(encoded)) => decode_quoted_printable(&encoded.replace('_', " ")),
-                _ => word.to_string(),
+                    .ok()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+                "q" => Some(decode_quoted_printable(&encoded.replace('_', " "))),
+                _ => None,
             }
-        })
-        .collect::<Vec<_>>()
-        .join("")
+        });
+        let encoded = text.is_some();
+        if !decoded.is_empty() && !(encoded && previous_encoded) {
+            decoded.push(' ');
+        }
+        decoded.push_str(&text.unwrap_or_else(|| word.to_string()));
+        previous_encoded = encoded;
+    }
+    decoded
 }
 
 /// How the server answers.
