@@ -11,3 +11,4 @@ mod idempotency;
 mod mail;
 mod orders;
 mod products;
+mod tasks;
