@@ -302,6 +302,12 @@ struct Fired<R> {
 impl<R: JobRunner> Fired<R> {
     /// What every replica does when its scheduler fires: claim the tick, run it if it won.
     async fn fire(self: Arc<Self>) {
+        if let ScheduleSpec::Once(at) = &self.spec {
+            // tokio-cron-scheduler times one-shots in whole seconds: it may fire just early.
+            if let Ok(early) = (*at - Utc::now()).to_std() {
+                tokio::time::sleep(early).await;
+            }
+        }
         let now = Utc::now();
         let Some(tick) = self.spec.tick_at_or_before(now, self.schedule.created_at, self.tz) else {
             return;

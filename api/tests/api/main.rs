@@ -11,4 +11,5 @@ mod idempotency;
 mod mail;
 mod orders;
 mod products;
+mod schedules;
 mod tasks;
