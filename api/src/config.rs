@@ -87,7 +87,11 @@ pub struct Config {
     pub smtp_url: Option<String>,
 
     /// The sender of every mail.
-    #[arg(long, env = "ESHOP_MAIL_FROM", default_value = "eshop <no-reply@eshop.local>")]
+    #[arg(
+        long,
+        env = "ESHOP_MAIL_FROM",
+        default_value = "eshop <no-reply@eshop.local>"
+    )]
     pub mail_from: String,
 
     /// Where mails go as .eml files when SMTP_URL is unset.

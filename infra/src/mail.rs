@@ -212,7 +212,11 @@ impl Mailer {
                 Err(format!("waiting for the {what} read model").into())
             }
             Composed::NotYet(what) => {
-                tracing::error!(position = event.position, what, "gave up waiting for a read model; the mail is recorded failed");
+                tracing::error!(
+                    position = event.position,
+                    what,
+                    "gave up waiting for a read model; the mail is recorded failed"
+                );
                 Err(format!("gave up waiting for the {what} read model").into())
             }
         }
@@ -252,73 +256,75 @@ impl Mailer {
             Err(_) => return Ok(Composed::Nothing),
         };
         let data = data(event);
-        Ok(match (event.aggregate_type.as_str(), event.event_type.as_str()) {
-            ("user", "UserRegistered") => Self::mail(
-                event,
-                Template::Welcome,
-                id,
-                self.recipients.from_registration(data),
-                json!({"username": data.get("username")}),
-            ),
-            ("order", "OrderConfirmed") => {
-                let Some(order) = self.orders.get(id).await? else {
-                    return Ok(Composed::NotYet("orders"));
-                };
-                let mut lines = Vec::with_capacity(order.lines.len());
-                for line in &order.lines {
-                    let title = self
-                        .products
-                        .get(line.product_id)
-                        .await?
-                        .map_or_else(|| line.product_id.to_string(), |product| product.title);
-                    lines.push(json!({"title": title, "quantity": line.quantity,
+        Ok(
+            match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+                ("user", "UserRegistered") => Self::mail(
+                    event,
+                    Template::Welcome,
+                    id,
+                    self.recipients.from_registration(data),
+                    json!({"username": data.get("username")}),
+                ),
+                ("order", "OrderConfirmed") => {
+                    let Some(order) = self.orders.get(id).await? else {
+                        return Ok(Composed::NotYet("orders"));
+                    };
+                    let mut lines = Vec::with_capacity(order.lines.len());
+                    for line in &order.lines {
+                        let title = self
+                            .products
+                            .get(line.product_id)
+                            .await?
+                            .map_or_else(|| line.product_id.to_string(), |product| product.title);
+                        lines.push(json!({"title": title, "quantity": line.quantity,
                                       "unit_price_cents": line.unit_price_cents}));
-                }
-                Self::mail(
-                    event,
-                    Template::OrderConfirmation,
-                    order.customer_id,
-                    self.recipients.of_user(order.customer_id).await?,
-                    json!({"order_id": id, "lines": lines, "total_cents": order.total_cents}),
-                )
-            }
-            ("order", "OrderCancelled") => {
-                let Some(order) = self.orders.get(id).await? else {
-                    return Ok(Composed::NotYet("orders"));
-                };
-                Self::mail(
-                    event,
-                    Template::OrderCancelled,
-                    order.customer_id,
-                    self.recipients.of_user(order.customer_id).await?,
-                    json!({"order_id": id, "reason": data.get("reason"),
-                           "total_cents": order.total_cents}),
-                )
-            }
-            ("payment", "PaymentDeclined" | "PaymentRefunded") => {
-                let Some(payment) = self.payments.get(id).await? else {
-                    return Ok(Composed::NotYet("payments"));
-                };
-                let (template, amount) = if event.event_type == "PaymentDeclined" {
-                    (Template::PaymentDeclined, payment.amount_cents)
-                } else {
-                    (
-                        Template::PaymentRefunded,
-                        data.get("amount_cents")
-                            .and_then(Value::as_i64)
-                            .unwrap_or(payment.amount_cents),
+                    }
+                    Self::mail(
+                        event,
+                        Template::OrderConfirmation,
+                        order.customer_id,
+                        self.recipients.of_user(order.customer_id).await?,
+                        json!({"order_id": id, "lines": lines, "total_cents": order.total_cents}),
                     )
-                };
-                Self::mail(
-                    event,
-                    template,
-                    payment.customer_id,
-                    self.recipients.of_user(payment.customer_id).await?,
-                    json!({"order_id": payment.order_id, "amount_cents": amount,
+                }
+                ("order", "OrderCancelled") => {
+                    let Some(order) = self.orders.get(id).await? else {
+                        return Ok(Composed::NotYet("orders"));
+                    };
+                    Self::mail(
+                        event,
+                        Template::OrderCancelled,
+                        order.customer_id,
+                        self.recipients.of_user(order.customer_id).await?,
+                        json!({"order_id": id, "reason": data.get("reason"),
+                           "total_cents": order.total_cents}),
+                    )
+                }
+                ("payment", "PaymentDeclined" | "PaymentRefunded") => {
+                    let Some(payment) = self.payments.get(id).await? else {
+                        return Ok(Composed::NotYet("payments"));
+                    };
+                    let (template, amount) = if event.event_type == "PaymentDeclined" {
+                        (Template::PaymentDeclined, payment.amount_cents)
+                    } else {
+                        (
+                            Template::PaymentRefunded,
+                            data.get("amount_cents")
+                                .and_then(Value::as_i64)
+                                .unwrap_or(payment.amount_cents),
+                        )
+                    };
+                    Self::mail(
+                        event,
+                        template,
+                        payment.customer_id,
+                        self.recipients.of_user(payment.customer_id).await?,
+                        json!({"order_id": payment.order_id, "amount_cents": amount,
                            "reason": data.get("reason")}),
-                )
-            }
-            _ => Composed::Nothing,
-        })
+                    )
+                }
+                _ => Composed::Nothing,
+            },
+        )
     }
 }

@@ -174,8 +174,8 @@ pub async fn recompute_ratings(
         };
         after = last;
         summary.products += i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        summary.reviewed_products += i64::try_from(rows.iter().filter(|(_, n)| *n > 0).count())
-            .unwrap_or(i64::MAX);
+        summary.reviewed_products +=
+            i64::try_from(rows.iter().filter(|(_, n)| *n > 0).count()).unwrap_or(i64::MAX);
         summary.reviews += rows.iter().map(|(_, n)| n).sum::<i64>();
         if let Some(cache) = cache {
             let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();

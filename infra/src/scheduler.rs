@@ -229,7 +229,13 @@ impl PgSchedules {
     }
 
     /// Claims the tick: true for the one replica whose insert won.
-    async fn claim(&self, run_id: Uuid, schedule_id: Uuid, tick: DateTime<Utc>, owner: &str) -> Result<bool, sqlx::Error> {
+    async fn claim(
+        &self,
+        run_id: Uuid,
+        schedule_id: Uuid,
+        tick: DateTime<Utc>,
+        owner: &str,
+    ) -> Result<bool, sqlx::Error> {
         Ok(sqlx::query(
             "INSERT INTO schedule_runs (id, schedule_id, tick, status, owner)
              VALUES ($1, $2, $3, 'running', $4) ON CONFLICT (schedule_id, tick) DO NOTHING",
@@ -254,7 +260,11 @@ impl PgSchedules {
         .map(|_| ())
     }
 
-    async fn finish(&self, run_id: Uuid, outcome: &Result<Value, String>) -> Result<(), sqlx::Error> {
+    async fn finish(
+        &self,
+        run_id: Uuid,
+        outcome: &Result<Value, String>,
+    ) -> Result<(), sqlx::Error> {
         let (status, result, error) = match outcome {
             Ok(result) => ("succeeded", Some(result), None),
             Err(error) => ("failed", None, Some(error)),
@@ -309,7 +319,10 @@ impl<R: JobRunner> Fired<R> {
             }
         }
         let now = Utc::now();
-        let Some(tick) = self.spec.tick_at_or_before(now, self.schedule.created_at, self.tz) else {
+        let Some(tick) = self
+            .spec
+            .tick_at_or_before(now, self.schedule.created_at, self.tz)
+        else {
             return;
         };
         {
@@ -462,7 +475,9 @@ impl<R: JobRunner> Scheduler<R> {
                 }
                 // Checked every second: the tick grid, not this replica's timer, decides (a timer
                 // restarted by a rebuild would drift, or never reach a long interval).
-                ScheduleSpec::Every(_) => Job::new_repeated_async(Duration::from_secs(1), callback)?,
+                ScheduleSpec::Every(_) => {
+                    Job::new_repeated_async(Duration::from_secs(1), callback)?
+                }
                 ScheduleSpec::Once(at) => {
                     if self.schedules.runs(id, 1, None).await?.is_empty() {
                         let wait = (*at - Utc::now()).to_std().unwrap_or_default();

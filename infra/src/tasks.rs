@@ -193,11 +193,7 @@ impl TaskQueue {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", task.id.to_string().as_str());
         self.jetstream
-            .publish_with_headers(
-                self.subjects.task(&task.kind),
-                headers,
-                body.into(),
-            )
+            .publish_with_headers(self.subjects.task(&task.kind), headers, body.into())
             .await?
             .await?;
         Ok(())

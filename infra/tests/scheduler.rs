@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use eshop_infra::scheduler::{
-    JobRun, JobRunner, PgSchedules, ScheduleInput, ScheduleSpec, Scheduler, SchedulerSettings, LEASE,
+    JobRun, JobRunner, PgSchedules, ScheduleInput, ScheduleSpec, Scheduler, SchedulerSettings,
+    LEASE,
 };
 use eshop_infra::shutdown::shutdown_pair;
 use eshop_infra::testing::fresh_database;
@@ -64,8 +65,14 @@ async fn two_schedulers_run_each_tick_of_an_every_second_schedule_once() {
         .expect("created");
 
     let recorders = [
-        Arc::new(Recorder { name: "a".into(), ..Recorder::default() }),
-        Arc::new(Recorder { name: "b".into(), ..Recorder::default() }),
+        Arc::new(Recorder {
+            name: "a".into(),
+            ..Recorder::default()
+        }),
+        Arc::new(Recorder {
+            name: "b".into(),
+            ..Recorder::default()
+        }),
     ];
     let (stop, shutdown) = shutdown_pair();
     let workers: Vec<_> = recorders
@@ -95,17 +102,27 @@ async fn two_schedulers_run_each_tick_of_an_every_second_schedule_once() {
     }
     assert!(by_tick.len() >= 4, "ran {} ticks in 6 s", by_tick.len());
     for (tick, runners) in &by_tick {
-        assert_eq!(runners.len(), 1, "tick {tick} ran {} times: {runners:?}", runners.len());
+        assert_eq!(
+            runners.len(),
+            1,
+            "tick {tick} ran {} times: {runners:?}",
+            runners.len()
+        );
     }
     let ticks: Vec<i64> = by_tick.keys().map(DateTime::timestamp).collect();
     assert!(
         ticks.windows(2).all(|pair| pair[1] - pair[0] == 1),
         "every second between the first and last tick ran: {ticks:?}"
     );
-    assert!(by_tick.keys().all(|tick| tick.timestamp_subsec_nanos() == 0));
+    assert!(by_tick
+        .keys()
+        .all(|tick| tick.timestamp_subsec_nanos() == 0));
 
     let history = schedules.runs(schedule.id, 100, None).await.expect("runs");
-    let succeeded = history.iter().filter(|run| run.status == "succeeded").count();
+    let succeeded = history
+        .iter()
+        .filter(|run| run.status == "succeeded")
+        .count();
     assert_eq!(succeeded, by_tick.len(), "one history row per run");
 }
 
@@ -136,7 +153,14 @@ async fn a_run_whose_replica_stopped_heartbeating_shows_as_interrupted() {
         .collect();
     assert_eq!(
         statuses,
-        [("live-replica", "running"), ("crashed-replica", "interrupted")]
+        [
+            ("live-replica", "running"),
+            ("crashed-replica", "interrupted")
+        ]
     );
-    assert!(runs[1].error.as_deref().unwrap_or_default().contains("stopped"));
+    assert!(runs[1]
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("stopped"));
 }

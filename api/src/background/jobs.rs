@@ -63,8 +63,9 @@ fn one() -> i64 {
 /// Checks a job kind and its parameters (422 `validation_failed` naming the field).
 pub fn validate(job_kind: &str, params: &Value) -> Result<(), ApiError> {
     fn check<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, ApiError> {
-        serde_json::from_value(params.clone())
-            .map_err(|error| ApiError::Validation(vec![FieldError::new("params", error.to_string())]))
+        serde_json::from_value(params.clone()).map_err(|error| {
+            ApiError::Validation(vec![FieldError::new("params", error.to_string())])
+        })
     }
     match job_kind {
         BOOK_FAIR => check::<BookFairParams>(params).map(|_| ()),
@@ -109,7 +110,12 @@ pub struct ScheduledJobs {
 fn mail_id(job: &JobRun, user_id: Uuid) -> Uuid {
     Uuid::new_v5(
         &Uuid::NAMESPACE_OID,
-        format!("schedule/{}/{}/{user_id}", job.schedule_id, job.tick.timestamp()).as_bytes(),
+        format!(
+            "schedule/{}/{}/{user_id}",
+            job.schedule_id,
+            job.tick.timestamp()
+        )
+        .as_bytes(),
     )
 }
 
@@ -133,7 +139,11 @@ impl ScheduledJobs {
         let mut recorded = 0;
         for user_id in users {
             let mut context = context.clone();
-            let recipient = match recipients.of_user(*user_id).await.map_err(|e| e.to_string())? {
+            let recipient = match recipients
+                .of_user(*user_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 Lookup::Found(recipient) => {
                     if let Some(name) = recipient.name {
                         context["name"] = json!(name);
@@ -180,14 +190,20 @@ impl ScheduledJobs {
         let mailed = self
             .mail_users(job, Template::SalesSummary, &admins, &context)
             .await?;
-        Ok(json!({"day": day, "orders": sales.orders, "revenue_cents": sales.revenue_cents, "mails": mailed}))
+        Ok(
+            json!({"day": day, "orders": sales.orders, "revenue_cents": sales.revenue_cents, "mails": mailed}),
+        )
     }
 
     /// Every active user, a page at a time.
     async fn book_fair(&self, job: &JobRun) -> Result<Value, String> {
         let params: BookFairParams =
             serde_json::from_value(job.params.clone()).map_err(|e| e.to_string())?;
-        let year = job.tick.with_timezone(&self.state.tz).format("%Y").to_string();
+        let year = job
+            .tick
+            .with_timezone(&self.state.tz)
+            .format("%Y")
+            .to_string();
         let context = json!({"year": year, "message": params.message.unwrap_or_default()});
         let mut after = Uuid::nil();
         let mut mailed = 0;
@@ -220,11 +236,18 @@ impl ScheduledJobs {
         let (mut added, mut existing, mut rejected) = (0, 0, Vec::new());
         for product in &products {
             let digest = Sha256::digest(
-                format!("{}\n{}\n{}", product.title, product.author, product.published_date)
-                    .as_bytes(),
+                format!(
+                    "{}\n{}\n{}",
+                    product.title, product.author, product.published_date
+                )
+                .as_bytes(),
             );
-            let key: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
-            let (status, body) = replay::run(
+            let key: String = digest
+                .iter()
+                .take(16)
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            let answered = replay::run(
                 &self.state,
                 &self.router,
                 Replay {
@@ -232,7 +255,10 @@ impl ScheduledJobs {
                     uri: "/api/products".into(),
                     headers: vec![
                         ("content-type".into(), "application/json".into()),
-                        (crate::request::IDEMPOTENCY_KEY.into(), format!("catalog-import-{key}")),
+                        (
+                            crate::request::IDEMPOTENCY_KEY.into(),
+                            format!("catalog-import-{key}"),
+                        ),
                     ],
                     body: serde_json::to_vec(product).map_err(|e| e.to_string())?,
                     as_user: Some((Uuid::nil(), vec![Role::Admin])),
@@ -240,13 +266,20 @@ impl ScheduledJobs {
                 },
             )
             .await;
-            match status.as_u16() {
-                201 => added += 1,
-                200 | 409 => existing += 1,
-                _ => rejected.push(json!({"title": product.title, "status": status.as_u16(), "problem": body})),
+            match answered.status.as_u16() {
+                201 if !answered.replayed => added += 1,
+                200 | 201 | 409 => existing += 1,
+                status => rejected.push(
+                    json!({"title": product.title, "status": status, "problem": answered.body}),
+                ),
             }
         }
-        tracing::info!(added, existing, rejected = rejected.len(), "catalog import done");
+        tracing::info!(
+            added,
+            existing,
+            rejected = rejected.len(),
+            "catalog import done"
+        );
         Ok(json!({"added": added, "existing": existing, "rejected": rejected}))
     }
 
@@ -300,8 +333,12 @@ async fn read_feed(path: &Path) -> Result<Vec<FeedProduct>, String> {
     let text = tokio::fs::read_to_string(path)
         .await
         .map_err(|error| format!("cannot read the feed {}: {error}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|error| format!("the feed {} is not a JSON array of products: {error}", path.display()))
+    serde_json::from_str(&text).map_err(|error| {
+        format!(
+            "the feed {} is not a JSON array of products: {error}",
+            path.display()
+        )
+    })
 }
 
 impl JobRunner for ScheduledJobs {

@@ -17,12 +17,7 @@ use crate::state::AppState;
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Headers a background run keeps from the original request.
-pub const KEPT_HEADERS: [&str; 4] = [
-    "content-type",
-    IDEMPOTENCY_KEY,
-    "if-match",
-    CORRELATION_ID,
-];
+pub const KEPT_HEADERS: [&str; 4] = ["content-type", IDEMPOTENCY_KEY, "if-match", CORRELATION_ID];
 
 /// A request to run as someone.
 #[derive(Debug, Clone)]
@@ -37,8 +32,18 @@ pub struct Replay {
     pub request_id: String,
 }
 
-/// Runs the request; returns the answer's status and JSON body (`null` when it had none).
-pub async fn run(state: &AppState, router: &Router, replay: Replay) -> (StatusCode, Value) {
+/// What the endpoint answered.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub status: StatusCode,
+    /// The JSON body (`null` when there was none).
+    pub body: Value,
+    /// The first answer to this Idempotency-Key, given again (the command did not run again).
+    pub replayed: bool,
+}
+
+/// Runs the request.
+pub async fn run(state: &AppState, router: &Router, replay: Replay) -> Answered {
     let mut builder = Request::builder()
         .method(replay.method)
         .uri(replay.uri.as_str());
@@ -58,10 +63,11 @@ pub async fn run(state: &AppState, router: &Router, replay: Replay) -> (StatusCo
     let request = match builder.body(Body::from(replay.body)) {
         Ok(request) => request,
         Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"code": "bad_request", "detail": error.to_string()}),
-            )
+            return Answered {
+                status: StatusCode::BAD_REQUEST,
+                body: serde_json::json!({"code": "bad_request", "detail": error.to_string()}),
+                replayed: false,
+            }
         }
     };
     let response = match router.clone().oneshot(request).await {
@@ -69,6 +75,7 @@ pub async fn run(state: &AppState, router: &Router, replay: Replay) -> (StatusCo
         Err(never) => match never {},
     };
     let status = response.status();
+    let replayed = response.headers().contains_key("idempotent-replayed");
     let body = to_bytes(response.into_body(), MAX_ANSWER_BYTES)
         .await
         .unwrap_or_default();
@@ -78,5 +85,9 @@ pub async fn run(state: &AppState, router: &Router, replay: Replay) -> (StatusCo
         serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
     };
-    (status, body)
+    Answered {
+        status,
+        body,
+        replayed,
+    }
 }

@@ -79,7 +79,11 @@ pub fn redact(value: &Value) -> Value {
     }
 }
 
-pub async fn respond_async(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn respond_async(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     if !prefers_async(&request)
         || !is_command(request.method())
@@ -148,11 +152,21 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
     });
     let roles: Vec<String> = user
         .as_ref()
-        .map(|user| user.roles.iter().map(|role| role.as_str().to_string()).collect())
+        .map(|user| {
+            user.roles
+                .iter()
+                .map(|role| role.as_str().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let task = state
         .tasks
-        .create(COMMAND_TASK, &input, user.as_ref().map(|user| user.id), &roles)
+        .create(
+            COMMAND_TASK,
+            &input,
+            user.as_ref().map(|user| user.id),
+            &roles,
+        )
         .await?;
     let work = json!({
         "method": parts.method.as_str(),

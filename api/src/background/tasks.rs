@@ -59,13 +59,18 @@ impl TaskExecutor {
     /// answer instead of applying the command twice.
     pub async fn run_command(&self, task: &TaskRecord, work: Value) -> Outcome {
         let Ok(command) = serde_json::from_value::<QueuedCommand>(work) else {
-            return Outcome::Failed(json!({"code": "invalid_task", "detail": "the queued request cannot be read"}));
+            return Outcome::Failed(
+                json!({"code": "invalid_task", "detail": "the queued request cannot be read"}),
+            );
         };
         let Ok(method) = command.method.parse::<Method>() else {
             return Outcome::Failed(json!({"code": "invalid_task", "detail": "unknown method"}));
         };
         let mut headers: Vec<(String, String)> = command.headers.into_iter().collect();
-        if !headers.iter().any(|(name, _)| name == crate::request::IDEMPOTENCY_KEY) {
+        if !headers
+            .iter()
+            .any(|(name, _)| name == crate::request::IDEMPOTENCY_KEY)
+        {
             headers.push((
                 crate::request::IDEMPOTENCY_KEY.to_string(),
                 format!("task-{}", task.id),
@@ -79,7 +84,7 @@ impl TaskExecutor {
                 .collect();
             (id, roles)
         });
-        let (status, body) = replay::run(
+        let replay::Answered { status, body, .. } = replay::run(
             &self.state,
             &self.router,
             Replay {
@@ -110,7 +115,9 @@ impl TaskExecutor {
         let input: SalesReportInput = match serde_json::from_value(task.input.clone()) {
             Ok(input) => input,
             Err(error) => {
-                return Outcome::Failed(json!({"code": "invalid_task", "detail": error.to_string()}))
+                return Outcome::Failed(
+                    json!({"code": "invalid_task", "detail": error.to_string()}),
+                )
             }
         };
         match reports::sales_report(
@@ -150,7 +157,9 @@ impl TaskRunner for TaskExecutor {
             COMMAND_TASK => self.run_command(&task, work).await,
             SALES_REPORT => self.sales_report(&task, &progress).await,
             RECOMPUTE_RATINGS => self.recompute_ratings(&progress).await,
-            other => Outcome::Failed(json!({"code": "invalid_task", "detail": format!("unknown task kind {other}")})),
+            other => Outcome::Failed(
+                json!({"code": "invalid_task", "detail": format!("unknown task kind {other}")}),
+            ),
         }
     }
 }

@@ -127,7 +127,9 @@ fn answer(status: axum::http::StatusCode, schedule: &ScheduleRecord) -> Result<R
     let mut response = Answer::ok(schedule)?.into_response();
     *response.status_mut() = status;
     if let Ok(etag) = axum::http::HeaderValue::from_str(&format!("\"{}\"", schedule.version)) {
-        response.headers_mut().insert(axum::http::header::ETAG, etag);
+        response
+            .headers_mut()
+            .insert(axum::http::header::ETAG, etag);
     }
     Ok(response)
 }
@@ -176,15 +178,27 @@ async fn update(
     JsonBody { value, .. }: JsonBody<ScheduleBody>,
 ) -> Result<Response, ApiError> {
     let current = find(&state, &id).await?;
-    if current.builtin && value.job_kind.as_deref().is_some_and(|kind| kind != current.job_kind) {
-        return Err(ApiError::field("job_kind", "a built-in schedule keeps its job kind"));
+    if current.builtin
+        && value
+            .job_kind
+            .as_deref()
+            .is_some_and(|kind| kind != current.job_kind)
+    {
+        return Err(ApiError::field(
+            "job_kind",
+            "a built-in schedule keeps its job kind",
+        ));
     }
     let input = input(value, Some(&current))?;
     let expected = meta
         .expected_version
         .map(|version| i64::try_from(version).unwrap_or(i64::MAX))
         .unwrap_or(current.version);
-    match state.schedules.update(current.id, &input, Some(expected)).await? {
+    match state
+        .schedules
+        .update(current.id, &input, Some(expected))
+        .await?
+    {
         Some(schedule) => answer(axum::http::StatusCode::OK, &schedule),
         None => {
             let now = find(&state, &id).await?;
@@ -241,6 +255,9 @@ async fn runs(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 100"));
     }
-    let runs = state.schedules.runs(schedule.id, limit, params.before).await?;
+    let runs = state
+        .schedules
+        .runs(schedule.id, limit, params.before)
+        .await?;
     Answer::ok(json!({"items": runs})).map(Answer::into_response)
 }

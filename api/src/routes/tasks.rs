@@ -33,7 +33,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/tasks", get(list))
         .route("/api/tasks/{id}", get(show))
         .route("/api/admin/reports/sales", post(sales_report))
-        .route("/api/admin/products/ratings/recompute", post(recompute_ratings))
+        .route(
+            "/api/admin/products/ratings/recompute",
+            post(recompute_ratings),
+        )
 }
 
 /// A task as clients see it.
@@ -81,7 +84,9 @@ impl FromRequestParts<AppState> for MaybeUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.contains_key(AUTHORIZATION) {
-            Ok(Self(Some(CurrentUser::from_request_parts(parts, state).await?)))
+            Ok(Self(Some(
+                CurrentUser::from_request_parts(parts, state).await?,
+            )))
         } else {
             Ok(Self(None))
         }
@@ -151,8 +156,15 @@ async fn queue(
     kind: &str,
     input: Value,
 ) -> Result<Response, ApiError> {
-    let roles: Vec<String> = admin.roles.iter().map(|role| role.as_str().to_string()).collect();
-    let task = state.tasks.create(kind, &input, Some(admin.id), &roles).await?;
+    let roles: Vec<String> = admin
+        .roles
+        .iter()
+        .map(|role| role.as_str().to_string())
+        .collect();
+    let task = state
+        .tasks
+        .create(kind, &input, Some(admin.id), &roles)
+        .await?;
     state
         .task_queue
         .publish(&task, Value::Null)
@@ -171,7 +183,10 @@ async fn sales_report(
         return Err(ApiError::field("to", "must not be before from"));
     }
     if days > MAX_REPORT_DAYS {
-        return Err(ApiError::field("to", format!("a report covers at most {MAX_REPORT_DAYS} days")));
+        return Err(ApiError::field(
+            "to",
+            format!("a report covers at most {MAX_REPORT_DAYS} days"),
+        ));
     }
     let input = json!({"from": value.from, "to": value.to});
     queue(&state, &admin, SALES_REPORT, input).await

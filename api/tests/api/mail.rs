@@ -67,14 +67,20 @@ async fn each_mail_reaches_its_recipient_once_and_a_redelivery_sends_nothing() {
     let (_, token) = app.customer("nora").await;
     let welcome = mails_to(&server, "nora@example.com", 1).await;
     assert_eq!(welcome[0].subject(), "Welcome to eshop");
-    assert!(welcome[0].body_text().contains("your account nora is ready"));
+    assert!(welcome[0]
+        .body_text()
+        .contains("your account nora is ready"));
     assert!(welcome[0].data.contains("text/html"), "an HTML part too");
     assert!(welcome[0].data.contains("text/plain"), "and a text part");
     assert_eq!(welcome[0].from, "no-reply@eshop.test");
 
     // Order confirmation with its lines and total.
     let deposit = app
-        .post("/api/users/me/deposits", Some(&token), json!({"amount_cents": 10_000}))
+        .post(
+            "/api/users/me/deposits",
+            Some(&token),
+            json!({"amount_cents": 10_000}),
+        )
         .await;
     assert_eq!(deposit.status(), 200);
     let purchase = app
@@ -136,7 +142,11 @@ async fn each_mail_reaches_its_recipient_once_and_a_redelivery_sends_nothing() {
         .to_string();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cancel = app
-        .post(&format!("/api/orders/{cancelled_id}/cancel"), Some(&token), json!({}))
+        .post(
+            &format!("/api/orders/{cancelled_id}/cancel"),
+            Some(&token),
+            json!({}),
+        )
         .await;
     assert_eq!(cancel.status(), 200);
     // The charge went through before the cancellation caught up with it: it is refunded.
@@ -145,11 +155,17 @@ async fn each_mail_reaches_its_recipient_once_and_a_redelivery_sends_nothing() {
     let refund = eventually(WAIT, "the cancellation and refund notices", || async {
         let mails = to(&server.received(), "nora@example.com");
         let cancelled = mails.iter().any(|mail| mail.subject() == cancelled_subject);
-        let refund = mails.into_iter().find(|mail| mail.subject() == refund_subject);
+        let refund = mails
+            .into_iter()
+            .find(|mail| mail.subject() == refund_subject);
         refund.filter(|_| cancelled)
     })
     .await;
-    assert!(refund.body_text().contains("we refunded 12.50"), "{}", refund.body_text());
+    assert!(
+        refund.body_text().contains("we refunded 12.50"),
+        "{}",
+        refund.body_text()
+    );
 
     // Each mail exactly once.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -193,7 +209,11 @@ async fn each_mail_reaches_its_recipient_once_and_a_redelivery_sends_nothing() {
         .iter()
         .map(|mail| (mail.to.clone(), mail.subject()))
         .collect();
-    assert_eq!(subjects.len(), received, "a redelivery sends nothing: {subjects:?}");
+    assert_eq!(
+        subjects.len(),
+        received,
+        "a redelivery sends nothing: {subjects:?}"
+    );
     assert_eq!(email_log_rows(&app).await, logged);
     app.shutdown().await;
 }
@@ -266,7 +286,10 @@ async fn a_refused_mail_is_recorded_counted_and_blocks_no_other() {
     assert_eq!(refused["recipient"], "reject-me@example.com");
     assert_eq!(refused["template"], "welcome");
     assert_eq!(refused["status"], "failed");
-    assert!(refused["last_error"].as_str().expect("error").contains("550"));
+    assert!(refused["last_error"]
+        .as_str()
+        .expect("error")
+        .contains("550"));
     let metrics = app.get("/metrics", None).await.text().await.expect("text");
     assert!(metrics.contains("eshop_mail_failed_total 1"), "{metrics}");
     assert!(to(&server.received(), "reject-me@example.com").is_empty());
@@ -334,4 +357,86 @@ async fn without_smtp_mails_are_written_as_files() {
     assert!(file.contains("Subject: Welcome to eshop"));
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn scheduled_mails_reach_admins_and_every_active_user_once() {
+    let server = SmtpServer::start().await;
+    let app = spawn_app_with(|config| config.smtp_url = Some(server.url())).await;
+    let admin = app.admin_token().await;
+    let dune = book(&app, &admin, "Dune", 1999).await;
+    let (_, token) = app.customer("sam").await;
+    app.customer("sue").await;
+    let deposit = app
+        .post(
+            "/api/users/me/deposits",
+            Some(&token),
+            json!({"amount_cents": 5000}),
+        )
+        .await;
+    assert_eq!(deposit.status(), 200);
+    let purchase = app
+        .post(
+            "/api/purchases",
+            Some(&token),
+            json!({"product_id": dune, "quantity": 1, "payment_method": "balance"}),
+        )
+        .await;
+    assert_eq!(purchase.status(), 201);
+    eventually(WAIT, "the order in the read model", || async {
+        let confirmed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'confirmed'")
+                .fetch_one(&app.pool)
+                .await
+                .ok()?;
+        (confirmed == 1).then_some(())
+    })
+    .await;
+    for (job_kind, params) in [
+        ("sales_summary", json!({})),
+        (
+            "book_fair_announcement",
+            json!({"message": "Stands open at 10."}),
+        ),
+    ] {
+        let created = app
+            .post(
+                "/api/admin/schedules",
+                Some(&admin),
+                json!({"name": job_kind, "job_kind": job_kind, "params": params,
+                       "run_at": chrono::Utc::now()}),
+            )
+            .await;
+        assert_eq!(created.status(), 201);
+    }
+    let summary = eventually(WAIT, "the sales summary", || async {
+        to(&server.received(), "admin@example.com")
+            .into_iter()
+            .find(|mail| mail.subject().starts_with("Sales summary for"))
+    })
+    .await;
+    let body = summary.body_text();
+    assert!(body.contains("1 confirmed orders, revenue 19.99"), "{body}");
+    assert!(body.contains("Dune  1  19.99"), "{body}");
+    for address in ["sam@example.com", "sue@example.com", "admin@example.com"] {
+        let fair = eventually(
+            WAIT,
+            &format!("the book fair mail to {address}"),
+            || async {
+                to(&server.received(), address)
+                    .into_iter()
+                    .find(|mail| mail.subject().starts_with("The eshop book fair"))
+            },
+        )
+        .await;
+        assert!(fair.body_text().contains("Stands open at 10."));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fairs = server
+        .received()
+        .iter()
+        .filter(|mail| mail.subject().starts_with("The eshop book fair"))
+        .count();
+    assert_eq!(fairs, 3, "one per active user");
+    app.shutdown().await;
 }

@@ -11,7 +11,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 async fn runs(app: &TestApp, admin: &str, id: &str) -> Vec<Value> {
     let page: Value = app
-        .get(&format!("/api/admin/schedules/{id}/runs?limit=100"), Some(admin))
+        .get(
+            &format!("/api/admin/schedules/{id}/runs?limit=100"),
+            Some(admin),
+        )
         .await
         .json()
         .await
@@ -53,20 +56,44 @@ async fn admins_define_schedules_that_run_without_a_restart() {
 
     // Invalid input names its field.
     for (body, field) in [
-        (json!({"name": "x", "job_kind": "housekeeping", "cron": "every day"}), "cron"),
-        (json!({"name": "x", "job_kind": "mine_bitcoin", "every_seconds": 5}), "job_kind"),
-        (json!({"name": "x", "job_kind": "housekeeping", "every_seconds": 0}), "every_seconds"),
-        (json!({"name": "x", "job_kind": "housekeeping", "cron": "* * * * * *", "every_seconds": 5}), "cron"),
-        (json!({"name": "x", "job_kind": "sales_report", "every_seconds": 5, "params": {"days": 0}}), "params"),
-        (json!({"name": "x", "job_kind": "housekeeping", "every_seconds": 5, "params": {"x": 1}}), "params"),
+        (
+            json!({"name": "x", "job_kind": "housekeeping", "cron": "every day"}),
+            "cron",
+        ),
+        (
+            json!({"name": "x", "job_kind": "mine_bitcoin", "every_seconds": 5}),
+            "job_kind",
+        ),
+        (
+            json!({"name": "x", "job_kind": "housekeeping", "every_seconds": 0}),
+            "every_seconds",
+        ),
+        (
+            json!({"name": "x", "job_kind": "housekeeping", "cron": "* * * * * *", "every_seconds": 5}),
+            "cron",
+        ),
+        (
+            json!({"name": "x", "job_kind": "sales_report", "every_seconds": 5, "params": {"days": 0}}),
+            "params",
+        ),
+        (
+            json!({"name": "x", "job_kind": "housekeeping", "every_seconds": 5, "params": {"x": 1}}),
+            "params",
+        ),
     ] {
-        let response = app.post("/api/admin/schedules", Some(&admin), body.clone()).await;
+        let response = app
+            .post("/api/admin/schedules", Some(&admin), body.clone())
+            .await;
         let problem = assert_problem(response, 422, "validation_failed").await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
     let (_, customer) = app.customer("cleo").await;
     let forbidden = app
-        .post("/api/admin/schedules", Some(&customer), json!({"name": "x", "job_kind": "housekeeping", "every_seconds": 1}))
+        .post(
+            "/api/admin/schedules",
+            Some(&customer),
+            json!({"name": "x", "job_kind": "housekeeping", "every_seconds": 1}),
+        )
         .await;
     assert_problem(forbidden, 403, "forbidden").await;
 
@@ -85,7 +112,12 @@ async fn admins_define_schedules_that_run_without_a_restart() {
     assert_eq!(schedule["enabled"], true);
     let history = eventually(WAIT, "two runs", || async {
         let history = runs(&app, &admin, &id).await;
-        (history.iter().filter(|run| run["status"] == "succeeded").count() >= 2).then_some(history)
+        (history
+            .iter()
+            .filter(|run| run["status"] == "succeeded")
+            .count()
+            >= 2)
+            .then_some(history)
     })
     .await;
     let run = history
@@ -98,18 +130,30 @@ async fn admins_define_schedules_that_run_without_a_restart() {
 
     // Paused: no new runs.
     let paused = app
-        .patch(&format!("/api/admin/schedules/{id}"), Some(&admin), json!({"enabled": false}))
+        .patch(
+            &format!("/api/admin/schedules/{id}"),
+            Some(&admin),
+            json!({"enabled": false}),
+        )
         .await;
     assert_eq!(paused.status(), 200);
     assert_eq!(paused.json::<Value>().await.expect("json")["version"], 2);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let count = runs(&app, &admin, &id).await.len();
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(runs(&app, &admin, &id).await.len(), count, "a paused schedule does not run");
+    assert_eq!(
+        runs(&app, &admin, &id).await.len(),
+        count,
+        "a paused schedule does not run"
+    );
 
     // A stale If-Match is refused; a wrong spec on PATCH too.
     let stale = app
-        .request(reqwest::Method::PATCH, &format!("/api/admin/schedules/{id}"), Some(&admin))
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/admin/schedules/{id}"),
+            Some(&admin),
+        )
         .header("If-Match", "\"1\"")
         .json(&json!({"name": "renamed"}))
         .send()
@@ -117,30 +161,51 @@ async fn admins_define_schedules_that_run_without_a_restart() {
         .expect("sent");
     assert_problem(stale, 412, "version_mismatch").await;
     let bad = app
-        .patch(&format!("/api/admin/schedules/{id}"), Some(&admin), json!({"cron": "61 * * * * *"}))
+        .patch(
+            &format!("/api/admin/schedules/{id}"),
+            Some(&admin),
+            json!({"cron": "61 * * * * *"}),
+        )
         .await;
     assert_problem(bad, 422, "validation_failed").await;
     let retimed = app
-        .patch(&format!("/api/admin/schedules/{id}"), Some(&admin), json!({"cron": "0 0 4 * * *"}))
+        .patch(
+            &format!("/api/admin/schedules/{id}"),
+            Some(&admin),
+            json!({"cron": "0 0 4 * * *"}),
+        )
         .await;
     let retimed: Value = retimed.json().await.expect("json");
-    assert_eq!((retimed["cron"].as_str(), retimed["every_seconds"].as_i64()), (Some("0 0 4 * * *"), None));
+    assert_eq!(
+        (retimed["cron"].as_str(), retimed["every_seconds"].as_i64()),
+        (Some("0 0 4 * * *"), None)
+    );
 
     // Built-in schedules can be paused but not deleted; others can.
     let builtin = listed["items"][0]["id"].as_str().expect("id");
     let refused = app
-        .request(reqwest::Method::DELETE, &format!("/api/admin/schedules/{builtin}"), Some(&admin))
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/schedules/{builtin}"),
+            Some(&admin),
+        )
         .send()
         .await
         .expect("sent");
     assert_problem(refused, 409, "builtin_schedule").await;
     let deleted = app
-        .request(reqwest::Method::DELETE, &format!("/api/admin/schedules/{id}"), Some(&admin))
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/schedules/{id}"),
+            Some(&admin),
+        )
         .send()
         .await
         .expect("sent");
     assert_eq!(deleted.status(), 200);
-    let gone = app.get(&format!("/api/admin/schedules/{id}"), Some(&admin)).await;
+    let gone = app
+        .get(&format!("/api/admin/schedules/{id}"), Some(&admin))
+        .await;
     assert_problem(gone, 404, "not_found").await;
     app.shutdown().await;
 }
@@ -170,7 +235,10 @@ async fn a_one_off_schedule_queues_a_task_once() {
             .then_some(history)
     })
     .await;
-    let task_id = history[0]["result"]["task_id"].as_str().expect("a task").to_string();
+    let task_id = history[0]["result"]["task_id"]
+        .as_str()
+        .expect("a task")
+        .to_string();
     let task = eventually(WAIT, "the queued report", || async {
         let task: Value = app
             .get(&format!("/api/tasks/{task_id}"), Some(&admin))
@@ -186,4 +254,95 @@ async fn a_one_off_schedule_queues_a_task_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(runs(&app, &admin, &id).await.len(), 1, "once");
     app.shutdown().await;
+}
+
+async fn one_off(app: &TestApp, admin: &str, job_kind: &str, params: Value) -> String {
+    let created = app
+        .post(
+            "/api/admin/schedules",
+            Some(admin),
+            json!({"name": job_kind, "job_kind": job_kind, "params": params,
+                   "run_at": chrono::Utc::now()}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    created.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+async fn finished_run(app: &TestApp, admin: &str, id: &str) -> Value {
+    eventually(WAIT, "the run to finish", || async {
+        runs(app, admin, id)
+            .await
+            .into_iter()
+            .find(|run| run["status"] == "succeeded" || run["status"] == "failed")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_catalog_import_adds_a_feed_once_and_does_nothing_without_one() {
+    let feed = std::env::temp_dir().join(format!("eshop-feed-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &feed,
+        json!([
+            {"title": "Persuasion", "author": "Jane Austen", "published_date": "1817-12-20",
+             "price_cents": 899, "stock": 4, "category": "classics"},
+            {"title": "", "author": "Nobody", "published_date": "2000-01-01",
+             "price_cents": 100, "stock": 1, "category": "x"}
+        ])
+        .to_string(),
+    )
+    .expect("feed written");
+    let app = spawn_app_with(|config| config.import_feed = Some(feed.clone())).await;
+    let admin = app.admin_token().await;
+    let first = finished_run(
+        &app,
+        &admin,
+        &one_off(&app, &admin, "catalog_import", json!({})).await,
+    )
+    .await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["result"]["added"], 1);
+    assert_eq!(
+        first["result"]["rejected"]
+            .as_array()
+            .expect("rejected")
+            .len(),
+        1
+    );
+    let again = finished_run(
+        &app,
+        &admin,
+        &one_off(&app, &admin, "catalog_import", json!({})).await,
+    )
+    .await;
+    assert_eq!(
+        (
+            again["result"]["added"].as_i64(),
+            again["result"]["existing"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
+    let added: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ProductAdded'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("counts");
+    assert_eq!(added, 1);
+    app.shutdown().await;
+    let _ = std::fs::remove_file(feed);
+
+    let without = spawn_app().await;
+    let admin = without.admin_token().await;
+    let run = finished_run(
+        &without,
+        &admin,
+        &one_off(&without, &admin, "catalog_import", json!({})).await,
+    )
+    .await;
+    assert_eq!(run["result"]["skipped"], "no feed configured");
+    without.shutdown().await;
 }

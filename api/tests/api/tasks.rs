@@ -35,7 +35,10 @@ async fn deposit_async(app: &TestApp, token: &str, amount_cents: i64) -> Value {
         response.headers()["preference-applied"].to_str().ok(),
         Some("respond-async")
     );
-    let location = response.headers()["location"].to_str().expect("location").to_string();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let accepted: Value = response.json().await.expect("json");
     assert_eq!(accepted["status_url"], location);
     assert_eq!(
@@ -73,10 +76,20 @@ async fn any_command_runs_in_the_background_and_reports_its_answer() {
     assert_eq!(balance(&app, &token).await, 2500);
 
     // Listed for its owner; another customer cannot see it; an admin sees every task.
-    let mine: Value = app.get("/api/tasks", Some(&token)).await.json().await.expect("json");
+    let mine: Value = app
+        .get("/api/tasks", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(mine["items"].as_array().expect("items").len(), 1);
     let (_, other) = app.customer("ugo").await;
-    let theirs: Value = app.get("/api/tasks", Some(&other)).await.json().await.expect("json");
+    let theirs: Value = app
+        .get("/api/tasks", Some(&other))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(theirs["items"].as_array().expect("items").is_empty());
     assert_problem(app.get(url, Some(&other)).await, 404, "not_found").await;
     assert_problem(app.get(url, None).await, 404, "not_found").await;
@@ -112,8 +125,12 @@ async fn a_failing_background_command_ends_failed_with_its_problem() {
     let app = spawn_app().await;
     let (_, token) = app.customer("wim").await;
     let accepted = deposit_async(&app, &token, -5).await;
-    let task =
-        task_when_finished(&app, Some(&token), accepted["status_url"].as_str().expect("url")).await;
+    let task = task_when_finished(
+        &app,
+        Some(&token),
+        accepted["status_url"].as_str().expect("url"),
+    )
+    .await;
     assert_eq!(task["status"], "FAILED", "{task}");
     assert_eq!(task["error"]["code"], "validation_failed");
     assert_eq!(task["error"]["status"], 422);
@@ -137,7 +154,11 @@ async fn a_sales_report_reports_rising_progress_then_its_result() {
     let book = app.add_book(&admin, "Dune", 5).await;
     let (_, token) = app.customer("xena").await;
     let deposit = app
-        .post("/api/users/me/deposits", Some(&token), json!({"amount_cents": 5000}))
+        .post(
+            "/api/users/me/deposits",
+            Some(&token),
+            json!({"amount_cents": 5000}),
+        )
         .await;
     assert_eq!(deposit.status(), 200);
     let purchase = app
@@ -162,16 +183,28 @@ async fn a_sales_report_reports_rising_progress_then_its_result() {
     .await;
 
     let customer_try = app
-        .post("/api/admin/reports/sales", Some(&token), json!({"from": from, "to": today}))
+        .post(
+            "/api/admin/reports/sales",
+            Some(&token),
+            json!({"from": from, "to": today}),
+        )
         .await;
     assert_problem(customer_try, 403, "forbidden").await;
     let backwards = app
-        .post("/api/admin/reports/sales", Some(&admin), json!({"from": today, "to": from}))
+        .post(
+            "/api/admin/reports/sales",
+            Some(&admin),
+            json!({"from": today, "to": from}),
+        )
         .await;
     assert_problem(backwards, 422, "validation_failed").await;
 
     let response = app
-        .post("/api/admin/reports/sales", Some(&admin), json!({"from": from, "to": today}))
+        .post(
+            "/api/admin/reports/sales",
+            Some(&admin),
+            json!({"from": from, "to": today}),
+        )
         .await;
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.expect("json");
@@ -179,7 +212,12 @@ async fn a_sales_report_reports_rising_progress_then_its_result() {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     let task = loop {
-        let task: Value = app.get(&url, Some(&admin)).await.json().await.expect("json");
+        let task: Value = app
+            .get(&url, Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("json");
         seen.push((
             task["status"].as_str().expect("status").to_string(),
             task["progress"].as_i64().expect("progress"),
@@ -187,13 +225,19 @@ async fn a_sales_report_reports_rising_progress_then_its_result() {
         if task["status"] == "DONE" || task["status"] == "FAILED" {
             break task;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the report never finished: {seen:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report never finished: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(task["status"], "DONE", "{task}");
     assert_eq!(task["kind"], "sales_report");
     let progress: Vec<i64> = seen.iter().map(|(_, progress)| *progress).collect();
-    assert!(progress.windows(2).all(|pair| pair[0] <= pair[1]), "never down: {progress:?}");
+    assert!(
+        progress.windows(2).all(|pair| pair[0] <= pair[1]),
+        "never down: {progress:?}"
+    );
     assert!(
         seen.iter()
             .any(|(status, progress)| status == "PROCESSING" && (1..100).contains(progress)),
@@ -245,12 +289,20 @@ async fn a_ratings_recompute_reports_progress_and_stores_the_aggregates() {
     })
     .await;
     let response = app
-        .post("/api/admin/products/ratings/recompute", Some(&admin), json!({}))
+        .post(
+            "/api/admin/products/ratings/recompute",
+            Some(&admin),
+            json!({}),
+        )
         .await;
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.expect("json");
-    let task =
-        task_when_finished(&app, Some(&admin), accepted["status_url"].as_str().expect("url")).await;
+    let task = task_when_finished(
+        &app,
+        Some(&admin),
+        accepted["status_url"].as_str().expect("url"),
+    )
+    .await;
     assert_eq!(task["status"], "DONE", "{task}");
     assert_eq!(task["progress"], 100);
     assert_eq!(
@@ -274,16 +326,17 @@ async fn a_task_whose_worker_died_mid_task_ends_done_once() {
     let app = spawn_app_with(|config| config.task_concurrency = 0).await;
     let (user_id, token) = app.customer("abel").await;
     let accepted = deposit_async(&app, &token, 1000).await;
-    let task_id: uuid::Uuid = accepted["task_id"].as_str().expect("id").parse().expect("uuid");
+    let task_id: uuid::Uuid = accepted["task_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
 
     let state = app.state();
-    let consumer = eshop_infra::tasks::consumer(
-        &state.jetstream,
-        &state.subjects,
-        Duration::from_secs(3),
-    )
-    .await
-    .expect("the shared consumer");
+    let consumer =
+        eshop_infra::tasks::consumer(&state.jetstream, &state.subjects, Duration::from_secs(3))
+            .await
+            .expect("the shared consumer");
     let mut batch = consumer
         .fetch()
         .max_messages(1)
@@ -296,7 +349,12 @@ async fn a_task_whose_worker_died_mid_task_ends_done_once() {
         serde_json::from_slice(&message.payload).expect("a queued task");
     assert_eq!(queued.task_id, task_id);
     // The doomed worker starts the task and applies the deposit …
-    let started = state.tasks.start(task_id).await.expect("db").expect("a task");
+    let started = state
+        .tasks
+        .start(task_id)
+        .await
+        .expect("db")
+        .expect("a task");
     let executor = TaskExecutor::new(state.clone(), router(state.clone()), Duration::ZERO);
     let outcome = executor.run_command(&started, queued.work).await;
     assert!(matches!(outcome, eshop_infra::tasks::Outcome::Done(_)));
@@ -312,7 +370,12 @@ async fn a_task_whose_worker_died_mid_task_ends_done_once() {
 
     // A replica with a worker gets the message again once the ack wait ran out.
     let replica = app.replica(|config| config.task_ack_wait_seconds = 3).await;
-    let task = task_when_finished(&replica, Some(&token), accepted["status_url"].as_str().expect("url")).await;
+    let task = task_when_finished(
+        &replica,
+        Some(&token),
+        accepted["status_url"].as_str().expect("url"),
+    )
+    .await;
     assert_eq!(task["status"], "DONE", "{task}");
     assert_eq!(task["attempts"], 2);
     assert_eq!(task["result"]["body"]["balance_cents"], 1000);

@@ -52,7 +52,9 @@ impl Default for RetrySettings {
 impl RetrySettings {
     /// The pause after the `attempts`th failure: doubling from `first`, capped at `max`.
     pub fn backoff(&self, attempts: i32) -> Duration {
-        let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+        let exponent = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
         self.first.saturating_mul(1 << exponent).min(self.max)
     }
 }

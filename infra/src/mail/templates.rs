@@ -38,7 +38,9 @@ impl Template {
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|template| template.name() == name)
+        Self::ALL
+            .into_iter()
+            .find(|template| template.name() == name)
     }
 }
 

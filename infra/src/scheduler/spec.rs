@@ -118,7 +118,12 @@ mod tests {
 
     #[test]
     fn the_built_in_expressions_parse() {
-        for expression in ["0 0 22 * * *", "0 0 10 1 2 *", "0 0 23 L * *", "0 */3 * * * *"] {
+        for expression in [
+            "0 0 22 * * *",
+            "0 0 10 1 2 *",
+            "0 0 23 L * *",
+            "0 */3 * * * *",
+        ] {
             assert!(
                 ScheduleSpec::from_columns(Some(expression), None, None).is_ok(),
                 "{expression}"
@@ -151,16 +156,28 @@ mod tests {
         let spec = ScheduleSpec::Cron("0 0 22 * * *".into());
         let created = at("2026-01-01T00:00:00Z");
         // 22:00 in Berlin (winter) is 21:00 UTC.
-        let tick = spec.tick_at_or_before(at("2026-01-05T21:00:00.400Z"), created, chrono_tz::Europe::Berlin);
+        let tick = spec.tick_at_or_before(
+            at("2026-01-05T21:00:00.400Z"),
+            created,
+            chrono_tz::Europe::Berlin,
+        );
         assert_eq!(tick, Some(at("2026-01-05T21:00:00Z")));
-        let tick = spec.tick_at_or_before(at("2026-01-05T20:59:59Z"), created, chrono_tz::Europe::Berlin);
+        let tick = spec.tick_at_or_before(
+            at("2026-01-05T20:59:59Z"),
+            created,
+            chrono_tz::Europe::Berlin,
+        );
         assert_eq!(tick, Some(at("2026-01-04T21:00:00Z")));
     }
 
     #[test]
     fn the_last_day_of_the_month_is_found() {
         let spec = ScheduleSpec::Cron("0 0 23 L * *".into());
-        let tick = spec.tick_at_or_before(at("2026-02-28T23:00:01Z"), at("2026-01-01T00:00:00Z"), chrono_tz::UTC);
+        let tick = spec.tick_at_or_before(
+            at("2026-02-28T23:00:01Z"),
+            at("2026-01-01T00:00:00Z"),
+            chrono_tz::UTC,
+        );
         assert_eq!(tick, Some(at("2026-02-28T23:00:00Z")));
     }
 
@@ -176,7 +193,10 @@ mod tests {
     fn a_one_off_ticks_once_its_time_has_come() {
         let spec = ScheduleSpec::Once(at("2026-03-01T10:00:00Z"));
         let created = at("2026-01-01T00:00:00Z");
-        assert_eq!(spec.tick_at_or_before(at("2026-03-01T09:59:59Z"), created, chrono_tz::UTC), None);
+        assert_eq!(
+            spec.tick_at_or_before(at("2026-03-01T09:59:59Z"), created, chrono_tz::UTC),
+            None
+        );
         assert_eq!(
             spec.tick_at_or_before(at("2026-03-01T10:00:03Z"), created, chrono_tz::UTC),
             Some(at("2026-03-01T10:00:00Z"))

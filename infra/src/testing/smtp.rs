@@ -122,9 +122,7 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Listens on a free local port.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr = listener.local_addr().expect("an address");
         let inner = Arc::new(Mutex::new(Inner {
             received: Vec::new(),
@@ -166,7 +164,9 @@ impl SmtpServer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
