@@ -86,7 +86,8 @@ fn decode_words(value: &str) -> String {
             }
         });
         let encoded = text.is_some();
-        if !decoded.is_empty() && !(encoded && previous_encoded) {
+        let joins_encoded_words = encoded && previous_encoded;
+        if !decoded.is_empty() && !joins_encoded_words {
             decoded.push(' ');
         }
         decoded.push_str(&text.unwrap_or_else(|| word.to_string()));
