@@ -65,7 +65,7 @@ enum Composed {
     /// Nothing to send for this event.
     Nothing,
     /// A read model the mail needs has not caught up yet.
-    NotYet(&'static str),
+    NotYet(Template, &'static str),
 }
 
 pub struct Mailer {
@@ -208,16 +208,27 @@ impl Mailer {
                 self.outbox.enqueue(&mail).await?;
                 Ok(())
             }
-            Composed::NotYet(what) if deliveries < MAX_DELIVERIES => {
+            Composed::NotYet(_, what) if deliveries < MAX_DELIVERIES => {
                 Err(format!("waiting for the {what} read model").into())
             }
-            Composed::NotYet(what) => {
+            Composed::NotYet(template, what) => {
                 tracing::error!(
                     position = event.position,
                     what,
                     "gave up waiting for a read model; the mail is recorded failed"
                 );
-                Err(format!("gave up waiting for the {what} read model").into())
+                let mail = NewMail {
+                    source_id: source_id(event),
+                    template,
+                    position: Some(event.position),
+                    source: event.event_type.clone(),
+                    user_id: None,
+                    recipient: None,
+                    context: Value::Null,
+                };
+                let error = format!("the {what} read model never had what this mail needs");
+                self.outbox.record_failed(&mail, &error).await?;
+                Ok(())
             }
         }
     }
@@ -230,7 +241,7 @@ impl Mailer {
         mut context: Value,
     ) -> Composed {
         let recipient = match lookup {
-            Lookup::NotYet => return Composed::NotYet("users"),
+            Lookup::NotYet => return Composed::NotYet(template, "users"),
             Lookup::Gone => None,
             Lookup::Found(recipient) => {
                 if let Some(name) = recipient.name {
@@ -267,7 +278,7 @@ impl Mailer {
                 ),
                 ("order", "OrderConfirmed") => {
                     let Some(order) = self.orders.get(id).await? else {
-                        return Ok(Composed::NotYet("orders"));
+                        return Ok(Composed::NotYet(Template::OrderConfirmation, "orders"));
                     };
                     let mut lines = Vec::with_capacity(order.lines.len());
                     for line in &order.lines {
@@ -289,7 +300,7 @@ impl Mailer {
                 }
                 ("order", "OrderCancelled") => {
                     let Some(order) = self.orders.get(id).await? else {
-                        return Ok(Composed::NotYet("orders"));
+                        return Ok(Composed::NotYet(Template::OrderCancelled, "orders"));
                     };
                     Self::mail(
                         event,
@@ -301,10 +312,16 @@ impl Mailer {
                     )
                 }
                 ("payment", "PaymentDeclined" | "PaymentRefunded") => {
+                    let declined = event.event_type == "PaymentDeclined";
                     let Some(payment) = self.payments.get(id).await? else {
-                        return Ok(Composed::NotYet("payments"));
+                        let template = if declined {
+                            Template::PaymentDeclined
+                        } else {
+                            Template::PaymentRefunded
+                        };
+                        return Ok(Composed::NotYet(template, "payments"));
                     };
-                    let (template, amount) = if event.event_type == "PaymentDeclined" {
+                    let (template, amount) = if declined {
                         (Template::PaymentDeclined, payment.amount_cents)
                     } else {
                         (

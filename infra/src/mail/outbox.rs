@@ -160,6 +160,28 @@ impl Outbox {
         Ok(inserted)
     }
 
+    /// Records a mail that cannot be composed as failed (unless it is recorded already).
+    pub async fn record_failed(&self, mail: &NewMail, error: &str) -> Result<(), sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO email_log (source_id, template, position, source, user_id, status, last_error, context)
+             VALUES ($1, $2, $3, $4, $5, 'failed', $6, '{}')
+             ON CONFLICT (source_id, template) DO NOTHING",
+        )
+        .bind(mail.source_id)
+        .bind(mail.template.name())
+        .bind(mail.position)
+        .bind(&mail.source)
+        .bind(mail.user_id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Sends due mails until none is due; returns how many it tried.
     pub async fn dispatch_due(&self) -> Result<usize, sqlx::Error> {
         let mut tried = 0;
