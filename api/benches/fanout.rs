@@ -522,7 +522,9 @@ async fn main() {
     print_table(rows);
     let jetstream = running.state.jetstream.clone();
     let stream = running.state.subjects.stream_name();
+    let tasks = running.state.subjects.tasks_stream_name();
     let _ = uncached.shutdown().await;
     let _ = running.shutdown().await;
     let _ = jetstream.delete_stream(stream).await;
+    let _ = jetstream.delete_stream(tasks).await;
 }

@@ -205,7 +205,9 @@ async fn main() {
     println!("\norders confirmed in all runs (warm-up included): {confirmed}; failed: {failed}");
     let jetstream = running.state.jetstream.clone();
     let stream = running.state.subjects.stream_name();
+    let tasks = running.state.subjects.tasks_stream_name();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = running.shutdown().await;
     let _ = jetstream.delete_stream(stream).await;
+    let _ = jetstream.delete_stream(tasks).await;
 }

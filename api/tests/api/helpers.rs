@@ -19,6 +19,11 @@ pub struct TestApp {
     running: Option<Running>,
 }
 
+/// Where a test's mails go as files when it points SMTP nowhere (removed at the end).
+pub fn default_mail_dir(namespace: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("eshop-mail-{namespace}"))
+}
+
 /// A configuration of this test's own: its database, NATS prefix and Redis key prefix.
 pub fn test_config(database_url: &str, namespace: &str) -> Config {
     Config {
@@ -42,7 +47,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         // Tests that look at mail point this at their own SMTP server.
         smtp_url: None,
         mail_from: "eshop <no-reply@eshop.test>".into(),
-        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
+        mail_dir: default_mail_dir(namespace),
         mail_horizon_hours: 24,
         mail_retry_max_seconds: 2,
         tz: "UTC".into(),
@@ -212,13 +217,15 @@ impl TestApp {
         &self.running.as_ref().expect("running").state
     }
 
-    /// Stops the app and removes its stream.
+    /// Stops the app and removes its streams (events and tasks) and mail files.
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
             let jetstream = running.state.jetstream.clone();
-            let stream = running.state.subjects.stream_name();
+            let subjects = running.state.subjects.clone();
             running.shutdown().await.expect("clean shutdown");
-            let _ = jetstream.delete_stream(stream).await;
+            let _ = jetstream.delete_stream(subjects.stream_name()).await;
+            let _ = jetstream.delete_stream(subjects.tasks_stream_name()).await;
+            let _ = std::fs::remove_dir_all(default_mail_dir(&self.namespace));
         }
     }
 }
@@ -243,7 +250,11 @@ impl Drop for TestApp {
     /// A test that did not call `shutdown` still leaves no stream behind.
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            let stream = running.state.subjects.stream_name();
+            let streams = [
+                running.state.subjects.stream_name(),
+                running.state.subjects.tasks_stream_name(),
+            ];
+            let _ = std::fs::remove_dir_all(default_mail_dir(&self.namespace));
             std::thread::spawn(move || {
                 let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -254,9 +265,10 @@ impl Drop for TestApp {
                 runtime.block_on(async {
                     if let Ok(client) = async_nats::connect(eshop_infra::testing::nats_url()).await
                     {
-                        let _ = async_nats::jetstream::new(client)
-                            .delete_stream(stream)
-                            .await;
+                        let jetstream = async_nats::jetstream::new(client);
+                        for stream in streams {
+                            let _ = jetstream.delete_stream(stream).await;
+                        }
                     }
                 });
             })
