@@ -173,6 +173,8 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
         "path": uri,
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
+        // The events the command appends name the request that asked for it.
+        "request_id": parts.headers.get(crate::request::REQUEST_ID).and_then(|id| id.to_str().ok()),
     });
     if let Err(error) = state.task_queue.publish(&task, work).await {
         let problem = ApiError::Unavailable(error);

@@ -37,6 +37,8 @@ struct QueuedCommand {
     headers: std::collections::HashMap<String, String>,
     #[serde(default)]
     body: String,
+    #[serde(default)]
+    request_id: Option<String>,
 }
 
 pub struct TaskExecutor {
@@ -93,7 +95,9 @@ impl TaskExecutor {
                 headers,
                 body: command.body.into_bytes(),
                 as_user,
-                request_id: format!("task-{}", task.id),
+                request_id: command
+                    .request_id
+                    .unwrap_or_else(|| format!("task-{}", task.id)),
             },
         )
         .await;
