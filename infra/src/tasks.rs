@@ -146,6 +146,18 @@ impl PgTasks {
         .map(|_| ())
     }
 
+    /// Deletes tasks that finished longer ago than `retention`; returns how many.
+    pub async fn purge_finished(&self, retention: Duration) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(
+            "DELETE FROM tasks WHERE status IN ('DONE', 'FAILED')
+                AND updated_at < now() - $1 * interval '1 second'",
+        )
+        .bind(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Records the outcome unless the task finished already; true when this call finished it.
     pub async fn finish(&self, id: Uuid, outcome: &Outcome) -> Result<bool, sqlx::Error> {
         let (status, result, error) = match outcome {

@@ -27,6 +27,9 @@ pub const BOOK_FAIR: &str = "book_fair_announcement";
 pub const CATALOG_IMPORT: &str = "catalog_import";
 pub const HOUSEKEEPING: &str = "housekeeping";
 
+/// Finished tasks are kept this long (their input and answer may hold personal data).
+const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Every kind of job a schedule may run.
 pub const JOB_KINDS: [&str; 6] = [
     SALES_SUMMARY,
@@ -284,7 +287,7 @@ impl ScheduledJobs {
     }
 
     /// Advances stalled orders and fails those that waited too long (their reservations are
-    /// released), and drops idempotency records past their retention.
+    /// released), and drops idempotency records and finished tasks past their retention.
     async fn housekeeping(&self) -> Result<Value, String> {
         let sweeper = OrderWorker::new(
             self.state.process.clone(),
@@ -300,7 +303,16 @@ impl ScheduledJobs {
             .purge_expired()
             .await
             .map_err(|e| e.to_string())?;
-        Ok(json!({"stalled_orders": orders, "idempotency_records_purged": purged}))
+        let tasks = self
+            .state
+            .tasks
+            .purge_finished(TASK_RETENTION)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(
+            json!({"stalled_orders": orders, "idempotency_records_purged": purged,
+                  "tasks_purged": tasks}),
+        )
     }
 
     /// A task kind on a schedule: queue the task (run by whichever replica's worker).

@@ -127,6 +127,7 @@ async fn admins_define_schedules_that_run_without_a_restart() {
     assert!(run["started_at"].is_string() && run["finished_at"].is_string());
     assert!(run["error"].is_null());
     assert_eq!(run["result"]["stalled_orders"], 0);
+    assert_eq!(run["result"]["tasks_purged"], 0);
 
     // Paused: no new runs.
     let paused = app
