@@ -33,6 +33,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How often a running job's replica says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A cron schedule that fires later than this after its occurrence skips it.
+const MISFIRE_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// A run whose heartbeat is older than this was cut short.
 pub const LEASE: Duration = Duration::from_secs(30);
 
@@ -325,6 +327,12 @@ impl<R: JobRunner> Fired<R> {
         else {
             return;
         };
+        if matches!(self.spec, ScheduleSpec::Cron(_)) && now - tick > MISFIRE_GRACE {
+            // Fired far from any occurrence (its UTC offset changed since the jobs were built):
+            // the occurrence it found is an old one, not this firing's.
+            tracing::warn!(schedule = %self.schedule.name, %tick, "fired off its schedule; skipped");
+            return;
+        }
         {
             let mut last = self
                 .last_tick
