@@ -440,3 +440,52 @@ async fn scheduled_mails_reach_admins_and_every_active_user_once() {
     assert_eq!(fairs, 3, "one per active user");
     app.shutdown().await;
 }
+
+/// A measurement, not run by default: `cargo nextest run -p eshop-api --run-ignored only
+/// -E 'test(mail_dispatch_rate)' --no-capture` prints how long 500 users' book fair mails take
+/// from the run to the SMTP server.
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn mail_dispatch_rate() {
+    let server = SmtpServer::start().await;
+    let app = spawn_app_with(|config| config.smtp_url = Some(server.url())).await;
+    let admin = app.admin_token().await;
+    mails_to(&server, "admin@example.com", 1).await;
+    sqlx::query(
+        "INSERT INTO users (id, email, username, roles, is_active, balance_cents, version)
+         SELECT gen_random_uuid(), 'u' || n || '@example.com', 'u' || n, '{}', true, 0, 1
+           FROM generate_series(1, 500) n",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("users");
+    let started = std::time::Instant::now();
+    let created = app
+        .post(
+            "/api/admin/schedules",
+            Some(&admin),
+            json!({"name": "fair", "job_kind": "book_fair_announcement",
+                   "run_at": chrono::Utc::now()}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    eventually(Duration::from_secs(120), "501 mails logged", || async {
+        let logged: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM email_log WHERE template = 'book_fair'")
+                .fetch_one(&app.pool)
+                .await
+                .ok()?;
+        (logged >= 501).then_some(())
+    })
+    .await;
+    let logged = started.elapsed();
+    eventually(Duration::from_secs(120), "501 mails delivered", || async {
+        (server.received().len() >= 502).then_some(())
+    })
+    .await;
+    println!(
+        "501 book fair mails: logged after {logged:?}, all delivered after {:?}",
+        started.elapsed()
+    );
+    app.shutdown().await;
+}

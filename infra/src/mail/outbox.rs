@@ -1,11 +1,12 @@
 //! The sent-log (`email_log`), used as an outbox: a mail is first recorded as `pending` under
 //! its (source, template) key, which a second attempt to record it finds taken; a dispatcher
-//! then sends due mails one at a time, each under a row lock (`FOR UPDATE SKIP LOCKED`, so two
-//! replicas never send the same mail at once), and marks the outcome in the same transaction.
+//! then claims a batch of due mails (moving their next attempt two minutes ahead, under
+//! `FOR UPDATE SKIP LOCKED`, so two replicas never take the same mail), sends them, and marks
+//! each outcome.
 //!
 //! The one window left: a process that dies after the SMTP server accepted a mail and before
-//! its transaction commits sends that mail again when the row comes due (at most that one mail,
-//! once per such crash). SMTP offers no way to ask a server whether it already has a message.
+//! the outcome is recorded sends that mail again when its claim runs out (at most the mails in
+//! flight, once per such crash). SMTP offers no way to ask a server whether it has a message.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -105,6 +106,21 @@ pub struct Outbox {
 
 type DueRow = (Uuid, String, Option<String>, Value, i32);
 
+/// Mails claimed and sent at once by one dispatcher.
+const BATCH: i64 = 16;
+/// How long a claimed mail is left to its dispatcher: longer than an SMTP exchange may take
+/// (lettre times out after 20 s); a dispatcher that died meanwhile leaves it due again after.
+const CLAIM_LEASE: Duration = Duration::from_secs(120);
+
+/// One attempt at a mail.
+struct Sent {
+    source_id: Uuid,
+    template_name: String,
+    attempts: i32,
+    subject: Option<String>,
+    sent: Result<(), SendError>,
+}
+
 impl Outbox {
     pub fn new(
         pool: PgPool,
@@ -185,26 +201,43 @@ impl Outbox {
     /// Sends due mails until none is due; returns how many it tried.
     pub async fn dispatch_due(&self) -> Result<usize, sqlx::Error> {
         let mut tried = 0;
-        while self.dispatch_one().await? {
-            tried += 1;
+        loop {
+            let batch = self.dispatch_batch().await?;
+            if batch == 0 {
+                return Ok(tried);
+            }
+            tried += batch;
         }
-        Ok(tried)
     }
 
-    async fn dispatch_one(&self) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let due: Option<DueRow> = sqlx::query_as(
-            "SELECT source_id, template, recipient, context, attempts FROM email_log
-              WHERE status = 'pending' AND next_attempt_at <= now()
-              ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    /// Claims a batch of due mails (pushing their next attempt past `CLAIM_LEASE`, so no other
+    /// dispatcher takes them meanwhile), sends them at once, and records each outcome. No
+    /// database connection is held while the SMTP server talks.
+    async fn dispatch_batch(&self) -> Result<usize, sqlx::Error> {
+        let due: Vec<DueRow> = sqlx::query_as(
+            "UPDATE email_log SET next_attempt_at = now() + $2 * interval '1 second'
+              WHERE (source_id, template) IN (
+                    SELECT source_id, template FROM email_log
+                     WHERE status = 'pending' AND next_attempt_at <= now()
+                     ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+              RETURNING source_id, template, recipient, context, attempts",
         )
-        .fetch_optional(&mut *tx)
+        .bind(BATCH)
+        .bind(i64::try_from(CLAIM_LEASE.as_secs()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
         .await?;
-        let Some((source_id, template_name, recipient, context, attempts)) = due else {
-            return Ok(false);
-        };
+        let count = due.len();
+        let outcomes = futures::future::join_all(due.into_iter().map(|row| self.send(row))).await;
+        for outcome in outcomes {
+            self.record(outcome).await?;
+        }
+        Ok(count)
+    }
+
+    async fn send(&self, row: DueRow) -> Sent {
+        let (source_id, template_name, recipient, context, attempts) = row;
         let attempts = attempts + 1;
-        let outcome = match (Template::parse(&template_name), recipient) {
+        let (subject, sent) = match (Template::parse(&template_name), recipient) {
             (Some(template), Some(recipient)) => {
                 let rendered = render(template, &context);
                 let sent = match build_message(&self.from, &recipient, &rendered) {
@@ -220,7 +253,23 @@ impl Outbox {
                 ))),
             ),
         };
-        let (subject, sent) = outcome;
+        Sent {
+            source_id,
+            template_name,
+            attempts,
+            subject,
+            sent,
+        }
+    }
+
+    async fn record(&self, outcome: Sent) -> Result<(), sqlx::Error> {
+        let Sent {
+            source_id,
+            template_name,
+            attempts,
+            subject,
+            sent,
+        } = outcome;
         let (status, error, delay) = match sent {
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -260,10 +309,9 @@ impl Outbox {
         .bind(error)
         .bind(subject)
         .bind(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Sends due mails until shutdown: woken by new mails, and every `poll` for retries.
