@@ -273,7 +273,7 @@ impl Mailer {
                     event,
                     Template::Welcome,
                     id,
-                    self.recipients.from_registration(data),
+                    self.recipients.of_registration(id, data).await?,
                     json!({"username": data.get("username")}),
                 ),
                 ("order", "OrderConfirmed") => {

@@ -48,18 +48,23 @@ impl Recipients {
         })
     }
 
-    /// The address a `UserRegistered` payload (`data`) carries.
-    pub fn from_registration(&self, data: &Value) -> Lookup {
+    /// The address a `UserRegistered` payload (`data`) carries; when it carries none that is
+    /// usable (encrypted, say), the users read model's.
+    pub async fn of_registration(
+        &self,
+        user_id: Uuid,
+        data: &Value,
+    ) -> Result<Lookup, sqlx::Error> {
         match data.get("email").and_then(Value::as_str) {
-            Some(address) if usable(address) => Lookup::Found(Recipient {
+            Some(address) if usable(address) => Ok(Lookup::Found(Recipient {
                 address: address.to_string(),
                 name: data
                     .get("first_name")
                     .and_then(Value::as_str)
                     .filter(|name| !name.is_empty())
                     .map(str::to_string),
-            }),
-            _ => Lookup::Gone,
+            })),
+            _ => self.of_user(user_id).await,
         }
     }
 }
