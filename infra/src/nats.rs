@@ -112,11 +112,26 @@ pub async fn ensure_task_stream(
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
-    jetstream
-        .create_or_update_stream(config)
-        .await
-        .map(|_| ())
-        .map_err(|error| NatsError::Stream(subjects.tasks_stream_name(), Box::new(error)))
+    // NATS 2.9 removes an account's storage folder when its last stream goes, and a create
+    // racing with that fails once ("error creating store for stream"); the next one succeeds.
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match jetstream.create_or_update_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %error, attempt, "creating the task stream failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(NatsError::Stream(
+                    subjects.tasks_stream_name(),
+                    Box::new(error),
+                ))
+            }
+        }
+    }
 }
 
 /// Creates the event stream, or brings an existing one to this configuration.
