@@ -252,7 +252,6 @@ fn spawn_workers(
         state.schedules.clone(),
         Arc::new(ScheduledJobs::new(
             state.clone(),
-            router.clone(),
             config.import_feed.clone(),
         )),
         SchedulerSettings {

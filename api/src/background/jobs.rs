@@ -2,14 +2,13 @@
 
 use std::path::Path;
 
-use axum::http::Method;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use eshop_domain::values::Role;
+use eshop_commands::{Actor, CommandContext, CommandError};
+use eshop_domain::product::{Product, ProductError};
 use eshop_infra::mail::outbox::NewMail;
 use eshop_infra::mail::recipients::{Lookup, Recipients};
 use eshop_infra::mail::templates::Template;
@@ -17,9 +16,9 @@ use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::reports;
 use eshop_infra::scheduler::{JobRun, JobRunner};
 
-use crate::background::replay::{self, Replay};
 use crate::background::tasks::{RECOMPUTE_RATINGS, SALES_REPORT};
 use crate::error::{ApiError, FieldError};
+use crate::routes::products::{add_command, AddRequest};
 use crate::state::AppState;
 
 pub const SALES_SUMMARY: &str = "sales_summary";
@@ -90,22 +89,8 @@ pub fn validate(job_kind: &str, params: &Value) -> Result<(), ApiError> {
     }
 }
 
-/// A product in the import feed (the fields of `POST /api/products`).
-#[derive(Debug, Deserialize, serde::Serialize)]
-struct FeedProduct {
-    title: String,
-    author: String,
-    published_date: String,
-    #[serde(default)]
-    description: String,
-    price_cents: i64,
-    stock: i64,
-    category: String,
-}
-
 pub struct ScheduledJobs {
     state: AppState,
-    router: Router,
     import_feed: Option<std::path::PathBuf>,
 }
 
@@ -123,12 +108,8 @@ fn mail_id(job: &JobRun, user_id: Uuid) -> Uuid {
 }
 
 impl ScheduledJobs {
-    pub fn new(state: AppState, router: Router, import_feed: Option<std::path::PathBuf>) -> Self {
-        Self {
-            state,
-            router,
-            import_feed,
-        }
+    pub fn new(state: AppState, import_feed: Option<std::path::PathBuf>) -> Self {
+        Self { state, import_feed }
     }
 
     async fn mail_users(
@@ -227,9 +208,9 @@ impl ScheduledJobs {
         Ok(json!({"mails": mailed}))
     }
 
-    /// Adds the feed's products through `POST /api/products` as the system. Each product's
-    /// Idempotency-Key is derived from its title, author and date, and a new product's id from
-    /// the key, so importing the same feed again adds nothing.
+    /// Adds the feed's products (validated like `POST /api/products`) as the system. Each
+    /// command's id, and so the new product's id, is derived from the product's title, author
+    /// and date: importing the same feed again adds nothing.
     async fn catalog_import(&self, job: &JobRun) -> Result<Value, String> {
         let Some(feed) = &self.import_feed else {
             tracing::info!("catalog import: no feed configured (ESHOP_IMPORT_FEED); nothing to do");
@@ -238,6 +219,13 @@ impl ScheduledJobs {
         let products = read_feed(feed).await?;
         let (mut added, mut existing, mut rejected) = (0, 0, Vec::new());
         for product in &products {
+            let command = match add_command(product) {
+                Ok(command) => command,
+                Err(error) => {
+                    rejected.push(json!({"title": product.title, "problem": error.problem()}));
+                    continue;
+                }
+            };
             let digest = Sha256::digest(
                 format!(
                     "{}\n{}\n{}",
@@ -245,36 +233,28 @@ impl ScheduledJobs {
                 )
                 .as_bytes(),
             );
-            let key: String = digest
-                .iter()
-                .take(16)
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
-            let answered = replay::run(
-                &self.state,
-                &self.router,
-                Replay {
-                    method: Method::POST,
-                    uri: "/api/products".into(),
-                    headers: vec![
-                        ("content-type".into(), "application/json".into()),
-                        (
-                            crate::request::IDEMPOTENCY_KEY.into(),
-                            format!("catalog-import-{key}"),
-                        ),
-                    ],
-                    body: serde_json::to_vec(product).map_err(|e| e.to_string())?,
-                    as_user: Some((Uuid::nil(), vec![Role::Admin])),
-                    request_id: format!("schedule-run-{}", job.run_id),
-                },
-            )
-            .await;
-            match answered.status.as_u16() {
-                201 if !answered.replayed => added += 1,
-                200 | 201 | 409 => existing += 1,
-                status => rejected.push(
-                    json!({"title": product.title, "status": status, "problem": answered.body}),
-                ),
+            let key: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+            let context = CommandContext::repeatable(
+                Actor::System,
+                format!("schedule-run-{}", job.run_id),
+                &["catalog-import", &key],
+            );
+            let id = context.new_aggregate_id().to_string();
+            match self
+                .state
+                .bus
+                .execute_with::<Product, _>(&id, command, &context, None, |_| ())
+                .await
+            {
+                Ok(executed) if executed.appended > 0 => added += 1,
+                Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists)) => existing += 1,
+                Err(error) => {
+                    let problem = ApiError::from(error);
+                    if problem.is_transient() {
+                        return Err(problem.to_string());
+                    }
+                    rejected.push(json!({"title": product.title, "problem": problem.problem()}));
+                }
             }
         }
         tracing::info!(
@@ -341,7 +321,7 @@ impl ScheduledJobs {
     }
 }
 
-async fn read_feed(path: &Path) -> Result<Vec<FeedProduct>, String> {
+async fn read_feed(path: &Path) -> Result<Vec<AddRequest>, String> {
     let text = tokio::fs::read_to_string(path)
         .await
         .map_err(|error| format!("cannot read the feed {}: {error}", path.display()))?;

@@ -86,7 +86,11 @@ impl TaskExecutor {
                 .collect();
             (id, roles)
         });
-        let replay::Answered { status, body, .. } = replay::run(
+        let replay::Answered {
+            status,
+            body,
+            replayed,
+        } = replay::run(
             &self.state,
             &self.router,
             Replay {
@@ -101,7 +105,8 @@ impl TaskExecutor {
             },
         )
         .await;
-        let answer = json!({"status": status.as_u16(), "body": body});
+        // `replayed`: the command had run before (an earlier delivery, or the client's key).
+        let answer = json!({"status": status.as_u16(), "body": body, "replayed": replayed});
         if status.is_success() {
             Outcome::Done(answer)
         } else if status.is_server_error() {

@@ -72,6 +72,7 @@ async fn any_command_runs_in_the_background_and_reports_its_answer() {
     assert_eq!(task["input"]["body"]["amount_cents"], 2500);
     assert_eq!(task["result"]["status"], 200);
     assert_eq!(task["result"]["body"]["balance_cents"], 2500);
+    assert_eq!(task["result"]["replayed"], false);
     assert!(task["created_at"].is_string() && task["updated_at"].is_string());
     assert_eq!(balance(&app, &token).await, 2500);
 
@@ -378,6 +379,7 @@ async fn a_task_whose_worker_died_mid_task_ends_done_once() {
     .await;
     assert_eq!(task["status"], "DONE", "{task}");
     assert_eq!(task["attempts"], 2);
+    assert_eq!(task["result"]["replayed"], true, "the first run's answer");
     assert_eq!(task["result"]["body"]["balance_cents"], 1000);
     assert_eq!(balance(&app, &token).await, 1000, "deposited once");
     let deposits: i64 = sqlx::query_scalar(
