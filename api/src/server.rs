@@ -75,9 +75,13 @@ pub fn router(state: AppState) -> Router {
                 detail: "this method is not allowed on this resource".into(),
             }
         })
-        .with_state(state.clone())
-        // Inside the request-id layers (a queued request keeps its id), outside every route.
-        .layer(axum::middleware::from_fn_with_state(state, respond_async))
+        // Around every route and inside every other layer: a request is queued only after the
+        // checks every request goes through, and keeps its request id.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            respond_async,
+        ))
+        .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
