@@ -375,6 +375,18 @@ impl<R: TaskRunner> TaskWorker<R> {
             }
         };
         let attempts = task.attempts;
+        if attempts > self.settings.max_attempts {
+            // Every earlier run died without an outcome (a task that kills its worker, say):
+            // stop handing it out.
+            let outcome = Outcome::Failed(serde_json::json!({
+                "code": "task_abandoned",
+                "detail": format!("{} runs ended without an outcome", attempts - 1),
+            }));
+            if self.tasks.finish(id, &outcome).await.is_ok() {
+                let _ = message.ack().await;
+            }
+            return;
+        }
         let progress = Progress::new(self.tasks.clone(), id);
         let run = self.runner.run(task, work, progress);
         tokio::pin!(run);
