@@ -97,6 +97,35 @@ async fn any_command_runs_in_the_background_and_reports_its_answer() {
     let admin = app.admin_token().await;
     assert_eq!(app.get(url, Some(&admin)).await.status(), 200);
 
+    // Reads are answered at once whatever the client prefers.
+    let read = app
+        .request(Method::GET, "/api/users/me", Some(&token))
+        .header("Prefer", "respond-async")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(read.status(), 200);
+    // Pages of tasks, newest first.
+    deposit_async(&app, &token, 100).await;
+    let first: Value = app
+        .get("/api/tasks?limit=1", Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second: Value = app
+        .get(&format!("/api/tasks?limit=1&cursor={cursor}"), Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        second["items"][0]["id"], accepted["task_id"],
+        "the older one"
+    );
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+
     // A registration in the background keeps the password out of the task.
     let response = app
         .request(Method::POST, "/api/auth/register", None)
