@@ -42,6 +42,17 @@ fn config(database_url: &str, namespace: &str) -> Config {
         admin_password: None,
         command_attempts: 10,
         log_json: false,
+        smtp_url: None,
+        mail_from: "eshop <no-reply@eshop.test>".into(),
+        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
+        mail_horizon_hours: 24,
+        mail_retry_max_seconds: 300,
+        tz: "UTC".into(),
+        import_feed: None,
+        task_concurrency: 4,
+        task_ack_wait_seconds: 60,
+        task_step_delay_ms: 0,
+        schedule_poll_ms: 1000,
     }
 }
 
@@ -210,7 +221,9 @@ async fn main() {
     println!("\norders confirmed in all runs (warm-up included): {confirmed}; failed: {failed}");
     let jetstream = running.state.jetstream.clone();
     let stream = running.state.subjects.stream_name();
+    let tasks = running.state.subjects.tasks_stream_name();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = running.shutdown().await;
     let _ = jetstream.delete_stream(stream).await;
+    let _ = jetstream.delete_stream(tasks).await;
 }

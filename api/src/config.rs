@@ -2,6 +2,7 @@
 //! developer machine where Postgres trusts local connections.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -103,6 +104,56 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "ESHOP_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+
+    /// SMTP server for outgoing mail (`smtp://host:port`, `smtp://…?tls=required` for
+    /// STARTTLS, `smtps://host:port` for TLS; `user:password@` to log in). Unset: mails are
+    /// written as .eml files to ESHOP_MAIL_DIR.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of every mail.
+    #[arg(
+        long,
+        env = "ESHOP_MAIL_FROM",
+        default_value = "eshop <no-reply@eshop.local>"
+    )]
+    pub mail_from: String,
+
+    /// Where mails go as .eml files when SMTP_URL is unset.
+    #[arg(long, env = "ESHOP_MAIL_DIR", default_value = "./var/mail")]
+    pub mail_dir: PathBuf,
+
+    /// Events recorded longer ago than this send no mail (so re-relayed history mails no one).
+    #[arg(long, env = "ESHOP_MAIL_HORIZON_HOURS", default_value_t = 24)]
+    pub mail_horizon_hours: u64,
+
+    /// The longest pause between two attempts at a mail the SMTP server did not take.
+    #[arg(long, env = "ESHOP_MAIL_RETRY_MAX_SECONDS", default_value_t = 300)]
+    pub mail_retry_max_seconds: u64,
+
+    /// The shop's time zone (an IANA name): cron schedules and sales days are read in it.
+    #[arg(long, env = "ESHOP_TZ", default_value = "UTC")]
+    pub tz: String,
+
+    /// A JSON file of products for the monthly catalog import (unset: the import does nothing).
+    #[arg(long, env = "ESHOP_IMPORT_FEED")]
+    pub import_feed: Option<PathBuf>,
+
+    /// Background tasks this process runs at once (0: none; other replicas run them).
+    #[arg(long, env = "ESHOP_TASK_CONCURRENCY", default_value_t = 4)]
+    pub task_concurrency: usize,
+
+    /// How long a task may go without a sign of life before another worker takes it over.
+    #[arg(long, env = "ESHOP_TASK_ACK_WAIT_SECONDS", default_value_t = 60)]
+    pub task_ack_wait_seconds: u64,
+
+    /// A pause between the steps of heavy tasks (reports, recomputes), to spare a busy database.
+    #[arg(long, env = "ESHOP_TASK_STEP_DELAY_MS", default_value_t = 0)]
+    pub task_step_delay_ms: u64,
+
+    /// How often each replica checks the schedules for changes, in milliseconds.
+    #[arg(long, env = "ESHOP_SCHEDULE_POLL_MS", default_value_t = 1000)]
+    pub schedule_poll_ms: u64,
 }
 
 /// Rates per route class; every replica counts in the same Redis.
@@ -188,6 +239,13 @@ impl Config {
 
     pub fn uses_development_secret(&self) -> bool {
         self.jwt_secret == DEVELOPMENT_JWT_SECRET
+    }
+
+    /// The shop's time zone; an unknown name is an error at start.
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz, String> {
+        self.tz
+            .parse()
+            .map_err(|_| format!("ESHOP_TZ: unknown time zone {:?}", self.tz))
     }
 
     /// The admin account to ensure at start, when both halves are configured.

@@ -2,6 +2,7 @@
 //! wiring that the `eshop` binary runs.
 
 pub mod auth;
+pub mod background;
 pub mod bootstrap;
 pub mod command;
 pub mod config;

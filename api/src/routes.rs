@@ -9,7 +9,9 @@ pub mod metrics;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod schedules;
 pub mod shopping;
+pub mod tasks;
 pub mod users;
 
 use uuid::Uuid;

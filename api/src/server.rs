@@ -17,8 +17,13 @@ use tower_http::trace::TraceLayer;
 use eshop_commands::order_process::OrderProcess;
 use eshop_commands::{CommandBus, Idempotency, RetryPolicy};
 use eshop_infra::cache::Cache;
+use eshop_infra::mail::outbox::{MailStats, Outbox, RetrySettings};
+use eshop_infra::mail::recipients::Recipients;
+use eshop_infra::mail::transport::MailTransport;
+use eshop_infra::mail::{Mailer, MailerSettings};
 use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::order_worker::{OrderWorker, SweepSettings};
+use eshop_infra::personal_data::PersonalDataKeys;
 use eshop_infra::projector::Projector;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::{DocumentProjection, PgDocuments};
@@ -27,14 +32,19 @@ use eshop_infra::read_models::payments::{PaymentsProjection, PgPayments};
 use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
 use eshop_infra::read_models::users::{PgUsers, UsersProjection};
 use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
+use eshop_infra::scheduler::{PgSchedules, Scheduler, SchedulerSettings};
 use eshop_infra::sessions::PgSessions;
 use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
 use eshop_infra::simulated_gateway::SimulatedGateway;
+use eshop_infra::tasks::{PgTasks, TaskQueue, TaskWorker, WorkerSettings};
 use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::read_only::auditors_read_only;
 use crate::auth::TokenKeys;
+use crate::background::jobs::ScheduledJobs;
+use crate::background::respond_async::respond_async;
+use crate::background::tasks::TaskExecutor;
 use crate::bootstrap::ensure_admin;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -63,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(routes::audit::router())
         .merge(routes::metrics::router())
+        .merge(routes::tasks::router())
+        .merge(routes::schedules::router())
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest {
@@ -70,6 +82,9 @@ pub fn router(state: AppState) -> Router {
                 detail: "this method is not allowed on this resource".into(),
             }
         })
+        // Around every route and inside every other layer: a request is queued only after the
+        // checks every request goes through, and keeps its request id.
+        .layer(middleware::from_fn_with_state(state.clone(), respond_async))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auditors_read_only,
@@ -137,6 +152,22 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     let subjects = EventSubjects::new(&config.nats_prefix);
     let jetstream = nats::connect(&config.nats_url).await?;
     nats::ensure_event_stream(&jetstream, &subjects, None).await?;
+    nats::ensure_task_stream(&jetstream, &subjects).await?;
+    let tz = config.time_zone()?;
+    let transport = MailTransport::new(config.smtp_url.as_deref(), &config.mail_dir)?;
+    if config.smtp_url.is_none() {
+        tracing::info!(dir = %config.mail_dir.display(), "SMTP_URL is not set: mails are written as .eml files");
+    }
+    let outbox = Outbox::new(
+        pool.clone(),
+        transport,
+        &config.mail_from,
+        RetrySettings {
+            max: Duration::from_secs(config.mail_retry_max_seconds.max(1)),
+            ..RetrySettings::default()
+        },
+        Arc::new(MailStats::default()),
+    );
     let cache = Arc::new(Cache::new(
         &config.redis_url,
         &config.redis_prefix,
@@ -166,9 +197,14 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         products: PgProducts::new(pool.clone()),
         users: PgUsers::new(pool.clone()),
         cache,
-        jetstream,
-        subjects,
+        jetstream: jetstream.clone(),
+        subjects: subjects.clone(),
         relay: Arc::new(RelayStatus::default()),
+        outbox,
+        tasks: PgTasks::new(pool.clone()),
+        task_queue: TaskQueue::new(jetstream.clone(), subjects.clone()),
+        schedules: PgSchedules::new(pool.clone()),
+        tz,
         pool,
     };
     if let Some((email, password)) = config.admin_account() {
@@ -177,9 +213,16 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     Ok(state)
 }
 
-/// Starts the relay and the projection builders (each leads on one replica at a time), and
-/// the order worker (every replica shares its consumer).
-fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+/// Starts the relay and the projection builders (each leads on one replica at a time); the
+/// order worker, the mailer and the task worker (every replica shares each one's consumer:
+/// their work is idempotent per message, so sharing spreads the load and needs no failover);
+/// and the scheduler (every replica fires; a unique claim per tick lets one run it).
+fn spawn_workers(
+    state: &mut AppState,
+    router: &Router,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Vec<JoinHandle<()>> {
     let relay = Relay::new(
         state.pool.clone(),
         state.jetstream.clone(),
@@ -236,7 +279,34 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         state.subjects.clone(),
         SweepSettings::default(),
     );
-    vec![
+    let mailer = Mailer::new(
+        state.jetstream.clone(),
+        state.subjects.clone(),
+        state.outbox.clone(),
+        Recipients::new(
+            state.users.clone(),
+            PersonalDataKeys::new(state.pool.clone()),
+        ),
+        state.orders.clone(),
+        state.payments.clone(),
+        state.products.clone(),
+        MailerSettings {
+            horizon: Duration::from_secs(config.mail_horizon_hours.saturating_mul(3600)),
+        },
+    );
+    let scheduler = Scheduler::new(
+        state.schedules.clone(),
+        Arc::new(ScheduledJobs::new(
+            state.clone(),
+            config.import_feed.clone(),
+        )),
+        SchedulerSettings {
+            tz: state.tz,
+            poll: Duration::from_millis(config.schedule_poll_ms.max(50)),
+            owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        },
+    );
+    let mut workers = vec![
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(products.run(shutdown.clone())),
         tokio::spawn(users.run(shutdown.clone())),
@@ -246,7 +316,36 @@ fn spawn_workers(state: &mut AppState, shutdown: &Shutdown) -> Vec<JoinHandle<()
         tokio::spawn(wishlists.run(shutdown.clone())),
         tokio::spawn(reviews.run(shutdown.clone())),
         tokio::spawn(order_worker.run(shutdown.clone())),
-    ]
+        tokio::spawn(mailer.run(shutdown.clone())),
+        tokio::spawn(scheduler.run(shutdown.clone())),
+    ];
+    if config.task_concurrency > 0 {
+        let task_worker = TaskWorker::new(
+            state.tasks.clone(),
+            state.jetstream.clone(),
+            state.subjects.clone(),
+            Arc::new(TaskExecutor::new(
+                state.clone(),
+                router.clone(),
+                Duration::from_millis(config.task_step_delay_ms),
+            )),
+            WorkerSettings {
+                concurrency: config.task_concurrency,
+                ack_wait: Duration::from_secs(config.task_ack_wait_seconds.max(3)),
+                ..WorkerSettings::default()
+            },
+        );
+        workers.push(tokio::spawn(task_worker.run(shutdown.clone())));
+    }
+    workers
+}
+
+/// Names this replica in scheduled-run records.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "eshop".to_string())
 }
 
 /// A server running in the background (tests, and `serve` itself).
@@ -277,7 +376,10 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let mut state = build_state(config).await?;
     let (stop_workers, shutdown) = shutdown_pair();
     let workers = if config.workers {
-        spawn_workers(&mut state, &shutdown)
+        // The workers replay requests through the router (background commands, the import);
+        // its state does not need what spawning sets (the relay's status).
+        let app = router(state.clone());
+        spawn_workers(&mut state, &app, config, &shutdown)
     } else {
         Vec::new()
     };

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use eshop_commands::order_process::OrderProcess;
 use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
+use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
@@ -16,8 +17,10 @@ use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::relay::RelayStatus;
+use eshop_infra::scheduler::PgSchedules;
 use eshop_infra::sessions::PgSessions;
 use eshop_infra::simulated_gateway::SimulatedGateway;
+use eshop_infra::tasks::{PgTasks, TaskQueue};
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
@@ -48,4 +51,11 @@ pub struct AppState {
     pub jetstream: jetstream::Context,
     pub subjects: EventSubjects,
     pub relay: Arc<RelayStatus>,
+    /// The mail sent-log and sender (also the mail counters for `/metrics`).
+    pub outbox: Outbox,
+    pub tasks: PgTasks,
+    pub task_queue: TaskQueue,
+    pub schedules: PgSchedules,
+    /// The shop's time zone (`ESHOP_TZ`).
+    pub tz: chrono_tz::Tz,
 }

@@ -26,6 +26,7 @@ use eshop_commands::digest::sha256_hex;
 use eshop_infra::rate_limit::{Limit, Verdict};
 
 use crate::auth::extract::bearer_claims;
+use crate::background::replay::BackgroundRun;
 use crate::config::ThrottleSettings;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -152,7 +153,7 @@ fn refusal(verdict: &Verdict) -> Response {
 
 /// The middleware: counts the request against each limit of its class.
 pub async fn throttle(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.throttle.enabled {
+    if !state.throttle.enabled || request.extensions().get::<BackgroundRun>().is_some() {
         return next.run(request).await;
     }
     let requester = requester(&state, &request);

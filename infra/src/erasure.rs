@@ -7,8 +7,10 @@ use uuid::Uuid;
 use eshop_domain::user::{User, EMAIL_CLAIM};
 
 /// Deletes the user's personal-data key (the sealed fields of their events become unreadable
-/// for good), their e-mail claim (a digest of the address), and the remembered answers to
-/// their requests (which may quote their e-mail). One transaction; a repeat changes nothing.
+/// for good), their e-mail claim (a digest of the address), the remembered answers to their
+/// requests (which may quote their e-mail), and their address, names and subjects in the
+/// mailer's sent-log (a mail still waiting is skipped). One transaction; a repeat changes
+/// nothing.
 pub async fn erase_user_data(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
     let subject = user_id.to_string();
     let mut tx = pool.begin().await?;
@@ -32,5 +34,15 @@ pub async fn erase_user_data(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::E
         .bind(&subject)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "UPDATE email_log SET recipient = NULL, subject = NULL, context = '{}'::jsonb,
+                status = CASE WHEN status = 'pending' THEN 'skipped' ELSE status END,
+                last_error = CASE WHEN status = 'pending' THEN 'the user was erased' ELSE last_error END,
+                updated_at = now()
+          WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }

@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod event_store;
 pub mod idempotency;
 pub mod leader;
+pub mod mail;
 pub mod nats;
 pub mod order_worker;
 pub mod personal_data;
@@ -18,9 +19,12 @@ pub mod rate_limit;
 pub mod read_models;
 pub mod redis_link;
 pub mod relay;
+pub mod reports;
+pub mod scheduler;
 pub mod sessions;
 pub mod shutdown;
 pub mod simulated_gateway;
+pub mod tasks;
 #[doc(hidden)]
 pub mod testing;
 

@@ -57,6 +57,32 @@ impl EventSubjects {
     pub fn all(&self) -> String {
         format!("{}.>", self.root())
     }
+
+    /// The work-queue stream of background tasks (`TASKS`, or `<P>_ESHOP_TASKS`).
+    pub fn tasks_stream_name(&self) -> String {
+        if self.prefix.is_empty() {
+            "ESHOP_TASKS".to_string()
+        } else {
+            format!("{}_ESHOP_TASKS", self.prefix.to_uppercase())
+        }
+    }
+
+    fn tasks_root(&self) -> String {
+        if self.prefix.is_empty() {
+            "eshop.tasks".to_string()
+        } else {
+            format!("{}.eshop.tasks", self.prefix)
+        }
+    }
+
+    /// The subject a task of this kind is queued on.
+    pub fn task(&self, kind: &str) -> String {
+        format!("{}.{kind}", self.tasks_root())
+    }
+
+    pub fn all_tasks(&self) -> String {
+        format!("{}.>", self.tasks_root())
+    }
 }
 
 /// How long JetStream remembers `Nats-Msg-Id`s to drop a re-published event.
@@ -70,6 +96,42 @@ pub async fn connect(url: &str) -> Result<jetstream::Context, NatsError> {
         .await
         .map_err(NatsError::Connect)?;
     Ok(jetstream::new(client))
+}
+
+/// Creates the task work queue (each message is removed once a worker acknowledges it), or
+/// brings an existing one to this configuration.
+pub async fn ensure_task_stream(
+    jetstream: &jetstream::Context,
+    subjects: &EventSubjects,
+) -> Result<(), NatsError> {
+    let config = stream::Config {
+        name: subjects.tasks_stream_name(),
+        subjects: vec![subjects.all_tasks()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    // NATS 2.9 removes an account's storage folder when its last stream goes, and a create
+    // racing with that fails once ("error creating store for stream"); the next one succeeds.
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match jetstream.create_or_update_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %error, attempt, "creating the task stream failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(NatsError::Stream(
+                    subjects.tasks_stream_name(),
+                    Box::new(error),
+                ))
+            }
+        }
+    }
 }
 
 /// Creates the event stream, or brings an existing one to this configuration.

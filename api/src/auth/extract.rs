@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use eshop_commands::Actor;
 use eshop_domain::values::Role;
+use eshop_infra::tasks::TaskOwner;
 
 use crate::auth::token::Claims;
 use crate::error::ApiError;
@@ -24,6 +25,19 @@ pub struct CurrentUser {
 impl CurrentUser {
     pub fn actor(&self) -> Actor {
         Actor::User(self.id)
+    }
+
+    /// As the owner of a background task.
+    pub fn task_owner(&self) -> TaskOwner {
+        TaskOwner {
+            user_id: self.id,
+            session_id: self.session_id,
+            roles: self
+                .roles
+                .iter()
+                .map(|role| role.as_str().to_string())
+                .collect(),
+        }
     }
 
     pub fn has_role(&self, role: Role) -> bool {

@@ -80,5 +80,30 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ] {
         gauge(name, help, value.load(Ordering::Relaxed).to_string());
     }
+    let mail = state.outbox.stats();
+    for (name, help, value) in [
+        (
+            "eshop_mail_sent_total",
+            "Mails this replica handed to the SMTP server (or wrote as files).",
+            &mail.sent,
+        ),
+        (
+            "eshop_mail_failed_total",
+            "Mails refused for good (5xx) or given up after repeated transient failures.",
+            &mail.failed,
+        ),
+        (
+            "eshop_mail_retried_total",
+            "Transient send failures (4xx, connection refused), each retried with backoff.",
+            &mail.retried,
+        ),
+        (
+            "eshop_mail_skipped_total",
+            "Mails not sent because the user has no address (erased).",
+            &mail.skipped,
+        ),
+    ] {
+        gauge(name, help, value.load(Ordering::Relaxed).to_string());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

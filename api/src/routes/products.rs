@@ -87,25 +87,22 @@ async fn run(
     .await
 }
 
-#[derive(Deserialize)]
+/// A new product, as `POST /api/products` (and the catalog import feed) takes it.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AddRequest {
-    title: String,
-    author: String,
-    published_date: String,
+pub struct AddRequest {
+    pub title: String,
+    pub author: String,
+    pub published_date: String,
     #[serde(default)]
-    description: String,
-    price_cents: i64,
-    stock: i64,
-    category: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub category: String,
 }
 
-async fn add(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    meta: RequestMeta,
-    JsonBody { value: body, raw }: JsonBody<AddRequest>,
-) -> Result<Response, ApiError> {
+/// The command that adds the product, or 422 naming every invalid field.
+pub fn add_command(body: &AddRequest) -> Result<ProductCommand, ApiError> {
     let mut fields = Fields::default();
     let title = fields.check("title", Text::title(&body.title));
     let author = fields.check("author", Text::author(&body.author));
@@ -134,7 +131,7 @@ async fn add(
     else {
         return Err(fields.into_error());
     };
-    let command = ProductCommand::Add(NewProduct {
+    Ok(ProductCommand::Add(NewProduct {
         title,
         author,
         published_date,
@@ -142,7 +139,16 @@ async fn add(
         price,
         stock,
         category,
-    });
+    }))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    JsonBody { value: body, raw }: JsonBody<AddRequest>,
+) -> Result<Response, ApiError> {
+    let command = add_command(&body)?;
     run(&state, &meta, &admin, Target::New, &raw, command).await
 }
 

@@ -115,6 +115,12 @@ fn template(target: &Target) -> Value {
         ("POST", "/api/orders") | ("POST", "/api/cart/checkout") => {
             serde_json::json!({"lines": [], "payment": {"method": "card", "card": "4242 4242 4242 4242"}})
         }
+        (_, path) if path.starts_with("/api/admin/schedules") => {
+            serde_json::json!({"name": "n", "job_kind": "housekeeping", "params": {}, "every_seconds": 3600, "enabled": true})
+        }
+        (_, "/api/admin/reports/sales") => {
+            serde_json::json!({"from": "2026-01-01", "to": "2026-01-31"})
+        }
         ("POST", "/api/products") | ("PATCH", _) => {
             serde_json::json!({"title": "T", "author": "A", "published_date": "2000-01-01", "description": "D", "price_cents": 100, "stock": 1, "category": "c"})
         }
@@ -154,7 +160,7 @@ fn mutated(template: Value) -> impl Strategy<Value = Value> {
     )
 }
 
-fn targets(product: &str) -> Vec<Target> {
+fn targets(product: &str, schedule: &str) -> Vec<Target> {
     let target = |method: Method, path: String, caller, fields| Target {
         method,
         path,
@@ -257,6 +263,40 @@ fn targets(product: &str) -> Vec<Target> {
         ),
         target(
             Method::POST,
+            "/api/admin/schedules".into(),
+            Caller::Admin,
+            &[
+                "name",
+                "job_kind",
+                "params",
+                "cron",
+                "every_seconds",
+                "run_at",
+                "enabled",
+            ],
+        ),
+        target(
+            Method::PATCH,
+            format!("/api/admin/schedules/{schedule}"),
+            Caller::Admin,
+            &[
+                "name",
+                "job_kind",
+                "params",
+                "cron",
+                "every_seconds",
+                "run_at",
+                "enabled",
+            ],
+        ),
+        target(
+            Method::POST,
+            "/api/admin/reports/sales".into(),
+            Caller::Admin,
+            &["from", "to"],
+        ),
+        target(
+            Method::POST,
             format!("/api/products/{product}/restock"),
             Caller::Admin,
             &["quantity"],
@@ -306,7 +346,7 @@ fn generated_bad_input_never_fails_the_server_nor_persists() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let (app, customer, admin, product) = runtime.block_on(async {
+    let (app, customer, admin, product, schedule) = runtime.block_on(async {
         let app = spawn_app().await;
         let admin = app.admin_token().await;
         let product = app.add_book(&admin, "Dune", 100).await["id"]
@@ -314,9 +354,20 @@ fn generated_bad_input_never_fails_the_server_nor_persists() {
             .expect("id")
             .to_string();
         let (_, customer) = app.customer("fuzz").await;
-        (app, customer, admin, product)
+        let schedule: Value = app
+            .post(
+                "/api/admin/schedules",
+                Some(&admin),
+                serde_json::json!({"name": "fuzzed", "job_kind": "housekeeping", "params": {}, "every_seconds": 3600}),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let schedule = schedule["id"].as_str().expect("id").to_string();
+        (app, customer, admin, product, schedule)
     });
-    let targets = targets(&product);
+    let targets = targets(&product, &schedule);
     // A runner counts its cases over every `run`: one runner per property.
     let runner = || {
         TestRunner::new(ProptestConfig {

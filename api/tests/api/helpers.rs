@@ -19,6 +19,11 @@ pub struct TestApp {
     running: Option<Running>,
 }
 
+/// Where a test's mails go as files when it points SMTP nowhere (removed at the end).
+pub fn default_mail_dir(namespace: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("eshop-mail-{namespace}"))
+}
+
 /// A configuration of this test's own: its database, NATS prefix and Redis key prefix.
 pub fn test_config(database_url: &str, namespace: &str) -> Config {
     Config {
@@ -44,6 +49,18 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         admin_password: Some(ADMIN_PASSWORD.into()),
         command_attempts: 10,
         log_json: false,
+        // Tests that look at mail point this at their own SMTP server.
+        smtp_url: None,
+        mail_from: "eshop <no-reply@eshop.test>".into(),
+        mail_dir: default_mail_dir(namespace),
+        mail_horizon_hours: 24,
+        mail_retry_max_seconds: 2,
+        tz: "UTC".into(),
+        import_feed: None,
+        task_concurrency: 4,
+        task_ack_wait_seconds: 30,
+        task_step_delay_ms: 0,
+        schedule_poll_ms: 200,
     }
 }
 
@@ -67,7 +84,41 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Polls `check` until it returns `Some`, or panics with `what` after `within`.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 impl TestApp {
+    /// Another replica over this app's database, stream and Redis prefix.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = test_config(&self.database_url, &self.namespace);
+        adjust(&mut config);
+        let running = start(&config).await.expect("replica starts");
+        TestApp {
+            addr: running.addr,
+            pool: self.pool.clone(),
+            database_url: self.database_url.clone(),
+            namespace: self.namespace.clone(),
+            client: reqwest::Client::new(),
+            running: Some(running),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -195,13 +246,15 @@ impl TestApp {
         self.running = Some(running);
     }
 
-    /// Stops the app and removes its stream.
+    /// Stops the app and removes its streams (events and tasks) and mail files.
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
             let jetstream = running.state.jetstream.clone();
-            let stream = running.state.subjects.stream_name();
+            let subjects = running.state.subjects.clone();
             running.shutdown().await.expect("clean shutdown");
-            let _ = jetstream.delete_stream(stream).await;
+            let _ = jetstream.delete_stream(subjects.stream_name()).await;
+            let _ = jetstream.delete_stream(subjects.tasks_stream_name()).await;
+            let _ = std::fs::remove_dir_all(default_mail_dir(&self.namespace));
         }
     }
 }
@@ -226,7 +279,11 @@ impl Drop for TestApp {
     /// A test that did not call `shutdown` still leaves no stream behind.
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            let stream = running.state.subjects.stream_name();
+            let streams = [
+                running.state.subjects.stream_name(),
+                running.state.subjects.tasks_stream_name(),
+            ];
+            let _ = std::fs::remove_dir_all(default_mail_dir(&self.namespace));
             std::thread::spawn(move || {
                 let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -237,9 +294,10 @@ impl Drop for TestApp {
                 runtime.block_on(async {
                     if let Ok(client) = async_nats::connect(eshop_infra::testing::nats_url()).await
                     {
-                        let _ = async_nats::jetstream::new(client)
-                            .delete_stream(stream)
-                            .await;
+                        let jetstream = async_nats::jetstream::new(client);
+                        for stream in streams {
+                            let _ = jetstream.delete_stream(stream).await;
+                        }
                     }
                 });
             })

@@ -29,6 +29,9 @@ enum Access {
     OwnAccount,
     /// A resource of the owner's: the owner and admins; anyone else gets 404.
     Owned,
+    /// A task: like `Owned`, but readable without a token (a task queued anonymously is read
+    /// by its random id), so an anonymous reader of another's task gets 404 too.
+    Task,
     Admin,
     /// The audit endpoints: auditors and admins.
     Audit,
@@ -46,6 +49,8 @@ fn expected(access: Access, role: Role, method: &Method) -> Expect {
     match (access, role) {
         (Access::Public, Role::Auditor) if command => Expect::Status(403),
         (Access::Public, _) => Expect::Reached,
+        (Access::Task, Role::Owner | Role::Admin) => Expect::Reached,
+        (Access::Task, _) => Expect::Status(404),
         (Access::Credentials, _) => Expect::Status(401),
         (_, Role::Anonymous) => Expect::Status(401),
         (Access::SignedIn, Role::Auditor) if command => Expect::Status(403),
@@ -71,6 +76,8 @@ struct World {
     product_id: String,
     doomed_product_id: String,
     doomed_user_ids: Vec<String>,
+    task_id: String,
+    schedule_id: String,
 }
 
 async fn grant(app: &TestApp, admin: &str, user_id: &str, role: &str) {
@@ -120,6 +127,30 @@ async fn world(app: &TestApp) -> World {
     let order: Value = placed.json().await.expect("json");
     let order_id = order["id"].as_str().expect("order id").to_string();
     let payment_id = wait_for_payment(app, &owner).await;
+    let queued = app
+        .request(Method::POST, "/api/users/me/deposits", Some(&owner))
+        .header("Prefer", "respond-async")
+        .json(&json!({"amount_cents": 100}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(queued.status(), 202);
+    let task_id = queued.json::<Value>().await.expect("json")["task_id"]
+        .as_str()
+        .expect("task id")
+        .to_string();
+    let scheduled = app
+        .post(
+            "/api/admin/schedules",
+            Some(&admin),
+            json!({"name": "nightly", "job_kind": "housekeeping", "params": {}, "cron": "0 0 3 * * *"}),
+        )
+        .await;
+    assert_eq!(scheduled.status(), 201);
+    let schedule_id = scheduled.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("schedule id")
+        .to_string();
     World {
         owner,
         other,
@@ -131,6 +162,8 @@ async fn world(app: &TestApp) -> World {
         product_id,
         doomed_product_id,
         doomed_user_ids,
+        task_id,
+        schedule_id,
     }
 }
 
@@ -384,6 +417,72 @@ async fn every_endpoint_answers_each_role_as_its_access_rule_says() {
         (
             Method::GET,
             "/api/admin/projections".into(),
+            Value::Null,
+            Access::Admin,
+        ),
+        (
+            Method::GET,
+            "/api/tasks".into(),
+            Value::Null,
+            Access::SignedIn,
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks/{}", w.task_id),
+            Value::Null,
+            Access::Task,
+        ),
+        (
+            Method::POST,
+            "/api/admin/reports/sales".into(),
+            json!({"from": "2026-01-01", "to": "2026-01-31"}),
+            Access::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/admin/products/ratings/recompute".into(),
+            json!({}),
+            Access::Admin,
+        ),
+        (
+            Method::GET,
+            "/api/admin/emails".into(),
+            Value::Null,
+            Access::Admin,
+        ),
+        (
+            Method::GET,
+            "/api/admin/schedules".into(),
+            Value::Null,
+            Access::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/admin/schedules".into(),
+            json!({"name": "n", "job_kind": "housekeeping", "params": {}, "every_seconds": 3600}),
+            Access::Admin,
+        ),
+        (
+            Method::GET,
+            format!("/api/admin/schedules/{}", w.schedule_id),
+            Value::Null,
+            Access::Admin,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/admin/schedules/{}", w.schedule_id),
+            json!({"enabled": false}),
+            Access::Admin,
+        ),
+        (
+            Method::GET,
+            format!("/api/admin/schedules/{}/runs", w.schedule_id),
+            Value::Null,
+            Access::Admin,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/admin/schedules/{}", w.schedule_id),
             Value::Null,
             Access::Admin,
         ),

@@ -1,0 +1,351 @@
+//! The job kinds a schedule can name, and what each does when its tick comes.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use eshop_commands::{Actor, CommandContext, CommandError};
+use eshop_domain::product::{Product, ProductError};
+use eshop_infra::mail::outbox::NewMail;
+use eshop_infra::mail::recipients::{Lookup, Recipients};
+use eshop_infra::mail::templates::Template;
+use eshop_infra::order_worker::{OrderWorker, SweepSettings};
+use eshop_infra::personal_data::PersonalDataKeys;
+use eshop_infra::reports;
+use eshop_infra::scheduler::{JobRun, JobRunner};
+
+use crate::background::tasks::{RECOMPUTE_RATINGS, SALES_REPORT};
+use crate::error::{ApiError, FieldError};
+use crate::routes::products::{add_command, AddRequest};
+use crate::state::AppState;
+
+pub const SALES_SUMMARY: &str = "sales_summary";
+pub const BOOK_FAIR: &str = "book_fair_announcement";
+pub const CATALOG_IMPORT: &str = "catalog_import";
+pub const HOUSEKEEPING: &str = "housekeeping";
+
+/// Finished tasks are kept this long (their input and answer may hold personal data).
+const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Every kind of job a schedule may run.
+pub const JOB_KINDS: [&str; 6] = [
+    SALES_SUMMARY,
+    BOOK_FAIR,
+    CATALOG_IMPORT,
+    HOUSEKEEPING,
+    SALES_REPORT,
+    RECOMPUTE_RATINGS,
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookFairParams {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SalesReportParams {
+    /// The report covers this many days, ending with the tick's day.
+    #[serde(default = "one")]
+    days: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Checks a job kind and its parameters (422 `validation_failed` naming the field).
+pub fn validate(job_kind: &str, params: &Value) -> Result<(), ApiError> {
+    fn check<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, ApiError> {
+        serde_json::from_value(params.clone()).map_err(|error| {
+            ApiError::Validation(vec![FieldError::new("params", error.to_string())])
+        })
+    }
+    match job_kind {
+        BOOK_FAIR => check::<BookFairParams>(params).map(|_| ()),
+        SALES_REPORT => {
+            let params: SalesReportParams = check(params)?;
+            if (1..=366).contains(&params.days) {
+                Ok(())
+            } else {
+                Err(ApiError::field("params", "days must be 1 to 366"))
+            }
+        }
+        SALES_SUMMARY | CATALOG_IMPORT | HOUSEKEEPING | RECOMPUTE_RATINGS => {
+            check::<NoParams>(params).map(|_| ())
+        }
+        _ => Err(ApiError::field(
+            "job_kind",
+            format!("must be one of: {}", JOB_KINDS.join(", ")),
+        )),
+    }
+}
+
+pub struct ScheduledJobs {
+    state: AppState,
+    import_feed: Option<std::path::PathBuf>,
+}
+
+/// The id of the mail a run sends one user: the same for every attempt at that tick.
+fn mail_id(job: &JobRun, user_id: Uuid) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!(
+            "schedule/{}/{}/{user_id}",
+            job.schedule_id,
+            job.tick.timestamp()
+        )
+        .as_bytes(),
+    )
+}
+
+impl ScheduledJobs {
+    pub fn new(state: AppState, import_feed: Option<std::path::PathBuf>) -> Self {
+        Self { state, import_feed }
+    }
+
+    async fn mail_users(
+        &self,
+        job: &JobRun,
+        template: Template,
+        users: &[Uuid],
+        context: &Value,
+    ) -> Result<usize, String> {
+        let recipients = Recipients::new(
+            self.state.users.clone(),
+            PersonalDataKeys::new(self.state.pool.clone()),
+        );
+        let mut recorded = 0;
+        for user_id in users {
+            let mut context = context.clone();
+            let recipient = match recipients
+                .of_user(*user_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Lookup::Found(recipient) => {
+                    if let Some(name) = recipient.name {
+                        context["name"] = json!(name);
+                    }
+                    Some(recipient.address)
+                }
+                Lookup::Gone | Lookup::NotYet => None,
+            };
+            let mail = NewMail {
+                source_id: mail_id(job, *user_id),
+                template,
+                position: None,
+                source: job.job_kind.clone(),
+                user_id: Some(*user_id),
+                recipient,
+                context,
+            };
+            if self
+                .state
+                .outbox
+                .enqueue(&mail)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// The day so far (in the shop's time zone) to every active admin.
+    async fn sales_summary(&self, job: &JobRun) -> Result<Value, String> {
+        let day = job.tick.with_timezone(&self.state.tz).date_naive();
+        let sales = reports::day_sales(&self.state.pool, day, self.state.tz, 5)
+            .await
+            .map_err(|e| e.to_string())?;
+        let admins: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE is_active AND 'admin' = ANY (roles) ORDER BY id",
+        )
+        .fetch_all(&self.state.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        let context = json!(sales);
+        let mailed = self
+            .mail_users(job, Template::SalesSummary, &admins, &context)
+            .await?;
+        Ok(
+            json!({"day": day, "orders": sales.orders, "revenue_cents": sales.revenue_cents, "mails": mailed}),
+        )
+    }
+
+    /// Every active user, a page at a time.
+    async fn book_fair(&self, job: &JobRun) -> Result<Value, String> {
+        let params: BookFairParams =
+            serde_json::from_value(job.params.clone()).map_err(|e| e.to_string())?;
+        let year = job
+            .tick
+            .with_timezone(&self.state.tz)
+            .format("%Y")
+            .to_string();
+        let context = json!({"year": year, "message": params.message.unwrap_or_default()});
+        let mut after = Uuid::nil();
+        let mut mailed = 0;
+        loop {
+            let page: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM users WHERE is_active AND id > $1 ORDER BY id LIMIT 500",
+            )
+            .bind(after)
+            .fetch_all(&self.state.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            after = *last;
+            mailed += self
+                .mail_users(job, Template::BookFair, &page, &context)
+                .await?;
+        }
+        Ok(json!({"mails": mailed}))
+    }
+
+    /// Adds the feed's products (validated like `POST /api/products`) as the system. Each
+    /// command's id, and so the new product's id, is derived from the product's title, author
+    /// and date: importing the same feed again adds nothing.
+    async fn catalog_import(&self, job: &JobRun) -> Result<Value, String> {
+        let Some(feed) = &self.import_feed else {
+            tracing::info!("catalog import: no feed configured (ESHOP_IMPORT_FEED); nothing to do");
+            return Ok(json!({"skipped": "no feed configured"}));
+        };
+        let products = read_feed(feed).await?;
+        let (mut added, mut existing, mut rejected) = (0, 0, Vec::new());
+        for product in &products {
+            let command = match add_command(product) {
+                Ok(command) => command,
+                Err(error) => {
+                    rejected.push(json!({"title": product.title, "problem": error.problem()}));
+                    continue;
+                }
+            };
+            let digest = Sha256::digest(
+                format!(
+                    "{}\n{}\n{}",
+                    product.title, product.author, product.published_date
+                )
+                .as_bytes(),
+            );
+            let key: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+            let context = CommandContext::repeatable(
+                Actor::System,
+                format!("schedule-run-{}", job.run_id),
+                &["catalog-import", &key],
+            );
+            let id = context.new_aggregate_id().to_string();
+            match self
+                .state
+                .bus
+                .execute_with::<Product, _>(&id, command, &context, None, |_| ())
+                .await
+            {
+                Ok(executed) if executed.appended > 0 => added += 1,
+                Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists)) => existing += 1,
+                Err(error) => {
+                    let problem = ApiError::from(error);
+                    if problem.is_transient() {
+                        return Err(problem.to_string());
+                    }
+                    rejected.push(json!({"title": product.title, "problem": problem.problem()}));
+                }
+            }
+        }
+        tracing::info!(
+            added,
+            existing,
+            rejected = rejected.len(),
+            "catalog import done"
+        );
+        Ok(json!({"added": added, "existing": existing, "rejected": rejected}))
+    }
+
+    /// Advances stalled orders and fails those that waited too long (their reservations are
+    /// released), and drops idempotency records and finished tasks past their retention.
+    async fn housekeeping(&self) -> Result<Value, String> {
+        let sweeper = OrderWorker::new(
+            self.state.process.clone(),
+            self.state.orders.clone(),
+            self.state.jetstream.clone(),
+            self.state.subjects.clone(),
+            SweepSettings::default(),
+        );
+        let orders = sweeper.sweep_once().await.map_err(|e| e.to_string())?;
+        let purged = self
+            .state
+            .idempotency
+            .purge_expired()
+            .await
+            .map_err(|e| e.to_string())?;
+        let tasks = self
+            .state
+            .tasks
+            .purge_finished(TASK_RETENTION)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(
+            json!({"stalled_orders": orders, "idempotency_records_purged": purged,
+                  "tasks_purged": tasks}),
+        )
+    }
+
+    /// A task kind on a schedule: queue the task (run by whichever replica's worker).
+    async fn queue_task(&self, job: &JobRun) -> Result<Value, String> {
+        let input = if job.job_kind == SALES_REPORT {
+            let params: SalesReportParams =
+                serde_json::from_value(job.params.clone()).map_err(|e| e.to_string())?;
+            let to = job.tick.with_timezone(&self.state.tz).date_naive();
+            let from = to - chrono::Days::new(u64::try_from(params.days - 1).unwrap_or(0));
+            json!({"from": from, "to": to})
+        } else {
+            json!({})
+        };
+        let task = self
+            .state
+            .tasks
+            .create(&job.job_kind, &input, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.state
+            .task_queue
+            .publish(&task, Value::Null)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(json!({"task_id": task.id}))
+    }
+}
+
+async fn read_feed(path: &Path) -> Result<Vec<AddRequest>, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|error| format!("cannot read the feed {}: {error}", path.display()))?;
+    serde_json::from_str(&text).map_err(|error| {
+        format!(
+            "the feed {} is not a JSON array of products: {error}",
+            path.display()
+        )
+    })
+}
+
+impl JobRunner for ScheduledJobs {
+    async fn run(&self, job: JobRun) -> Result<Value, String> {
+        match job.job_kind.as_str() {
+            SALES_SUMMARY => self.sales_summary(&job).await,
+            BOOK_FAIR => self.book_fair(&job).await,
+            CATALOG_IMPORT => self.catalog_import(&job).await,
+            HOUSEKEEPING => self.housekeeping().await,
+            SALES_REPORT | RECOMPUTE_RATINGS => self.queue_task(&job).await,
+            other => Err(format!("unknown job kind {other}")),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! What the task worker runs: a queued command (replayed through the router as its user), a
+//! sales report, or a recompute of the product rating aggregates.
+
+use std::time::Duration;
+
+use axum::http::Method;
+use axum::Router;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use eshop_domain::values::Role;
+use eshop_infra::reports;
+use eshop_infra::tasks::{Outcome, Progress, TaskRecord, TaskRunner};
+
+use crate::background::replay::{self, Replay};
+use crate::background::respond_async::COMMAND_TASK;
+use crate::state::AppState;
+
+pub const SALES_REPORT: &str = "sales_report";
+pub const RECOMPUTE_RATINGS: &str = "recompute_ratings";
+/// Products per step of the ratings recompute.
+const RATINGS_BATCH: i64 = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesReportInput {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueuedCommand {
+    method: String,
+    path: String,
+    #[serde(default)]
+    headers: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+pub struct TaskExecutor {
+    state: AppState,
+    router: Router,
+    step_delay: Duration,
+}
+
+impl TaskExecutor {
+    pub fn new(state: AppState, router: Router, step_delay: Duration) -> Self {
+        Self {
+            state,
+            router,
+            step_delay,
+        }
+    }
+
+    /// Runs the command a task holds. The replay carries an Idempotency-Key (the client's, or
+    /// one derived from the task), so running it again after a worker died answers the first
+    /// answer instead of applying the command twice.
+    pub async fn run_command(&self, task: &TaskRecord, work: Value) -> Outcome {
+        let Ok(command) = serde_json::from_value::<QueuedCommand>(work) else {
+            return Outcome::Failed(
+                json!({"code": "invalid_task", "detail": "the queued request cannot be read"}),
+            );
+        };
+        let Ok(method) = command.method.parse::<Method>() else {
+            return Outcome::Failed(json!({"code": "invalid_task", "detail": "unknown method"}));
+        };
+        let mut headers: Vec<(String, String)> = command.headers.into_iter().collect();
+        if !headers
+            .iter()
+            .any(|(name, _)| name == crate::request::IDEMPOTENCY_KEY)
+        {
+            headers.push((
+                crate::request::IDEMPOTENCY_KEY.to_string(),
+                format!("task-{}", task.id),
+            ));
+        }
+        let as_user = task
+            .owner_id
+            .zip(task.owner_session_id)
+            .map(|(id, session)| {
+                let roles = task
+                    .owner_roles
+                    .iter()
+                    .filter_map(|role| Role::parse(role).ok())
+                    .collect();
+                (id, session, roles)
+            });
+        let replay::Answered {
+            status,
+            body,
+            replayed,
+        } = replay::run(
+            &self.state,
+            &self.router,
+            Replay {
+                method,
+                uri: command.path,
+                headers,
+                body: command.body.into_bytes(),
+                as_user,
+                request_id: command
+                    .request_id
+                    .unwrap_or_else(|| format!("task-{}", task.id)),
+            },
+        )
+        .await;
+        // `replayed`: the command had run before (an earlier delivery, or the client's key).
+        let answer = json!({"status": status.as_u16(), "body": body, "replayed": replayed});
+        if status.is_success() {
+            Outcome::Done(answer)
+        } else if status.is_server_error() {
+            // 503 (a dependency down), 500: worth another go before giving up.
+            Outcome::Retry(format!("the command answered {status}"))
+        } else {
+            Outcome::Failed(match body {
+                Value::Object(_) => body,
+                _ => answer,
+            })
+        }
+    }
+
+    async fn sales_report(&self, task: &TaskRecord, progress: &Progress) -> Outcome {
+        let input: SalesReportInput = match serde_json::from_value(task.input.clone()) {
+            Ok(input) => input,
+            Err(error) => {
+                return Outcome::Failed(
+                    json!({"code": "invalid_task", "detail": error.to_string()}),
+                )
+            }
+        };
+        match reports::sales_report(
+            &self.state.pool,
+            input.from,
+            input.to,
+            self.state.tz,
+            progress,
+            self.step_delay,
+        )
+        .await
+        {
+            Ok(report) => Outcome::Done(json!(report)),
+            Err(error) => Outcome::Retry(error.to_string()),
+        }
+    }
+
+    async fn recompute_ratings(&self, progress: &Progress) -> Outcome {
+        match reports::recompute_ratings(
+            &self.state.pool,
+            Some(&self.state.cache),
+            progress,
+            RATINGS_BATCH,
+            self.step_delay,
+        )
+        .await
+        {
+            Ok(summary) => Outcome::Done(json!(summary)),
+            Err(error) => Outcome::Retry(error.to_string()),
+        }
+    }
+}
+
+impl TaskRunner for TaskExecutor {
+    async fn run(&self, task: TaskRecord, work: Value, progress: Progress) -> Outcome {
+        match task.kind.as_str() {
+            COMMAND_TASK => self.run_command(&task, work).await,
+            SALES_REPORT => self.sales_report(&task, &progress).await,
+            RECOMPUTE_RATINGS => self.recompute_ratings(&progress).await,
+            other => Outcome::Failed(
+                json!({"code": "invalid_task", "detail": format!("unknown task kind {other}")}),
+            ),
+        }
+    }
+}
