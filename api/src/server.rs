@@ -50,7 +50,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::{security, throttle};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -179,7 +179,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     };
     let bus = Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry));
     let gateway = SimulatedGateway::with_latency(Duration::from_millis(config.gateway_latency_ms));
-    let state = AppState {
+    let state = AppState::new(Services {
         process: Arc::new(OrderProcess::new(bus.clone(), gateway)),
         orders: PgOrders::new(pool.clone()),
         payments: PgPayments::new(pool.clone()),
@@ -206,7 +206,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         schedules: PgSchedules::new(pool.clone()),
         tz,
         pool,
-    };
+    });
     if let Some((email, password)) = config.admin_account() {
         ensure_admin(&state, email, password).await?;
     }
@@ -218,7 +218,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
 /// their work is idempotent per message, so sharing spreads the load and needs no failover);
 /// and the scheduler (every replica fires; a unique claim per tick lets one run it).
 fn spawn_workers(
-    state: &mut AppState,
+    state: &AppState,
     router: &Router,
     config: &Config,
     shutdown: &Shutdown,
@@ -228,8 +228,8 @@ fn spawn_workers(
         state.jetstream.clone(),
         state.subjects.clone(),
         RelaySettings::default(),
-    );
-    state.relay = relay.status();
+    )
+    .reporting_to(state.relay.clone());
     let products = Projector::new(
         state.pool.clone(),
         state.jetstream.clone(),
@@ -373,13 +373,12 @@ impl Running {
 }
 
 pub async fn start(config: &Config) -> Result<Running, BoxError> {
-    let mut state = build_state(config).await?;
+    let state = build_state(config).await?;
     let (stop_workers, shutdown) = shutdown_pair();
     let workers = if config.workers {
-        // The workers replay requests through the router (background commands, the import);
-        // its state does not need what spawning sets (the relay's status).
+        // The workers replay requests through the router (background commands, the import).
         let app = router(state.clone());
-        spawn_workers(&mut state, &app, config, &shutdown)
+        spawn_workers(&state, &app, config, &shutdown)
     } else {
         Vec::new()
     };

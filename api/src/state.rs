@@ -27,8 +27,26 @@ use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 use crate::auth::TokenKeys;
 use crate::config::ThrottleSettings;
 
+/// Cheap to clone (one `Arc`): every request clones it once per extractor and middleware, and
+/// the services inside hold NATS contexts and pools whose clones are not cheap.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub pool: PgPool,
     pub bus: Arc<CommandBus<PgEventStore>>,
     pub idempotency: Arc<Idempotency<PgIdempotencyRecords>>,

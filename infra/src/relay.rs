@@ -128,6 +128,12 @@ impl Relay {
         self.status.clone()
     }
 
+    /// Reports into `status` (one its owner already shares, say with `/metrics`).
+    pub fn reporting_to(mut self, status: Arc<RelayStatus>) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Relays until shutdown, whenever this replica holds the relay lock; watches the horizon
     /// meanwhile.
     pub async fn run(self, shutdown: Shutdown) {
