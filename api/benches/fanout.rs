@@ -21,6 +21,10 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+/// The allocator the `eshop` binary uses, so the in-process server measures as it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ADMIN_EMAIL: &str = "bench-admin@example.com";
 const ADMIN_PASSWORD: &str = "bench-password-1";
 

@@ -16,6 +16,10 @@ use eshop_infra::PgEventStore;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// The allocator the `eshop` binary uses, so the in-process server measures as it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A product with `events` events: added, then restocked one unit at a time.
 async fn seed_product(pool: &PgPool, events: i64) -> String {
     let id = Uuid::now_v7().to_string();

@@ -18,6 +18,10 @@ use eshop_infra::testing::fresh_database;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// The allocator the `eshop` binary uses, so the in-process server measures as it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn config(database_url: &str, namespace: &str) -> Config {
     Config {
         database_url: database_url.to_string(),
