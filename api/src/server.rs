@@ -24,6 +24,7 @@ use eshop_infra::mail::{Mailer, MailerSettings};
 use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::personal_data::PersonalDataKeys;
+use eshop_infra::personal_data::SealingKey;
 use eshop_infra::projector::Projector;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::{DocumentProjection, PgDocuments};
@@ -189,6 +190,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
+        task_body_key: SealingKey::derived(&config.jwt_secret, "queued request bodies"),
         sessions: PgSessions::new(pool.clone(), config.session_ttl()),
         limiter: Arc::new(RateLimiter::new(&config.redis_url, &config.redis_prefix)?),
         throttle: Arc::new(config.throttle.clone()),

@@ -10,6 +10,7 @@ use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
+use eshop_infra::personal_data::SealingKey;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::orders::PgOrders;
@@ -51,6 +52,8 @@ pub struct Services {
     pub bus: Arc<CommandBus<PgEventStore>>,
     pub idempotency: Arc<Idempotency<PgIdempotencyRecords>>,
     pub tokens: TokenKeys,
+    /// Seals queued request bodies (derived from the token secret every replica shares).
+    pub task_body_key: SealingKey,
     pub sessions: PgSessions,
     pub limiter: Arc<RateLimiter>,
     pub throttle: Arc<ThrottleSettings>,

@@ -14,6 +14,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use eshop_commands::StoreError;
@@ -24,24 +25,72 @@ use crate::event_store::unavailable;
 const SEALED: &str = "sealed";
 const NONCE_BYTES: usize = 24;
 
-/// One person's key; `Debug` never shows it.
+/// A 256-bit key: one person's, or one derived for a purpose; `Debug` never shows it.
 #[derive(Clone)]
-pub struct PersonalKey(Key);
+pub struct SealingKey(Key);
 
-impl std::fmt::Debug for PersonalKey {
+impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PersonalKey(<secret>)")
+        f.write_str("SealingKey(<secret>)")
     }
 }
 
-impl PersonalKey {
+impl SealingKey {
     pub fn generate() -> Self {
         Self(XChaCha20Poly1305::generate_key(&mut OsRng))
+    }
+
+    /// A key derived from a secret the replicas share, one per purpose.
+    pub fn derived(secret: &str, purpose: &str) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"eshop sealing key\0")
+            .chain_update(purpose.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(secret.as_bytes())
+            .finalize();
+        Self(*Key::from_slice(&digest))
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<Self> {
         (bytes.len() == 32).then(|| Self(*Key::from_slice(bytes)))
     }
+}
+
+/// Seals `text` under `key`, bound to `aad` (it opens only with the same): base64url of the
+/// nonce and the ciphertext.
+pub fn seal_text(key: &SealingKey, aad: &str, text: &str) -> Option<String> {
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let ciphertext = XChaCha20Poly1305::new(&key.0)
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: text.as_bytes(),
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()?;
+    let mut sealed = nonce.to_vec();
+    sealed.extend_from_slice(&ciphertext);
+    Some(URL_SAFE_NO_PAD.encode(sealed))
+}
+
+/// The text `seal_text` sealed, if `key` and `aad` are the ones it was sealed with.
+pub fn open_text(key: &SealingKey, aad: &str, sealed: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if bytes.len() < NONCE_BYTES {
+        return None;
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+    let plaintext = XChaCha20Poly1305::new(&key.0)
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()?;
+    String::from_utf8(plaintext).ok()
 }
 
 /// Whether this event type can carry personal data at all.
@@ -70,11 +119,10 @@ pub fn holds_sealed_fields(aggregate_type: &str, payload: &Value) -> bool {
 }
 
 /// Seals every personal field present in `payload` (an event as stored: `{type, data}`).
-pub fn seal(aggregate_type: &str, aggregate_id: &str, payload: &mut Value, key: &PersonalKey) {
+pub fn seal(aggregate_type: &str, aggregate_id: &str, payload: &mut Value, key: &SealingKey) {
     let Some(data) = payload.get_mut("data").and_then(Value::as_object_mut) else {
         return;
     };
-    let cipher = XChaCha20Poly1305::new(&key.0);
     for field in personal_fields(aggregate_type) {
         let Some(value) = data.get_mut(*field) else {
             continue;
@@ -82,23 +130,10 @@ pub fn seal(aggregate_type: &str, aggregate_id: &str, payload: &mut Value, key: 
         if is_sealed(value) {
             continue;
         }
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let aad = associated_data(aggregate_type, aggregate_id, field);
-        let plaintext = value.to_string();
-        let Ok(ciphertext) = cipher.encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext.as_bytes(),
-                aad: aad.as_bytes(),
-            },
-        ) else {
-            // XChaCha20-Poly1305 only fails on inputs of gigabytes; refuse to keep it in clear.
-            *value = Value::Null;
-            continue;
-        };
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&ciphertext);
-        *value = json!({ SEALED: URL_SAFE_NO_PAD.encode(sealed) });
+        // XChaCha20-Poly1305 only fails on inputs of gigabytes; never keep one in clear.
+        *value = seal_text(key, &aad, &value.to_string())
+            .map_or(Value::Null, |sealed| json!({ SEALED: sealed }));
     }
 }
 
@@ -108,7 +143,7 @@ pub fn unseal(
     aggregate_type: &str,
     aggregate_id: &str,
     payload: &mut Value,
-    key: Option<&PersonalKey>,
+    key: Option<&SealingKey>,
 ) {
     let Some(data) = payload.get_mut("data").and_then(Value::as_object_mut) else {
         return;
@@ -127,22 +162,9 @@ pub fn unseal(
     }
 }
 
-fn open(sealed: &Value, key: &PersonalKey, aad: &str) -> Option<Value> {
-    let bytes = URL_SAFE_NO_PAD.decode(sealed.get(SEALED)?.as_str()?).ok()?;
-    if bytes.len() < NONCE_BYTES {
-        return None;
-    }
-    let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
-    let plaintext = XChaCha20Poly1305::new(&key.0)
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: aad.as_bytes(),
-            },
-        )
-        .ok()?;
-    serde_json::from_slice(&plaintext).ok()
+fn open(sealed: &Value, key: &SealingKey, aad: &str) -> Option<Value> {
+    let text = open_text(key, aad, sealed.get(SEALED)?.as_str()?)?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The key table. Keys are read from Postgres each time they are needed (no cache), so an
@@ -159,14 +181,14 @@ impl PersonalDataKeys {
 
     /// The subject's key, created on first use. An erased subject has none: writing new
     /// personal data for it is refused.
-    pub async fn key_for_writing(&self, subject: &str) -> Result<PersonalKey, StoreError> {
+    pub async fn key_for_writing(&self, subject: &str) -> Result<SealingKey, StoreError> {
         // A concurrent first write can make both halves miss (the inserted row is not in
         // this statement's snapshot): the second attempt then reads it.
         for _ in 0..2 {
             if let Some(stored) = self.create_or_read_key(subject).await? {
                 return stored
                     .as_deref()
-                    .and_then(PersonalKey::from_bytes)
+                    .and_then(SealingKey::from_bytes)
                     .ok_or_else(|| {
                         StoreError::Corrupt(format!("{subject}: personal data was erased"))
                     });
@@ -181,7 +203,7 @@ impl PersonalDataKeys {
         &self,
         subject: &str,
     ) -> Result<Option<Option<Vec<u8>>>, StoreError> {
-        let fresh = PersonalKey::generate();
+        let fresh = SealingKey::generate();
         sqlx::query_scalar(
             "WITH created AS (
                  INSERT INTO personal_data_keys (subject, key) VALUES ($1, $2)
@@ -203,7 +225,7 @@ impl PersonalDataKeys {
     pub async fn keys(
         &self,
         subjects: &[String],
-    ) -> Result<HashMap<String, PersonalKey>, sqlx::Error> {
+    ) -> Result<HashMap<String, SealingKey>, sqlx::Error> {
         if subjects.is_empty() {
             return Ok(HashMap::new());
         }
@@ -215,7 +237,7 @@ impl PersonalDataKeys {
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(subject, key)| Some((subject, PersonalKey::from_bytes(&key)?)))
+            .filter_map(|(subject, key)| Some((subject, SealingKey::from_bytes(&key)?)))
             .collect())
     }
 
@@ -260,7 +282,7 @@ mod tests {
 
     #[test]
     fn sealing_hides_every_personal_field_and_unsealing_restores_it() {
-        let key = PersonalKey::generate();
+        let key = SealingKey::generate();
         let mut payload = registered();
         seal("user", "u1", &mut payload, &key);
         let stored = payload.to_string();
@@ -276,7 +298,7 @@ mod tests {
 
     #[test]
     fn without_the_key_personal_fields_read_as_null() {
-        let key = PersonalKey::generate();
+        let key = SealingKey::generate();
         let mut payload = registered();
         seal("user", "u1", &mut payload, &key);
         unseal("user", "u1", &mut payload, None);
@@ -287,19 +309,34 @@ mod tests {
 
     #[test]
     fn a_sealed_value_opens_only_with_its_key_and_in_its_place() {
-        let key = PersonalKey::generate();
+        let key = SealingKey::generate();
         let mut payload = registered();
         seal("user", "u1", &mut payload, &key);
         let mut elsewhere = payload.clone();
         unseal("user", "u2", &mut elsewhere, Some(&key));
         assert_eq!(elsewhere["data"]["email"], Value::Null);
-        unseal("user", "u1", &mut payload, Some(&PersonalKey::generate()));
+        unseal("user", "u1", &mut payload, Some(&SealingKey::generate()));
         assert_eq!(payload["data"]["email"], Value::Null);
     }
 
     #[test]
+    fn a_text_opens_only_with_its_key_and_purpose() {
+        let key = SealingKey::derived("shared secret", "task bodies");
+        let sealed = seal_text(&key, "task-1", "{\"password\":\"hunter2\"}").expect("sealed");
+        assert!(!sealed.contains("hunter2"));
+        let same = SealingKey::derived("shared secret", "task bodies");
+        assert_eq!(
+            open_text(&same, "task-1", &sealed).as_deref(),
+            Some("{\"password\":\"hunter2\"}")
+        );
+        assert_eq!(open_text(&same, "task-2", &sealed), None);
+        let other = SealingKey::derived("shared secret", "something else");
+        assert_eq!(open_text(&other, "task-1", &sealed), None);
+    }
+
+    #[test]
     fn other_aggregates_are_left_alone() {
-        let key = PersonalKey::generate();
+        let key = SealingKey::generate();
         let original = json!({"type": "ProductCreated", "data": {"email": "not personal here"}});
         let mut payload = original.clone();
         seal("product", "p1", &mut payload, &key);

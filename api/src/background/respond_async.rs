@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use eshop_infra::personal_data::seal_text;
 use eshop_infra::tasks::TaskRecord;
 
 use crate::auth::CurrentUser;
@@ -159,7 +160,9 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
         "method": parts.method.as_str(),
         "path": uri,
         "headers": headers,
-        "body": String::from_utf8_lossy(&body),
+        // Sealed: a body may hold a password or a card number, and the message sits in
+        // JetStream (on disk) until a worker is done with it.
+        "body": seal_text(&state.task_body_key, &task.id.to_string(), &String::from_utf8_lossy(&body)),
         // The events the command appends name the request that asked for it.
         "request_id": parts.headers.get(crate::request::REQUEST_ID).and_then(|id| id.to_str().ok()),
     });

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::http::Method;
 use axum::Router;
 use chrono::NaiveDate;
+use eshop_infra::personal_data::open_text;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -36,6 +37,7 @@ struct QueuedCommand {
     #[serde(default)]
     headers: std::collections::HashMap<String, String>,
     #[serde(default)]
+    /// Sealed with the task body key (see `respond_async`).
     body: String,
     #[serde(default)]
     request_id: Option<String>,
@@ -64,6 +66,14 @@ impl TaskExecutor {
             return Outcome::Failed(
                 json!({"code": "invalid_task", "detail": "the queued request cannot be read"}),
             );
+        };
+        let Some(body) = open_text(
+            &self.state.task_body_key,
+            &task.id.to_string(),
+            &command.body,
+        ) else {
+            return Outcome::Failed(json!({"code": "invalid_task",
+                "detail": "the queued request cannot be opened (was ESHOP_JWT_SECRET changed?)"}));
         };
         let Ok(method) = command.method.parse::<Method>() else {
             return Outcome::Failed(json!({"code": "invalid_task", "detail": "unknown method"}));
@@ -100,7 +110,7 @@ impl TaskExecutor {
                 method,
                 uri: command.path,
                 headers,
-                body: command.body.into_bytes(),
+                body: body.into_bytes(),
                 as_user,
                 request_id: command
                     .request_id

@@ -422,3 +422,40 @@ async fn a_task_whose_worker_died_mid_task_ends_done_once() {
     replica.shutdown().await;
     app.shutdown().await;
 }
+
+/// The queued request waits in JetStream (on disk): its body is sealed there, so a password
+/// or card number in it is not readable from the stream.
+#[tokio::test]
+async fn a_queued_request_keeps_its_secrets_sealed_in_the_stream() {
+    // No worker here: the request stays queued, to be read as any stream reader would.
+    let app = spawn_app_with(|config| config.task_concurrency = 0).await;
+    let secret = "sealed-horse-77";
+    let queued = app
+        .request(Method::POST, "/api/auth/register", None)
+        .header("Prefer", "respond-async")
+        .json(&json!({"email": "wren@example.com", "username": "wren", "password": secret}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(queued.status(), 202);
+    let state = app.state();
+    let mut stream = state
+        .jetstream
+        .get_stream(state.subjects.tasks_stream_name())
+        .await
+        .expect("the task stream");
+    let (messages, first) = {
+        let info = stream.info().await.expect("info");
+        (info.state.messages, info.state.first_sequence)
+    };
+    assert_eq!(messages, 1, "the request is queued");
+    let message = stream
+        .get_raw_message(first)
+        .await
+        .expect("the queued message");
+    let raw = String::from_utf8_lossy(&message.payload).to_string();
+    assert!(raw.contains("/api/auth/register"), "{raw}");
+    assert!(!raw.contains(secret), "the password travels sealed: {raw}");
+    assert!(!raw.contains("wren@example.com"), "{raw}");
+    app.shutdown().await;
+}
