@@ -14,9 +14,30 @@ pub mod shopping;
 pub mod tasks;
 pub mod users;
 
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+
+/// `?cursor=&limit=` of a list endpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl PageParams {
+    /// The page size asked for (`default` when absent); 422 outside 1 to `max`.
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
+        let limit = self.limit.unwrap_or(default);
+        if (1..=max).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(ApiError::field("limit", format!("must be 1 to {max}")))
+        }
+    }
+}
 
 /// How long `?min_version=N` waits for the read model to reach version N.
 pub const READ_YOUR_WRITES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

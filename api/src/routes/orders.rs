@@ -27,7 +27,7 @@ use crate::auth::CurrentUser;
 use crate::command::{execute, Answer};
 use crate::error::{ApiError, FieldError};
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
-use crate::routes::parse_id;
+use crate::routes::{parse_id, PageParams};
 use crate::state::AppState;
 use crate::views::Page;
 
@@ -508,22 +508,12 @@ async fn show(
     Answer::ok(OrderView::from(record)).map(Answer::into_response)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Response, ApiError> {
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
+    let limit = params.limit(20, 100)?;
     let before = match params.cursor.as_deref() {
         Some(raw) => Some(
             raw.parse::<Uuid>()

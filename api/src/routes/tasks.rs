@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use crate::background::tasks::{SalesReportInput, RECOMPUTE_RATINGS, SALES_REPORT
 use crate::command::Answer;
 use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody};
-use crate::routes::parse_id;
+use crate::routes::{parse_id, PageParams};
 use crate::state::AppState;
 use crate::views::Page;
 
@@ -113,22 +113,12 @@ async fn show(
     Answer::ok(TaskView::from(task)).map(Answer::into_response)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Response, ApiError> {
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
+    let limit = params.limit(20, 100)?;
     let whose = (!user.has_role(Role::Admin)).then_some(user.id);
     let before = match params.cursor.as_deref() {
         Some(raw) => {

@@ -17,7 +17,7 @@ use crate::auth::{password, AdminUser, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
-use crate::routes::{not_yet_visible, parse_id, READ_YOUR_WRITES_WAIT};
+use crate::routes::{not_yet_visible, parse_id, PageParams, READ_YOUR_WRITES_WAIT};
 use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::{Page, UserView};
@@ -281,23 +281,13 @@ async fn erase(
     Ok(response)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
 /// Pages through accounts by id (most ids are time-ordered); the cursor is the last id.
 async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<PageParams>,
 ) -> Result<Json<Page<UserView>>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 200"));
-    }
+    let limit = query.limit(50, 200)?;
     let after = match query.cursor.as_deref() {
         Some(raw) => Some(
             raw.parse::<Uuid>()
