@@ -180,7 +180,7 @@ impl PersonalDataKeys {
     }
 
     /// The subject's key, created on first use. An erased subject has none: writing new
-    /// personal data for it is refused.
+    /// personal data for it is refused (as a conflict: the aggregate has changed).
     pub async fn key_for_writing(&self, subject: &str) -> Result<SealingKey, StoreError> {
         // A concurrent first write can make both halves miss (the inserted row is not in
         // this statement's snapshot): the second attempt then reads it.
@@ -189,9 +189,9 @@ impl PersonalDataKeys {
                 return stored
                     .as_deref()
                     .and_then(SealingKey::from_bytes)
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("{subject}: personal data was erased"))
-                    });
+                    // Erased between this command's decision and its append: a conflict, so
+                    // the bus reloads the aggregate, which now refuses the command.
+                    .ok_or(StoreError::Conflict);
             }
         }
         Err(StoreError::Corrupt(format!(
