@@ -221,6 +221,23 @@ impl PersonalDataKeys {
         .map_err(unavailable)
     }
 
+    /// Deletes keys made for registrations that never committed (an e-mail already taken,
+    /// say), once older than `older_than`, so no key outlives every trace of its user.
+    pub async fn purge_unused(&self, older_than: std::time::Duration) -> Result<u64, sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM personal_data_keys AS keys
+              WHERE keys.key IS NOT NULL
+                AND keys.created_at < now() - make_interval(secs => $1)
+                AND NOT EXISTS (SELECT 1 FROM events
+                                 WHERE events.aggregate_type = 'user'
+                                   AND events.aggregate_id = keys.subject)",
+        )
+        .bind(older_than.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected())
+    }
+
     /// The keys of those subjects that still have one.
     pub async fn keys(
         &self,

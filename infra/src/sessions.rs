@@ -167,6 +167,21 @@ impl PgSessions {
         .map(|done| done.rows_affected())
     }
 
+    /// Deletes sessions (and their refresh tokens) that expired or were revoked more than
+    /// `kept` ago: nothing can use them any more, and the spent-token trail of a revoked
+    /// session has done its job by then.
+    pub async fn purge_ended(&self, kept: Duration) -> Result<u64, sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM sessions
+              WHERE coalesce(least(revoked_at, expires_at), expires_at)
+                    < now() - make_interval(secs => $1)",
+        )
+        .bind(kept.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected())
+    }
+
     /// Whether access tokens naming this session are still honoured.
     pub async fn is_live(&self, session_id: Uuid) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(

@@ -26,6 +26,8 @@ pub const SALES_SUMMARY: &str = "sales_summary";
 pub const BOOK_FAIR: &str = "book_fair_announcement";
 pub const CATALOG_IMPORT: &str = "catalog_import";
 pub const HOUSEKEEPING: &str = "housekeeping";
+/// Ended sessions are kept this long (a week) before housekeeping deletes them.
+const SESSION_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Finished tasks are kept this long (their input and answer may hold personal data).
 const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
@@ -271,7 +273,8 @@ impl ScheduledJobs {
     }
 
     /// Advances stalled orders and fails those that waited too long (their reservations are
-    /// released), and drops idempotency records and finished tasks past their retention.
+    /// released), and drops idempotency records, finished tasks, ended sessions and unused
+    /// personal-data keys past their retention.
     async fn housekeeping(&self) -> Result<Value, String> {
         let sweeper = OrderWorker::new(
             self.state.process.clone(),
@@ -293,9 +296,21 @@ impl ScheduledJobs {
             .purge_finished(TASK_RETENTION)
             .await
             .map_err(|e| e.to_string())?;
+        let sessions = self
+            .state
+            .sessions
+            .purge_ended(SESSION_RETENTION)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A day: far longer than any registration takes between making its key and appending.
+        let unused_keys = PersonalDataKeys::new(self.state.pool.clone())
+            .purge_unused(std::time::Duration::from_secs(24 * 3600))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(
             json!({"stalled_orders": orders, "idempotency_records_purged": purged,
-                  "tasks_purged": tasks}),
+                  "tasks_purged": tasks, "sessions_purged": sessions,
+                  "unused_personal_keys_purged": unused_keys}),
         )
     }
 
