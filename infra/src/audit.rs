@@ -5,47 +5,7 @@ use sqlx::PgPool;
 
 use eshop_projections::RelayedEvent;
 
-use crate::relay::without_unpublished_fields;
-
-type Row = (
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    serde_json::Value,
-    serde_json::Value,
-    chrono::DateTime<chrono::Utc>,
-);
-
-const COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, \
-                       event_version, payload, metadata, recorded_at";
-
-fn envelope(row: Row) -> RelayedEvent {
-    let (
-        position,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type,
-        event_version,
-        payload,
-        metadata,
-        recorded_at,
-    ) = row;
-    RelayedEvent {
-        payload: without_unpublished_fields(&aggregate_type, payload),
-        position,
-        aggregate_type,
-        aggregate_id,
-        sequence: u64::try_from(sequence).unwrap_or_default(),
-        event_type,
-        event_version,
-        recorded_at,
-        metadata,
-    }
-}
+use crate::relay::{EventRow, PUBLISHED_COLUMNS};
 
 /// Committed events after `after_position`, by position. A position is taken at insert, so
 /// a transaction still in flight may later fill a gap below the last one shown: a reader that
@@ -55,14 +15,14 @@ pub async fn feed(
     after_position: i64,
     limit: i64,
 ) -> Result<Vec<RelayedEvent>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {PUBLISHED_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
     ))
     .bind(after_position)
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(envelope).collect())
+    Ok(rows.into_iter().map(EventRow::published).collect())
 }
 
 /// One aggregate's events in sequence.
@@ -71,12 +31,13 @@ pub async fn stream(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<RelayedEvent>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {PUBLISHED_COLUMNS} FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
     ))
     .bind(aggregate_type)
     .bind(aggregate_id)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(envelope).collect())
+    Ok(rows.into_iter().map(EventRow::published).collect())
 }

@@ -95,18 +95,47 @@ struct Checkpoint {
     position: i64,
 }
 
-type EventRow = (
-    String,
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    serde_json::Value,
-    serde_json::Value,
-    DateTime<Utc>,
-);
+/// An `events` row as `PUBLISHED_COLUMNS` select it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+    recorded_at: DateTime<Utc>,
+}
+
+pub(crate) const PUBLISHED_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
+                                            event_type, event_version, payload, metadata, recorded_at";
+
+impl EventRow {
+    /// The event as it is published: the envelope, secrets removed.
+    pub(crate) fn published(self) -> RelayedEvent {
+        RelayedEvent {
+            payload: without_unpublished_fields(&self.aggregate_type, self.payload),
+            position: self.position,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            // The table's CHECK keeps sequences positive.
+            sequence: u64::try_from(self.sequence).unwrap_or_default(),
+            event_type: self.event_type,
+            event_version: self.event_version,
+            recorded_at: self.recorded_at,
+            metadata: self.metadata,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RelayRow {
+    xid: String,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
 
 impl Relay {
     pub fn new(
@@ -320,58 +349,32 @@ async fn fetch_batch(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<(Checkpoint, RelayedEvent)>, BoxError> {
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT xid::text, position, aggregate_type, aggregate_id, sequence, event_type,
-                event_version, payload, metadata, recorded_at
+    let rows: Vec<RelayRow> = sqlx::query_as(&format!(
+        "SELECT xid::text AS xid, {PUBLISHED_COLUMNS}
            FROM events
           WHERE (xid, position) > ($1::text::xid8, $2)
             AND xid < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY xid, position
-          LIMIT $3",
-    )
+          LIMIT $3"
+    ))
     .bind(after.xid.to_string())
     .bind(after.position)
     .bind(limit)
     .fetch_all(connection)
     .await?;
     rows.into_iter()
-        .map(
-            |(
-                xid,
-                position,
-                aggregate_type,
-                aggregate_id,
-                sequence,
-                event_type,
-                event_version,
-                payload,
-                metadata,
-                recorded_at,
-            )| {
-                Ok((
-                    Checkpoint {
-                        xid: xid.parse()?,
-                        position,
-                    },
-                    RelayedEvent {
-                        payload: without_unpublished_fields(&aggregate_type, payload),
-                        position,
-                        aggregate_type,
-                        aggregate_id,
-                        sequence: u64::try_from(sequence)?,
-                        event_type,
-                        event_version,
-                        recorded_at,
-                        metadata,
-                    },
-                ))
-            },
-        )
+        .map(|row| {
+            let checkpoint = Checkpoint {
+                xid: row.xid.parse()?,
+                position: row.event.position,
+            };
+            Ok((checkpoint, row.event.published()))
+        })
         .collect()
 }
 
 /// Secrets such as password hashes stay in the store (see `eshop_domain::unpublished_fields`).
-pub(crate) fn without_unpublished_fields(
+fn without_unpublished_fields(
     aggregate_type: &str,
     mut payload: serde_json::Value,
 ) -> serde_json::Value {
