@@ -25,7 +25,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn config(database_url: &str, namespace: &str) -> Config {
     Config {
         database_url: database_url.to_string(),
-        db_pool_size: 32,
+        // For comparison: `BENCH_DB_POOL=N` sets the database pool's size.
+        db_pool_size: std::env::var("BENCH_DB_POOL")
+            .ok()
+            .and_then(|size| size.parse().ok())
+            .unwrap_or(32),
         nats_url: eshop_infra::testing::nats_url(),
         nats_prefix: namespace.to_string(),
         redis_url: "redis://127.0.0.1:6379".into(),

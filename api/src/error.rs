@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use eshop_commands::order_process::ProcessError;
 use eshop_commands::{CommandError, StoreError};
 use eshop_domain::cart::CartError;
 use eshop_domain::order::OrderError;
@@ -212,6 +213,21 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(source) => Self::Unavailable(source),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<ProcessError> for ApiError {
+    fn from(error: ProcessError) -> Self {
+        match error {
+            ProcessError::NotFound => Self::NotFound("order"),
+            ProcessError::Store(StoreError::Conflict) => Self::Conflict {
+                code: "conflict",
+                detail: "the order kept colliding with other changes; try again".into(),
+            },
+            ProcessError::Store(store) => store.into(),
+            ProcessError::Gateway(unavailable) => Self::Unavailable(Box::new(unavailable)),
+            ProcessError::Step(_) => Self::internal(error),
         }
     }
 }

@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// "Full jitter": a random wait up to an exponentially growing ceiling, so writers that
     /// collided do not collide again in step.
-    fn delay_before(&self, attempt: u32) -> Duration {
+    pub fn delay_before(&self, attempt: u32) -> Duration {
         let ceiling = self
             .base_delay
             .saturating_mul(1 << attempt.min(16))
@@ -81,10 +81,37 @@ impl<E: std::error::Error + 'static> From<StoreError> for CommandError<E> {
 /// optimistic conflicts only happen between replicas. Striping bounds the memory.
 const STRIPES: usize = 1024;
 
-/// Aggregates kept in memory between commands, at most this many (then the cache is cleared).
-const CACHED_AGGREGATES: usize = 20_000;
+/// Aggregates kept in memory between commands: at most twice this many (see `Kept`).
+const CACHED_AGGREGATES: usize = 10_000;
 
 type CacheKey = (&'static str, String);
+
+/// The aggregates kept in memory, in two generations: when the recent one is full it becomes
+/// the old one, and the old one is dropped. Whatever was used since the last turn survives
+/// it, so a hot aggregate is not reloaded from its whole history when the cache turns over.
+#[derive(Default)]
+struct Kept {
+    recent: HashMap<CacheKey, Box<dyn Any + Send>>,
+    old: HashMap<CacheKey, Box<dyn Any + Send>>,
+}
+
+impl Kept {
+    fn take(&mut self, key: &CacheKey) -> Option<Box<dyn Any + Send>> {
+        self.recent.remove(key).or_else(|| self.old.remove(key))
+    }
+
+    fn contains(&self, key: &CacheKey) -> bool {
+        self.recent.contains_key(key) || self.old.contains_key(key)
+    }
+
+    fn keep(&mut self, key: CacheKey, loaded: Box<dyn Any + Send>) {
+        if self.recent.len() >= CACHED_AGGREGATES {
+            self.old = std::mem::take(&mut self.recent);
+        }
+        self.old.remove(&key);
+        self.recent.insert(key, loaded);
+    }
+}
 
 pub struct CommandBus<S> {
     store: S,
@@ -93,7 +120,17 @@ pub struct CommandBus<S> {
     /// The last known state of recently used aggregates, with its version. A command loads
     /// only the events after it (usually none), so its cost does not grow with the history.
     /// Being stale is harmless: the append checks the version anyway.
-    aggregates: std::sync::Mutex<HashMap<CacheKey, Box<dyn Any + Send>>>,
+    aggregates: std::sync::Mutex<Kept>,
+}
+
+impl<S> CommandBus<S> {
+    /// `keep` for a `Loaded<A>` in a box.
+    fn keep_boxed(&self, key: CacheKey, loaded: Box<dyn Any + Send>) {
+        self.aggregates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keep(key, loaded);
+    }
 }
 
 impl<S: EventStore> CommandBus<S> {
@@ -106,19 +143,26 @@ impl<S: EventStore> CommandBus<S> {
         }
     }
 
+    /// The in-memory copy of an aggregate, taken out of the cache (a command puts it back).
+    fn take_cached<A>(&self, aggregate_id: &str) -> Option<Loaded<A>>
+    where
+        A: Aggregate + 'static,
+    {
+        self.aggregates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take(&(A::TYPE, aggregate_id.to_string()))
+            .and_then(|entry| entry.downcast::<Loaded<A>>().ok())
+            .map(|known| *known)
+    }
+
     /// The aggregate now: the cached state (taken out of the cache) caught up, or a full load.
     async fn load_current<A>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError>
     where
         A: Aggregate + 'static,
     {
-        let cached = self
-            .aggregates
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&(A::TYPE, aggregate_id.to_string()))
-            .and_then(|entry| entry.downcast::<Loaded<A>>().ok());
-        match cached {
-            Some(known) => self.store.catch_up(aggregate_id, *known).await,
+        match self.take_cached::<A>(aggregate_id) {
+            Some(known) => self.store.catch_up(aggregate_id, known).await,
             None => self.store.load::<A>(aggregate_id).await,
         }
     }
@@ -128,28 +172,45 @@ impl<S: EventStore> CommandBus<S> {
     where
         A: Aggregate + 'static,
     {
-        let mut aggregates = self
-            .aggregates
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if aggregates.len() >= CACHED_AGGREGATES {
-            aggregates.clear();
-        }
-        aggregates.insert(
+        self.keep_boxed(
             (A::TYPE, aggregate_id.to_string()),
             Box::new(Loaded { aggregate, version }),
         );
+    }
+
+    /// Declares `aggregate_id` new (a fresh random id): the first command on it decides on the
+    /// empty aggregate without reading the store. Were it not new after all, that command's
+    /// append conflicts and is retried on the stored aggregate.
+    pub fn assume_new<A>(&self, aggregate_id: &str)
+    where
+        A: Aggregate + 'static,
+    {
+        let known = self
+            .aggregates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&(A::TYPE, aggregate_id.to_string()));
+        if !known {
+            self.keep(aggregate_id, A::default(), 0);
+        }
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     pub fn store(&self) -> &S {
         &self.store
     }
 
-    fn stripe(&self, aggregate_type: &str, aggregate_id: &str) -> &Mutex<()> {
+    fn stripe_index(&self, aggregate_type: &str, aggregate_id: &str) -> usize {
         let mut hasher = DefaultHasher::new();
         (aggregate_type, aggregate_id).hash(&mut hasher);
-        let index = usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or_default();
-        &self.stripes[index]
+        usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or_default()
+    }
+
+    fn stripe(&self, aggregate_type: &str, aggregate_id: &str) -> &Mutex<()> {
+        &self.stripes[self.stripe_index(aggregate_type, aggregate_id)]
     }
 
     /// Reads an aggregate through the in-memory copy (caught up with the store), so reading a
@@ -164,6 +225,26 @@ impl<S: EventStore> CommandBus<S> {
     {
         let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
         let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
+        let answer = view(&aggregate, version);
+        self.keep(aggregate_id, aggregate, version);
+        Ok(answer)
+    }
+
+    /// Reads the in-memory copy as it is, without asking the store whether it moved on (a full
+    /// load when there is none): for answering with what this process itself just did.
+    pub async fn read_as_known<A, T>(
+        &self,
+        aggregate_id: &str,
+        view: impl FnOnce(&A, u64) -> T,
+    ) -> Result<T, StoreError>
+    where
+        A: Aggregate + 'static,
+    {
+        let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
+        let Loaded { aggregate, version } = match self.take_cached::<A>(aggregate_id) {
+            Some(known) => known,
+            None => self.store.load::<A>(aggregate_id).await?,
+        };
         let answer = view(&aggregate, version);
         self.keep(aggregate_id, aggregate, version);
         Ok(answer)
@@ -205,6 +286,12 @@ impl<S: EventStore> CommandBus<S> {
     /// itself stays in memory for the next command on it, so a command costs the same however
     /// long the aggregate's history is.
     ///
+    /// The command is decided on the in-memory copy without asking the store first. An append
+    /// checks the version anyway, so a stale copy costs a conflict and a retry, never a wrong
+    /// write. Any other outcome (a rejection, nothing to do, a version mismatch) is only
+    /// answered once the copy is known to be current: a stale copy must not refuse a command
+    /// that the stored aggregate would accept, nor skip one it would act on.
+    ///
     /// Relies on what every eshop aggregate does: `handle` decides all its events before it
     /// writes any, so a rejected command left the aggregate as it was.
     pub async fn execute_with<A, T>(
@@ -225,47 +312,50 @@ impl<S: EventStore> CommandBus<S> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // A repeat of an applied command answers with the current state and appends nothing.
-            // After a failed attempt this also catches our own append having landed.
-            let applied = if context.repeatable || attempt > 1 {
-                self.store.applied_to(context.command_id).await?
-            } else {
-                None
+            // After a failed attempt our own append may have landed: answer as a repeat.
+            if attempt > 1 && self.applied_here::<A>(aggregate_id, context).await? {
+                return self.answer_current(aggregate_id, answer).await;
+            }
+            let (mut loaded, mut current) = match self.take_cached::<A>(aggregate_id) {
+                Some(cached) => (cached, false),
+                None => (self.store.load::<A>(aggregate_id).await?, true),
             };
-            if let Some((applied_type, applied_id)) = applied {
-                // One command id names one command on one aggregate: anything else is a bug
-                // that would silently skip this command.
-                if applied_type != A::TYPE || applied_id != aggregate_id {
-                    return Err(CommandError::Store(StoreError::CommandIdReused(
-                        context.command_id,
-                    )));
+            let mut asked_if_applied = false;
+            let events = loop {
+                let decided = self
+                    .decide(
+                        &mut loaded.aggregate,
+                        loaded.version,
+                        &command,
+                        expected_version,
+                    )
+                    .await;
+                if matches!(&decided, Ok(events) if !events.is_empty()) {
+                    break decided;
                 }
-                let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
-                let answer = answer(&aggregate);
-                self.keep(aggregate_id, aggregate, version);
-                return Ok(Executed {
-                    aggregate: answer,
-                    version,
-                    appended: 0,
-                });
-            }
-            let Loaded {
-                mut aggregate,
-                version,
-            } = self.load_current::<A>(aggregate_id).await?;
-            if let Some(expected) = expected_version.filter(|expected| *expected != version) {
-                self.keep(aggregate_id, aggregate, version);
-                return Err(CommandError::VersionMismatch {
-                    expected,
-                    actual: version,
-                });
-            }
-            let sink = EventSink::default();
-            if let Err(rejection) = aggregate.handle(command.clone(), &(), &sink).await {
-                self.keep(aggregate_id, aggregate, version);
-                return Err(CommandError::Rejected(rejection));
-            }
-            let events = sink.collect().await;
+                // Confirm the outcome against the store: a repeat of an applied command
+                // answers as it did the first time; otherwise decide again on the current state.
+                if context.repeatable && !asked_if_applied {
+                    asked_if_applied = true;
+                    if self.applied_here::<A>(aggregate_id, context).await? {
+                        self.keep(aggregate_id, loaded.aggregate, loaded.version);
+                        return self.answer_current(aggregate_id, answer).await;
+                    }
+                }
+                if current {
+                    break decided;
+                }
+                loaded = self.store.catch_up(aggregate_id, loaded).await?;
+                current = true;
+            };
+            let events = match events {
+                Ok(events) => events,
+                Err(refusal) => {
+                    self.keep(aggregate_id, loaded.aggregate, loaded.version);
+                    return Err(refusal);
+                }
+            };
+            let Loaded { aggregate, version } = loaded;
             if events.is_empty() {
                 let answer = answer(&aggregate);
                 self.keep(aggregate_id, aggregate, version);
@@ -309,7 +399,75 @@ impl<S: EventStore> CommandBus<S> {
             }
         }
     }
+
+    /// The events `command` would append to `aggregate` (at `version`), applied to it; a
+    /// refusal leaves it as it was.
+    async fn decide<A>(
+        &self,
+        aggregate: &mut A,
+        version: u64,
+        command: &A::Command,
+        expected_version: Option<u64>,
+    ) -> Result<Vec<A::Event>, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: Clone,
+        A::Error: 'static,
+    {
+        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
+            return Err(CommandError::VersionMismatch {
+                expected,
+                actual: version,
+            });
+        }
+        let sink = EventSink::default();
+        aggregate
+            .handle(command.clone(), &(), &sink)
+            .await
+            .map_err(CommandError::Rejected)?;
+        Ok(sink.collect().await)
+    }
+
+    /// Whether `context`'s command was already applied, to this aggregate. The same command id
+    /// on another aggregate is a bug that would silently skip this command.
+    async fn applied_here<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        context: &CommandContext,
+    ) -> Result<bool, StoreError> {
+        match self.store.applied_to(context.command_id).await? {
+            None => Ok(false),
+            Some((applied_type, applied_id))
+                if applied_type == A::TYPE && applied_id == aggregate_id =>
+            {
+                Ok(true)
+            }
+            Some(_) => Err(StoreError::CommandIdReused(context.command_id)),
+        }
+    }
+
+    /// The answer to a repeat of an applied command: the current state, nothing appended.
+    async fn answer_current<A, T>(
+        &self,
+        aggregate_id: &str,
+        answer: impl FnOnce(&A) -> T,
+    ) -> Result<Executed<T>, CommandError<A::Error>>
+    where
+        A: Aggregate + 'static,
+    {
+        let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
+        let answer = answer(&aggregate);
+        self.keep(aggregate_id, aggregate, version);
+        Ok(Executed {
+            aggregate: answer,
+            version,
+            appended: 0,
+        })
+    }
 }
+
+mod batch;
+pub use batch::Batch;
 
 #[cfg(test)]
 mod tests;

@@ -12,4 +12,4 @@ pub mod store;
 pub use bus::{CommandBus, CommandError, Executed, RetryPolicy};
 pub use context::{Actor, CommandContext};
 pub use idempotency::{Idempotency, IdempotencyRecords, PriorRequest, StoredResponse};
-pub use store::{EventStore, Loaded, StoreError};
+pub use store::{EventStore, Loaded, StagedAppend, StagedEvent, StoreError};

@@ -2,23 +2,29 @@
 //! touches — the products' stock, the buyer's wallet or a payment gateway, the payment, the
 //! order — and undoes what was done when it cannot finish.
 //!
-//! cqrs-es commits one aggregate at a time, so the steps are separate commands. Each carries an
-//! id derived from the order and the step, and each domain step is idempotent per order, so
-//! repeating a step (after a crash, or from two drivers at once) changes nothing. `advance`
-//! starts from whatever state the order is in; a failed or cancelled order is always undone
-//! (again, harmlessly) before `advance` returns.
+//! Each step is a command on one aggregate. Each carries an id derived from the order and the
+//! step, and each domain step is idempotent per order, so repeating a step (after a crash, or
+//! from two drivers at once) changes nothing. `advance` starts from whatever state the order is
+//! in and commits step by step (a gateway charge may sit between steps); a failed or cancelled
+//! order is always undone (again, harmlessly) before `advance` returns. `purchase` runs the
+//! same steps for a wallet purchase, where nothing waits on the outside, and commits them in
+//! one transaction.
 
 use std::sync::Arc;
 
+use cqrs_es::Aggregate;
 use uuid::Uuid;
 
-use eshop_domain::order::{Order, OrderCommand, OrderError, OrderStatus};
+use eshop_domain::order::{
+    Order, OrderCommand, OrderError, OrderLine, OrderStatus, PaymentInstrument,
+};
 use eshop_domain::payment::{Payment, PaymentCommand, PaymentError};
 use eshop_domain::product::{Product, ProductCommand, ProductError};
 use eshop_domain::user::{User, UserCommand, UserError};
 use eshop_domain::values::{PaymentMethod, Quantity};
+use eshop_domain::DeclaresClaims;
 
-use crate::bus::{CommandBus, CommandError};
+use crate::bus::{Batch, CommandBus, CommandError, Executed};
 use crate::context::{derived_id, Actor, CommandContext};
 use crate::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
 use crate::store::{EventStore, StoreError};
@@ -60,6 +66,81 @@ pub fn payment_id(order_id: Uuid) -> Uuid {
     derived_id(&["payment", &order_id.to_string()])
 }
 
+/// What `OrderProcess::purchase` buys, for whom, under which (fresh) order id.
+#[derive(Debug, Clone)]
+pub struct PurchaseRequest {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: i64,
+}
+
+/// A purchase's end: the order (confirmed, or failed with its reason) and the wallet after it.
+#[derive(Debug, Clone)]
+pub struct Purchased {
+    pub order: Order,
+    pub order_version: u64,
+    pub balance_cents: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PurchaseError {
+    #[error("the product is not sold")]
+    ProductUnavailable,
+    #[error(transparent)]
+    Refused(OrderError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// Where the process's commands go: to the store one at a time, or into a batch committed at
+/// the end.
+enum Steps<'bus, S> {
+    OneByOne(&'bus CommandBus<S>),
+    Together(Batch<'bus, S>),
+}
+
+impl<S: EventStore> Steps<'_, S> {
+    async fn execute<A, T>(
+        &mut self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        answer: impl FnOnce(&A) -> T,
+    ) -> Result<Executed<T>, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: DeclaresClaims,
+    {
+        match self {
+            Self::OneByOne(bus) => {
+                bus.execute_with(aggregate_id, command, context, None, answer)
+                    .await
+            }
+            Self::Together(batch) => {
+                batch
+                    .execute_with(aggregate_id, command, context, answer)
+                    .await
+            }
+        }
+    }
+
+    async fn read<A, T>(
+        &mut self,
+        aggregate_id: &str,
+        view: impl FnOnce(&A, u64) -> T,
+    ) -> Result<T, StoreError>
+    where
+        A: Aggregate + 'static,
+    {
+        match self {
+            Self::OneByOne(bus) => bus.read(aggregate_id, view).await,
+            Self::Together(batch) => batch.read(aggregate_id, view).await,
+        }
+    }
+}
+
 pub struct OrderProcess<S, G> {
     bus: Arc<CommandBus<S>>,
     gateway: G,
@@ -82,31 +163,156 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// Moves the order on until it is confirmed, cancelled or failed; returns where it ended.
     pub async fn advance(&self, order_id: Uuid) -> Result<OrderStatus, ProcessError> {
+        self.advance_from(order_id, None).await
+    }
+
+    /// `advance`, unless this process already knows the order confirmed (a confirmed order
+    /// never changes again, so a copy in memory that says so is the truth; a cancelled or
+    /// failed one may still need undoing): for redeliveries.
+    pub async fn advance_unless_confirmed(
+        &self,
+        order_id: Uuid,
+    ) -> Result<OrderStatus, ProcessError> {
+        let status = self
+            .bus
+            .read_as_known::<Order, _>(&order_id.to_string(), |order, _| order.status)
+            .await?;
+        if status == OrderStatus::Confirmed {
+            return Ok(status);
+        }
+        self.advance(order_id).await
+    }
+
+    /// Like `advance`, starting from `known`: the order as its last command left it, when the
+    /// caller has it. Each step is committed on its own.
+    pub async fn advance_from(
+        &self,
+        order_id: Uuid,
+        known: Option<Order>,
+    ) -> Result<OrderStatus, ProcessError> {
+        let mut steps = Steps::OneByOne(&self.bus);
+        self.drive(&mut steps, order_id, known).await
+    }
+
+    /// Buys `quantity` of a product from the customer's wallet: places the order (priced from
+    /// the product as the reservation finds it) and runs every step to the end. No step waits
+    /// on anything outside, so the steps, the same commands with the same ids and events as
+    /// step by step, are committed together: a crash leaves no order or a finished one. A
+    /// conflict with another writer runs the whole purchase again on the stored aggregates.
+    pub async fn purchase(
+        &self,
+        request: &PurchaseRequest,
+        context: &CommandContext,
+    ) -> Result<Purchased, PurchaseError> {
+        let order = request.order_id.to_string();
+        let product = request.product_id.to_string();
+        let customer = request.customer_id.to_string();
+        let payment = payment_id(request.order_id).to_string();
+        let touched = [
+            (Order::TYPE, order.as_str()),
+            (Product::TYPE, product.as_str()),
+            (User::TYPE, customer.as_str()),
+            (Payment::TYPE, payment.as_str()),
+        ];
+        self.bus.assume_new::<Order>(&order);
+        let retry = self.bus.retry_policy();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut steps = Steps::Together(self.bus.batch(&touched).await);
+            let (listed, unit_price_cents) = steps
+                .read::<Product, _>(&product, |product, _| {
+                    (product.is_listed(), product.price_cents)
+                })
+                .await
+                .map_err(ProcessError::from)?;
+            if !listed {
+                return Err(PurchaseError::ProductUnavailable);
+            }
+            let place = OrderCommand::Place {
+                customer_id: request.customer_id,
+                lines: vec![OrderLine {
+                    product_id: request.product_id,
+                    quantity: request.quantity,
+                    unit_price_cents,
+                }],
+                payment: PaymentInstrument::balance(),
+            };
+            let placed = match steps
+                .execute::<Order, _>(&order, place, context, Order::clone)
+                .await
+            {
+                Ok(placed) => placed.aggregate,
+                Err(CommandError::Rejected(refusal)) => {
+                    return Err(PurchaseError::Refused(refusal))
+                }
+                Err(other) => return Err(step_error(other).into()),
+            };
+            self.drive(&mut steps, request.order_id, Some(placed))
+                .await?;
+            let (order_now, order_version) = steps
+                .read::<Order, _>(&order, |order, version| (order.clone(), version))
+                .await
+                .map_err(ProcessError::from)?;
+            let balance_cents = steps
+                .read::<User, _>(&customer, |buyer, _| buyer.balance_cents)
+                .await
+                .map_err(ProcessError::from)?;
+            let Steps::Together(batch) = steps else {
+                unreachable!("opened as a batch")
+            };
+            match batch.commit().await {
+                Ok(()) => {
+                    return Ok(Purchased {
+                        order: order_now,
+                        order_version,
+                        balance_cents,
+                    })
+                }
+                Err(StoreError::Conflict | StoreError::AlreadyApplied)
+                    if attempt < retry.max_attempts =>
+                {
+                    tokio::time::sleep(retry.delay_before(attempt)).await;
+                }
+                Err(other) => return Err(ProcessError::Store(other).into()),
+            }
+        }
+    }
+
+    async fn drive(
+        &self,
+        steps: &mut Steps<'_, S>,
+        order_id: Uuid,
+        known: Option<Order>,
+    ) -> Result<OrderStatus, ProcessError> {
         // Each step answers with the order after it; only when a step found the order moved
         // on by someone else is it read again.
-        let mut known = None;
+        let mut known = known;
         loop {
             let order = match known.take() {
                 Some(order) => order,
-                None => self.current(order_id).await?,
+                None => self.current(steps, order_id).await?,
             };
             known = match order.status {
                 OrderStatus::New => return Err(ProcessError::NotFound),
-                OrderStatus::Placed => self.reserve_stock(order_id, &order).await?,
-                OrderStatus::StockReserved => self.take_payment(order_id, &order).await?,
-                OrderStatus::Paid => self.confirm(order_id, &order).await?,
+                OrderStatus::Placed => self.reserve_stock(steps, order_id, &order).await?,
+                OrderStatus::StockReserved => self.take_payment(steps, order_id, &order).await?,
+                OrderStatus::Paid => self.confirm(steps, order_id, &order).await?,
                 OrderStatus::Confirmed => return Ok(OrderStatus::Confirmed),
                 status @ (OrderStatus::Cancelled | OrderStatus::Failed) => {
-                    self.undo(order_id, &order).await?;
+                    self.undo(steps, order_id, &order).await?;
                     return Ok(status);
                 }
             };
         }
     }
 
-    async fn current(&self, order_id: Uuid) -> Result<Order, ProcessError> {
-        Ok(self
-            .bus
+    async fn current(
+        &self,
+        steps: &mut Steps<'_, S>,
+        order_id: Uuid,
+    ) -> Result<Order, ProcessError> {
+        Ok(steps
             .read::<Order, _>(&order_id.to_string(), |order, _| order.clone())
             .await?)
     }
@@ -114,26 +320,27 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// Fails an order that is still waiting for stock or payment (the sweep's timeout), undoing
     /// what was done; returns where the order ended.
     pub async fn give_up(&self, order_id: Uuid, reason: &str) -> Result<OrderStatus, ProcessError> {
-        let order = self.current(order_id).await?;
+        let mut steps = Steps::OneByOne(&self.bus);
+        let order = self.current(&mut steps, order_id).await?;
         if matches!(
             order.status,
             OrderStatus::Placed | OrderStatus::StockReserved
         ) {
-            self.fail(order_id, &order, reason).await?;
+            self.fail(&mut steps, order_id, &order, reason).await?;
         }
-        self.advance(order_id).await
+        self.drive(&mut steps, order_id, None).await
     }
 
     async fn order_step(
         &self,
+        steps: &mut Steps<'_, S>,
         order_id: Uuid,
         command: OrderCommand,
         step: &str,
     ) -> Result<Step, ProcessError> {
         let context = Self::step(order_id, step, "order");
-        match self
-            .bus
-            .execute_with::<Order, _>(&order_id.to_string(), command, &context, None, Order::clone)
+        match steps
+            .execute::<Order, _>(&order_id.to_string(), command, &context, Order::clone)
             .await
         {
             Ok(executed) => Ok(Some(executed.aggregate)),
@@ -144,33 +351,37 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         }
     }
 
-    async fn reserve_stock(&self, order_id: Uuid, order: &Order) -> Result<Step, ProcessError> {
+    async fn reserve_stock(
+        &self,
+        steps: &mut Steps<'_, S>,
+        order_id: Uuid,
+        order: &Order,
+    ) -> Result<Step, ProcessError> {
         for line in &order.lines {
             let quantity = Quantity::positive(line.quantity)
                 .map_err(|invalid| ProcessError::Step(invalid.0))?;
             let product = line.product_id.to_string();
-            let reserved = self
-                .bus
-                .execute_with::<Product, _>(
+            let reserved = steps
+                .execute::<Product, _>(
                     &product,
                     ProductCommand::Reserve { order_id, quantity },
                     &Self::step(order_id, "reserve", &product),
-                    None,
                     |_| (),
                 )
                 .await;
             match reserved {
                 Ok(_) => {}
                 Err(CommandError::Rejected(ProductError::InsufficientStock { .. })) => {
-                    return self.fail(order_id, order, OUT_OF_STOCK).await;
+                    return self.fail(steps, order_id, order, OUT_OF_STOCK).await;
                 }
                 Err(CommandError::Rejected(ProductError::NotFound)) => {
-                    return self.fail(order_id, order, PRODUCT_UNAVAILABLE).await;
+                    return self.fail(steps, order_id, order, PRODUCT_UNAVAILABLE).await;
                 }
                 Err(other) => return Err(step_error(other)),
             }
         }
         self.order_step(
+            steps,
             order_id,
             OrderCommand::RecordStockReserved,
             "stock-reserved",
@@ -178,7 +389,12 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         .await
     }
 
-    async fn take_payment(&self, order_id: Uuid, order: &Order) -> Result<Step, ProcessError> {
+    async fn take_payment(
+        &self,
+        steps: &mut Steps<'_, S>,
+        order_id: Uuid,
+        order: &Order,
+    ) -> Result<Step, ProcessError> {
         let (Some(customer_id), Some(instrument)) = (order.customer_id, order.payment.clone())
         else {
             return Err(ProcessError::Step(
@@ -187,8 +403,10 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         };
         let payment_id = payment_id(order_id);
         let payment = payment_id.to_string();
-        self.bus
-            .execute_with::<Payment, _>(
+        // Only a resumed order has a payment already, and then the request's append conflicts.
+        self.bus.assume_new::<Payment>(&payment);
+        steps
+            .execute::<Payment, _>(
                 &payment,
                 PaymentCommand::Request {
                     order_id,
@@ -198,13 +416,12 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                     card_last4: instrument.card_last4.clone(),
                 },
                 &Self::step(order_id, "payment-request", &payment),
-                None,
                 |_| (),
             )
             .await
             .or_else(|error| match error {
                 CommandError::Rejected(eshop_domain::payment::PaymentError::AlreadyRequested) => {
-                    Ok(crate::bus::Executed {
+                    Ok(Executed {
                         aggregate: (),
                         version: 0,
                         appended: 0,
@@ -214,16 +431,14 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             })?;
 
         let outcome = if instrument.method == PaymentMethod::Balance {
-            let debited = self
-                .bus
-                .execute_with::<User, _>(
+            let debited = steps
+                .execute::<User, _>(
                     &customer_id.to_string(),
                     UserCommand::Debit {
                         order_id,
                         amount_cents: order.total_cents,
                     },
                     &Self::step(order_id, "debit", &customer_id.to_string()),
-                    None,
                     |_| (),
                 )
                 .await;
@@ -256,13 +471,24 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
         match outcome {
             ChargeOutcome::Captured { reference } => {
-                self.payment_step(order_id, PaymentCommand::Capture { reference }, "capture")
-                    .await?;
-                self.order_step(order_id, OrderCommand::RecordPaid { payment_id }, "paid")
-                    .await
+                self.payment_step(
+                    steps,
+                    order_id,
+                    PaymentCommand::Capture { reference },
+                    "capture",
+                )
+                .await?;
+                self.order_step(
+                    steps,
+                    order_id,
+                    OrderCommand::RecordPaid { payment_id },
+                    "paid",
+                )
+                .await
             }
             ChargeOutcome::Declined { reason } => {
                 self.payment_step(
+                    steps,
                     order_id,
                     PaymentCommand::Decline {
                         reason: reason.clone(),
@@ -275,25 +501,24 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 } else {
                     PAYMENT_DECLINED.to_string()
                 };
-                self.fail(order_id, order, &reason).await
+                self.fail(steps, order_id, order, &reason).await
             }
         }
     }
 
     async fn payment_step(
         &self,
+        steps: &mut Steps<'_, S>,
         order_id: Uuid,
         command: PaymentCommand,
         step: &str,
     ) -> Result<(), ProcessError> {
         let payment = payment_id(order_id).to_string();
-        match self
-            .bus
-            .execute_with::<Payment, _>(
+        match steps
+            .execute::<Payment, _>(
                 &payment,
                 command,
                 &Self::step(order_id, step, &payment),
-                None,
                 |_| (),
             )
             .await
@@ -306,21 +531,25 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         }
     }
 
-    async fn confirm(&self, order_id: Uuid, order: &Order) -> Result<Step, ProcessError> {
+    async fn confirm(
+        &self,
+        steps: &mut Steps<'_, S>,
+        order_id: Uuid,
+        order: &Order,
+    ) -> Result<Step, ProcessError> {
         for line in &order.lines {
             let product = line.product_id.to_string();
-            self.bus
-                .execute_with::<Product, _>(
+            steps
+                .execute::<Product, _>(
                     &product,
                     ProductCommand::CommitReservation { order_id },
                     &Self::step(order_id, "commit", &product),
-                    None,
                     |_| (),
                 )
                 .await
                 .map_err(step_error)?;
         }
-        self.order_step(order_id, OrderCommand::Confirm, "confirm")
+        self.order_step(steps, order_id, OrderCommand::Confirm, "confirm")
             .await
     }
 
@@ -328,12 +557,14 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// `advance` undoes again (harmlessly) and fails.
     async fn fail(
         &self,
+        steps: &mut Steps<'_, S>,
         order_id: Uuid,
         order: &Order,
         reason: &str,
     ) -> Result<Step, ProcessError> {
-        self.undo(order_id, order).await?;
+        self.undo(steps, order_id, order).await?;
         self.order_step(
+            steps,
             order_id,
             OrderCommand::Fail {
                 reason: reason.to_string(),
@@ -345,28 +576,30 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// Releases every reservation and gives back a wallet debit or a captured payment. Each of
     /// these is a no-op when there is nothing to undo.
-    async fn undo(&self, order_id: Uuid, order: &Order) -> Result<(), ProcessError> {
+    async fn undo(
+        &self,
+        steps: &mut Steps<'_, S>,
+        order_id: Uuid,
+        order: &Order,
+    ) -> Result<(), ProcessError> {
         for line in &order.lines {
             let product = line.product_id.to_string();
-            self.bus
-                .execute_with::<Product, _>(
+            steps
+                .execute::<Product, _>(
                     &product,
                     ProductCommand::Release { order_id },
                     &Self::step(order_id, "release", &product),
-                    None,
                     |_| (),
                 )
                 .await
                 .map_err(step_error)?;
         }
         if let Some(customer_id) = order.customer_id {
-            let refunded = self
-                .bus
-                .execute_with::<User, _>(
+            let refunded = steps
+                .execute::<User, _>(
                     &customer_id.to_string(),
                     UserCommand::Refund { order_id },
                     &Self::step(order_id, "refund", &customer_id.to_string()),
-                    None,
                     |_| (),
                 )
                 .await;
@@ -376,13 +609,11 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             }
         }
         let payment = payment_id(order_id).to_string();
-        match self
-            .bus
-            .execute_with::<Payment, _>(
+        match steps
+            .execute::<Payment, _>(
                 &payment,
                 PaymentCommand::Refund,
                 &Self::step(order_id, "payment-refund", &payment),
-                None,
                 |_| (),
             )
             .await

@@ -25,10 +25,31 @@ pub enum StoreError {
     AlreadyApplied,
     #[error("command id {0} was already used on another aggregate")]
     CommandIdReused(Uuid),
+    #[error("events that claim unique values cannot be appended together with other aggregates")]
+    ClaimsInBatch,
     #[error("a stored event cannot be read: {0}")]
     Corrupt(String),
     #[error("the event store is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// One event of a `StagedAppend`, already serialized.
+#[derive(Debug, Clone)]
+pub struct StagedEvent {
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+}
+
+/// One command's events on one aggregate, waiting to be appended together with others.
+#[derive(Debug, Clone)]
+pub struct StagedAppend {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    /// The aggregate's version the events follow.
+    pub expected_version: u64,
+    pub events: Vec<StagedEvent>,
+    pub context: CommandContext,
 }
 
 pub trait EventStore: Send + Sync + 'static {
@@ -59,6 +80,13 @@ pub trait EventStore: Send + Sync + 'static {
     where
         A: Aggregate,
         A::Event: DeclaresClaims;
+
+    /// Appends every staged append in one transaction: all of them or none. Fails as `append`
+    /// does (`Conflict`, `AlreadyApplied`) when any one of them would.
+    fn append_all(
+        &self,
+        appends: &[StagedAppend],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The aggregate (type and id) a command with this id appended to, if it did.
     fn applied_to(

@@ -10,7 +10,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use eshop_commands::{CommandContext, EventStore, Loaded, StoreError};
+use eshop_commands::{CommandContext, EventStore, Loaded, StagedAppend, StoreError};
 use eshop_domain::DeclaresClaims;
 
 use crate::claims::digest;
@@ -36,6 +36,23 @@ struct EventRows {
     versions: Vec<String>,
     payloads: Vec<serde_json::Value>,
     metadata: Vec<serde_json::Value>,
+}
+
+/// The rows of a multi-aggregate append: each event's aggregate beside it.
+#[derive(Default)]
+struct BatchRows {
+    types: Vec<String>,
+    ids: Vec<String>,
+    rows: EventRows,
+}
+
+/// The applied-command records of a multi-aggregate append, one per staged command.
+#[derive(Default)]
+struct CommandRows {
+    ids: Vec<Uuid>,
+    types: Vec<String>,
+    aggregate_ids: Vec<String>,
+    versions: Vec<i64>,
 }
 
 /// Which constraint an append broke says what happened.
@@ -79,13 +96,14 @@ impl PgEventStore {
     }
 
     /// Personal fields are stored sealed with the aggregate's key (see `personal_data`).
-    async fn seal_personal_fields<A: Aggregate>(
+    async fn seal_personal_fields(
         &self,
+        aggregate_type: &str,
         aggregate_id: &str,
-        rows: &mut EventRows,
+        payloads: &mut [serde_json::Value],
     ) -> Result<(), StoreError> {
-        let fields = eshop_domain::personal_fields(A::TYPE);
-        let carries_personal_data = rows.payloads.iter().any(|payload| {
+        let fields = eshop_domain::personal_fields(aggregate_type);
+        let carries_personal_data = payloads.iter().any(|payload| {
             fields.iter().any(|field| {
                 payload
                     .get("data")
@@ -97,8 +115,8 @@ impl PgEventStore {
             return Ok(());
         }
         let key = self.keys.key_for_writing(aggregate_id).await?;
-        for payload in &mut rows.payloads {
-            personal_data::seal(A::TYPE, aggregate_id, payload, &key);
+        for payload in payloads {
+            personal_data::seal(aggregate_type, aggregate_id, payload, &key);
         }
         Ok(())
     }
@@ -366,7 +384,7 @@ impl EventStore for PgEventStore {
         // event it read: relaying in (xid, position) order keeps each aggregate in sequence.
         let (mut rows, version) =
             Self::event_rows::<A>(aggregate_id, expected_version, events, context)?;
-        self.seal_personal_fields::<A>(aggregate_id, &mut rows)
+        self.seal_personal_fields(A::TYPE, aggregate_id, &mut rows.payloads)
             .await?;
         if events.iter().all(|event| event.unique_claims().is_empty()) {
             self.append_in_one_statement::<A>(aggregate_id, &rows, version, context)
@@ -379,6 +397,69 @@ impl EventStore for PgEventStore {
         Self::record_command::<A>(&mut tx, aggregate_id, version, context).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(version)
+    }
+
+    async fn append_all(&self, appends: &[StagedAppend]) -> Result<(), StoreError> {
+        let mut events = BatchRows::default();
+        let mut commands = CommandRows::default();
+        for append in appends {
+            let mut payloads: Vec<serde_json::Value> = append
+                .events
+                .iter()
+                .map(|event| event.payload.clone())
+                .collect();
+            self.seal_personal_fields(append.aggregate_type, &append.aggregate_id, &mut payloads)
+                .await?;
+            let mut sequence = append.expected_version;
+            for (event, payload) in append.events.iter().zip(payloads) {
+                sequence += 1;
+                let stored_sequence = i64::try_from(sequence).map_err(unavailable)?;
+                events.types.push(append.aggregate_type.to_string());
+                events.ids.push(append.aggregate_id.clone());
+                events.rows.sequences.push(stored_sequence);
+                events.rows.types.push(event.event_type.clone());
+                events.rows.versions.push(event.event_version.clone());
+                events.rows.payloads.push(payload);
+                events.rows.metadata.push(append.context.event_metadata(
+                    append.aggregate_type,
+                    &append.aggregate_id,
+                    sequence,
+                ));
+            }
+            commands.ids.push(append.context.command_id);
+            commands.types.push(append.aggregate_type.to_string());
+            commands.aggregate_ids.push(append.aggregate_id.clone());
+            commands
+                .versions
+                .push(i64::try_from(sequence).map_err(unavailable)?);
+        }
+        // One statement, so one round trip and its own transaction; the events go in the order
+        // they were staged.
+        sqlx::query(
+            "WITH appended AS (
+                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                 RETURNING 1
+             )
+             INSERT INTO applied_commands (command_id, aggregate_type, aggregate_id, version)
+             SELECT * FROM UNNEST($8::uuid[], $9::text[], $10::text[], $11::bigint[])
+              WHERE EXISTS (SELECT FROM appended)",
+        )
+        .bind(&events.types)
+        .bind(&events.ids)
+        .bind(&events.rows.sequences)
+        .bind(&events.rows.types)
+        .bind(&events.rows.versions)
+        .bind(&events.rows.payloads)
+        .bind(&events.rows.metadata)
+        .bind(&commands.ids)
+        .bind(&commands.types)
+        .bind(&commands.aggregate_ids)
+        .bind(&commands.versions)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(append_error)
     }
 
     async fn applied_to(&self, command_id: Uuid) -> Result<Option<(String, String)>, StoreError> {

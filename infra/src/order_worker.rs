@@ -131,7 +131,7 @@ impl<G: PaymentGateway> OrderWorker<G> {
                         let _ = message.ack_with(AckKind::Term).await;
                         continue;
                     };
-                    match self.process.advance(order_id).await {
+                    match self.process.advance_unless_confirmed(order_id).await {
                         Ok(_) => { let _ = message.ack().await; }
                         Err(error) => {
                             tracing::warn!(%order_id, error = %error, "cannot advance the order now; it will come back");

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eshop_commands::{Actor, CommandBus, CommandContext, CommandError, EventStore, RetryPolicy};
+use eshop_commands::{
+    Actor, CommandBus, CommandContext, CommandError, EventStore, RetryPolicy, StagedAppend,
+    StagedEvent,
+};
 use eshop_domain::user::{Registration, User, UserCommand, UserError};
 use eshop_domain::values::{DepositAmount, EmailAddress, Username};
 use eshop_infra::testing::fresh_database;
@@ -329,4 +332,92 @@ async fn cached_aggregates_equal_a_full_replay() {
         assert_eq!(held.aggregate, replayed.aggregate);
     }
     assert!(replayed.version > 60, "most commands landed");
+}
+
+fn staged_deposit(user: &str, expected_version: u64, balance_cents: i64) -> StagedAppend {
+    StagedAppend {
+        aggregate_type: "user",
+        aggregate_id: user.to_string(),
+        expected_version,
+        events: vec![StagedEvent {
+            event_type: "WalletDeposited".into(),
+            event_version: "1".into(),
+            payload: serde_json::json!({
+                "type": "WalletDeposited",
+                "data": {"amount_cents": balance_cents, "balance_cents": balance_cents}
+            }),
+        }],
+        context: context(),
+    }
+}
+
+#[tokio::test]
+async fn appends_staged_together_land_together_or_not_at_all() {
+    let (pool, a, _) = two_replicas().await;
+    let [first, second] = [Uuid::now_v7().to_string(), Uuid::now_v7().to_string()];
+    for (user, name) in [(&first, "first"), (&second, "second")] {
+        a.execute::<User>(
+            user,
+            registration(&format!("{name}@example.com"), name),
+            &context(),
+            None,
+        )
+        .await
+        .expect("registered");
+    }
+    let before = event_count(&pool).await;
+
+    // The second append is stale (version 0, the stream is at 1): neither lands.
+    let stale = [
+        staged_deposit(&first, 1, 10),
+        staged_deposit(&second, 0, 20),
+    ];
+    let refused = a.store().append_all(&stale).await;
+    assert!(
+        matches!(refused, Err(eshop_commands::StoreError::Conflict)),
+        "{refused:?}"
+    );
+    assert_eq!(event_count(&pool).await, before);
+    for append in &stale {
+        let applied = a.store().applied_to(append.context.command_id).await;
+        assert!(matches!(applied, Ok(None)), "{applied:?}");
+    }
+
+    let fresh = [
+        staged_deposit(&first, 1, 10),
+        staged_deposit(&second, 1, 20),
+    ];
+    a.store().append_all(&fresh).await.expect("both land");
+    let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, position, xid::text FROM events
+          WHERE event_type = 'WalletDeposited' ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("reads");
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].0.as_str(), rows[0].1), (first.as_str(), 2));
+    assert_eq!((rows[1].0.as_str(), rows[1].1), (second.as_str(), 2));
+    assert_eq!(rows[1].2, rows[0].2 + 1, "staged order, adjacent positions");
+    assert_eq!(rows[0].3, rows[1].3, "one transaction");
+    for append in &fresh {
+        let applied = a
+            .store()
+            .applied_to(append.context.command_id)
+            .await
+            .expect("reads");
+        assert_eq!(
+            applied,
+            Some(("user".to_string(), append.aggregate_id.clone()))
+        );
+    }
+    assert_eq!(
+        a.store()
+            .load::<User>(&second)
+            .await
+            .expect("loads")
+            .aggregate
+            .balance_cents,
+        20
+    );
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eshop_commands::order_process::{
-    OrderProcess, INSUFFICIENT_BALANCE, OUT_OF_STOCK, PAYMENT_DECLINED,
+    OrderProcess, PurchaseError, PurchaseRequest, Purchased, INSUFFICIENT_BALANCE, OUT_OF_STOCK,
+    PAYMENT_DECLINED,
 };
 use eshop_commands::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
 use eshop_commands::{Actor, CommandBus, CommandContext, EventStore, RetryPolicy};
@@ -586,4 +587,149 @@ async fn after_a_mixed_run_stock_and_money_are_conserved() {
     assert!(statuses.contains(&OrderStatus::Confirmed));
     assert!(statuses.contains(&OrderStatus::Failed));
     assert!(statuses.contains(&OrderStatus::Cancelled));
+}
+
+/// A second bus over the same database: a replica whose in-memory aggregates and local queues
+/// the first does not see.
+fn second_replica(pool: &PgPool) -> Bus {
+    let retry = RetryPolicy {
+        max_attempts: 50,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    };
+    Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry))
+}
+
+async fn purchase_on(bus: &Bus, customer_id: Uuid, product_id: Uuid) -> (Uuid, Purchased) {
+    let request = PurchaseRequest {
+        order_id: Uuid::now_v7(),
+        customer_id,
+        product_id,
+        quantity: 1,
+    };
+    let purchased = process(bus)
+        .purchase(&request, &context())
+        .await
+        .expect("the purchase ends");
+    (request.order_id, purchased)
+}
+
+async fn event_types(pool: &PgPool, aggregate_id: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence")
+        .bind(aggregate_id.to_string())
+        .fetch_all(pool)
+        .await
+        .expect("reads")
+}
+
+#[tokio::test]
+async fn wallet_purchases_on_two_replicas_sell_exactly_the_stock_to_exactly_the_payers() {
+    let (pool, bus) = bus().await;
+    let replicas = [bus.clone(), second_replica(&pool)];
+    let book = product(&bus, 700, 50).await;
+    let mut buyers = Vec::new();
+    for n in 0..200 {
+        buyers.push(buyer(&bus, &format!("payer{n}"), 10_000).await);
+    }
+    let purchases = buyers.iter().enumerate().map(|(n, buyer)| {
+        let replica = replicas[n % 2].clone();
+        let buyer = *buyer;
+        tokio::spawn(async move { (buyer, purchase_on(&replica, buyer, book).await) })
+    });
+    let outcomes: Vec<(Uuid, (Uuid, Purchased))> = futures::future::join_all(purchases)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("task"))
+        .collect();
+
+    let confirmed = outcomes
+        .iter()
+        .filter(|(_, (_, purchased))| purchased.order.status == OrderStatus::Confirmed)
+        .count();
+    assert_eq!(confirmed, 50);
+    assert_eq!(load::<Product>(&bus, book).await.stock, 0);
+    for (buyer, (order_id, purchased)) in &outcomes {
+        let balance = load::<User>(&bus, *buyer).await.balance_cents;
+        let stored = event_types(&pool, *order_id).await;
+        if purchased.order.status == OrderStatus::Confirmed {
+            assert_eq!((balance, purchased.balance_cents), (9_300, 9_300));
+            assert_eq!(
+                stored,
+                [
+                    "OrderPlaced",
+                    "OrderStockReserved",
+                    "OrderPaid",
+                    "OrderConfirmed"
+                ]
+            );
+            assert_eq!(
+                event_types(&pool, eshop_commands::order_process::payment_id(*order_id)).await,
+                ["PaymentRequested", "PaymentCaptured"]
+            );
+        } else {
+            assert_eq!(purchased.order.status, OrderStatus::Failed);
+            assert_eq!(purchased.order.reason.as_deref(), Some(OUT_OF_STOCK));
+            assert_eq!(balance, 10_000);
+            assert_eq!(stored, ["OrderPlaced", "OrderFailed"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn wallet_purchases_on_two_replicas_never_overdraw() {
+    let (pool, bus) = bus().await;
+    let replicas = [bus.clone(), second_replica(&pool)];
+    let book = product(&bus, 1_000, 1_000).await;
+    let buyers = [
+        buyer(&bus, "gil", 3_500).await,
+        buyer(&bus, "hal", 3_000).await,
+    ];
+    let purchases = (0..20).map(|n| {
+        let replica = replicas[n % 2].clone();
+        let buyer = buyers[n / 10];
+        tokio::spawn(async move { purchase_on(&replica, buyer, book).await.1 })
+    });
+    let outcomes: Vec<Purchased> = futures::future::join_all(purchases)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("task"))
+        .collect();
+    let confirmed = outcomes
+        .iter()
+        .filter(|purchased| purchased.order.status == OrderStatus::Confirmed)
+        .count();
+    assert_eq!(confirmed, 6);
+    assert!(outcomes.iter().all(|purchased| {
+        purchased.order.status == OrderStatus::Confirmed
+            || purchased.order.reason.as_deref() == Some(INSUFFICIENT_BALANCE)
+    }));
+    assert_eq!(load::<User>(&bus, buyers[0]).await.balance_cents, 500);
+    assert_eq!(load::<User>(&bus, buyers[1]).await.balance_cents, 0);
+    assert_eq!(load::<Product>(&bus, book).await.stock, 994);
+}
+
+#[tokio::test]
+async fn a_purchase_of_a_product_not_sold_stores_nothing() {
+    let (pool, bus) = bus().await;
+    let buyer = buyer(&bus, "ida", 10_000).await;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+    let request = PurchaseRequest {
+        order_id: Uuid::now_v7(),
+        customer_id: buyer,
+        product_id: Uuid::now_v7(),
+        quantity: 1,
+    };
+    let refused = process(&bus).purchase(&request, &context()).await;
+    assert!(
+        matches!(refused, Err(PurchaseError::ProductUnavailable)),
+        "{refused:?}"
+    );
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+    assert_eq!(after, before);
 }

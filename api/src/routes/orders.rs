@@ -13,12 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use eshop_commands::order_process;
+use eshop_commands::order_process::{self, PurchaseError, PurchaseRequest};
 use eshop_commands::CommandContext;
 use eshop_domain::cart::{Cart, CartCommand};
 use eshop_domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentInstrument};
 use eshop_domain::product::Product;
-use eshop_domain::user::User;
 use eshop_domain::values::{PaymentMethod, Role};
 use eshop_infra::simulated_gateway::{tokenize_card, tokenize_paypal};
 use eshop_projections::order::{OrderRecord, TimelineEntry};
@@ -162,6 +161,7 @@ async fn priced_lines(
     }
 }
 
+/// Places a new order (`order_id` is fresh); answers with the order as placed.
 async fn place(
     state: &AppState,
     context: &CommandContext,
@@ -169,11 +169,13 @@ async fn place(
     customer_id: Uuid,
     lines: Vec<OrderLine>,
     payment: PaymentInstrument,
-) -> Result<(), ApiError> {
-    state
+) -> Result<Order, ApiError> {
+    let order = order_id.to_string();
+    state.bus.assume_new::<Order>(&order);
+    let placed = state
         .bus
         .execute_with::<Order, _>(
-            &order_id.to_string(),
+            &order,
             OrderCommand::Place {
                 customer_id,
                 lines,
@@ -181,16 +183,22 @@ async fn place(
             },
             context,
             None,
-            |_| (),
+            Order::clone,
         )
         .await?;
-    Ok(())
+    Ok(placed.aggregate)
 }
 
-/// Drives the order for up to `wait`; `None` when it has not finished by then (the order
-/// worker carries on).
-async fn wait_for_outcome(state: &AppState, order_id: Uuid, wait: Duration) -> Option<OrderStatus> {
-    match tokio::time::timeout(wait, state.process.advance(order_id)).await {
+/// Drives the order (as placed) for up to `wait`; `None` when it has not finished by then (the
+/// order worker carries on).
+async fn wait_for_outcome(
+    state: &AppState,
+    order_id: Uuid,
+    placed: Order,
+    wait: Duration,
+) -> Option<OrderStatus> {
+    let advanced = state.process.advance_from(order_id, Some(placed));
+    match tokio::time::timeout(wait, advanced).await {
         Ok(Ok(status)) => Some(status),
         Ok(Err(error)) => {
             tracing::warn!(%order_id, error = %error, "the order will finish in the background");
@@ -209,7 +217,7 @@ fn pending(order_id: Uuid) -> Result<Answer, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PurchaseRequest {
+struct PurchaseBody {
     product_id: String,
     quantity: i64,
     payment_method: String,
@@ -219,7 +227,7 @@ async fn purchase(
     State(state): State<AppState>,
     user: CurrentUser,
     meta: RequestMeta,
-    JsonBody { value, raw }: JsonBody<PurchaseRequest>,
+    JsonBody { value, raw }: JsonBody<PurchaseBody>,
 ) -> Result<Response, ApiError> {
     let product_id: Uuid = value
         .product_id
@@ -239,39 +247,34 @@ async fn purchase(
         user.actor(),
         &raw,
         |context| async move {
-            let order_id = context.new_aggregate_id();
-            let lines = priced_lines(state, &[(product_id, value.quantity)])
-                .await
-                .map_err(|_| ApiError::NotFound("product"))?;
-            place(
-                state,
-                &context,
-                order_id,
-                user.id,
-                lines,
-                PaymentInstrument::balance(),
-            )
-            .await?;
-            match wait_for_outcome(state, order_id, PURCHASE_WAIT).await {
-                Some(OrderStatus::Confirmed) => {
-                    let order = state.bus.load::<Order>(&order_id.to_string()).await?;
-                    let balance_cents = state
-                        .bus
-                        .read::<User, _>(&user.id.to_string(), |buyer, _| buyer.balance_cents)
-                        .await?;
-                    Answer::created(json!({
-                        "order_id": order_id,
-                        "status": "confirmed",
-                        "total_cents": order.aggregate.total_cents,
-                        "balance_cents": balance_cents,
-                        "version": order.version,
-                    }))
+            let request = PurchaseRequest {
+                order_id: context.new_aggregate_id(),
+                customer_id: user.id,
+                product_id,
+                quantity: value.quantity,
+            };
+            let purchasing = state.process.purchase(&request, &context);
+            let Ok(outcome) = tokio::time::timeout(PURCHASE_WAIT, purchasing).await else {
+                // The commit may still land: the order's address says what became of it.
+                return pending(request.order_id);
+            };
+            let purchased = match outcome {
+                Ok(purchased) => purchased,
+                Err(PurchaseError::ProductUnavailable) => {
+                    return Err(ApiError::NotFound("product"))
                 }
-                Some(_) => {
-                    let order = state.bus.load::<Order>(&order_id.to_string()).await?;
-                    Err(failure(order.aggregate.reason.as_deref()))
-                }
-                None => pending(order_id),
+                Err(PurchaseError::Refused(refusal)) => return Err(refusal.into()),
+                Err(PurchaseError::Process(error)) => return Err(error.into()),
+            };
+            match purchased.order.status {
+                OrderStatus::Confirmed => Answer::created(json!({
+                    "order_id": request.order_id,
+                    "status": "confirmed",
+                    "total_cents": purchased.order.total_cents,
+                    "balance_cents": purchased.balance_cents,
+                    "version": purchased.order_version,
+                })),
+                _ => Err(failure(purchased.order.reason.as_deref())),
             }
         },
     )
@@ -368,17 +371,17 @@ async fn place_and_answer(
     payment: PaymentInstrument,
     wait: Duration,
 ) -> Result<Answer, ApiError> {
-    place(state, context, order_id, customer_id, lines, payment).await?;
+    let placed = place(state, context, order_id, customer_id, lines, payment).await?;
     if wait.is_zero() {
         let process = state.process.clone();
         tokio::spawn(async move {
-            if let Err(error) = process.advance(order_id).await {
+            if let Err(error) = process.advance_from(order_id, Some(placed)).await {
                 tracing::warn!(%order_id, error = %error, "the order will finish in the background");
             }
         });
         return pending(order_id);
     }
-    match wait_for_outcome(state, order_id, wait).await {
+    match wait_for_outcome(state, order_id, placed, wait).await {
         Some(_) => {
             let order = state.bus.load::<Order>(&order_id.to_string()).await?;
             Answer::created(view_of(order_id, &order.aggregate, order.version))

@@ -98,6 +98,49 @@ impl EventStore for FakeStore {
         Ok(stream.len() as u64)
     }
 
+    async fn append_all(&self, appends: &[crate::StagedAppend]) -> Result<(), StoreError> {
+        if self
+            .conflicts_to_inject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Conflict);
+        }
+        let mut streams = self.streams.lock().expect("lock");
+        let mut applied = self.applied.lock().expect("lock");
+        // All or nothing: check every append against the streams as they would be.
+        let mut lengths: HashMap<String, u64> = HashMap::new();
+        for append in appends {
+            let length = lengths
+                .entry(append.aggregate_id.clone())
+                .or_insert_with(|| {
+                    streams
+                        .get(&append.aggregate_id)
+                        .map_or(0, |stream| stream.len() as u64)
+                });
+            if *length != append.expected_version {
+                return Err(StoreError::Conflict);
+            }
+            if applied.contains_key(&append.context.command_id) {
+                return Err(StoreError::AlreadyApplied);
+            }
+            *length += append.events.len() as u64;
+        }
+        for append in appends {
+            applied.insert(
+                append.context.command_id,
+                (
+                    append.aggregate_type.to_string(),
+                    append.aggregate_id.clone(),
+                ),
+            );
+            let stream = streams.entry(append.aggregate_id.clone()).or_default();
+            stream.extend(append.events.iter().map(|event| event.payload.clone()));
+        }
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     async fn applied_to(&self, command_id: Uuid) -> Result<Option<(String, String)>, StoreError> {
         Ok(self.applied.lock().expect("lock").get(&command_id).cloned())
     }
@@ -248,16 +291,108 @@ async fn domain_rejections_pass_through_without_appending() {
 }
 
 #[tokio::test]
-async fn the_next_command_catches_up_from_memory_instead_of_replaying() {
+async fn the_next_command_decides_on_the_copy_in_memory_without_reading_the_store() {
     let bus = bus_with_user(0, 5);
     bus.execute::<User>("u1", deposit(100), &context(), None)
         .await
         .expect("first");
     let catch_ups = bus.store().catch_ups.load(Ordering::SeqCst);
-    bus.execute::<User>("u1", deposit(50), &context(), None)
+    let second = bus
+        .execute::<User>("u1", deposit(50), &context(), None)
         .await
         .expect("second");
-    assert_eq!(bus.store().catch_ups.load(Ordering::SeqCst), catch_ups + 1);
+    assert_eq!(bus.store().catch_ups.load(Ordering::SeqCst), catch_ups);
+    assert_eq!((second.version, second.aggregate.balance_cents), (3, 150));
+}
+
+/// Appends a wallet event to "u1" behind the bus's back, as another replica would.
+fn deposited_elsewhere(bus: &CommandBus<FakeStore>, event: UserEvent) {
+    bus.store()
+        .streams
+        .lock()
+        .expect("lock")
+        .get_mut("u1")
+        .expect("stream")
+        .push(serde_json::to_value(event).expect("serializes"));
+}
+
+#[tokio::test]
+async fn a_stale_copy_does_not_refuse_what_the_stored_aggregate_accepts() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("cached with 100");
+    deposited_elsewhere(
+        &bus,
+        UserEvent::WalletDeposited {
+            amount_cents: 1000,
+            balance_cents: 1100,
+        },
+    );
+    let order_id = Uuid::new_v4();
+    let debited = bus
+        .execute::<User>(
+            "u1",
+            UserCommand::Debit {
+                order_id,
+                amount_cents: 500,
+            },
+            &context(),
+            None,
+        )
+        .await
+        .expect("the store holds enough");
+    assert_eq!((debited.version, debited.aggregate.balance_cents), (4, 600));
+}
+
+#[tokio::test]
+async fn a_stale_copy_does_not_skip_what_the_stored_aggregate_must_do() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(1000), &context(), None)
+        .await
+        .expect("cached without any debit");
+    let order_id = Uuid::new_v4();
+    // Another replica debits for the order; here, a refund looks like nothing to do.
+    deposited_elsewhere(
+        &bus,
+        UserEvent::WalletDebited {
+            order_id,
+            amount_cents: 300,
+            balance_cents: 700,
+        },
+    );
+    let refunded = bus
+        .execute::<User>("u1", UserCommand::Refund { order_id }, &context(), None)
+        .await
+        .expect("refunds");
+    assert_eq!(
+        (refunded.appended, refunded.aggregate.balance_cents),
+        (1, 1000)
+    );
+}
+
+#[tokio::test]
+async fn a_repeat_that_the_aggregate_now_refuses_still_answers_as_applied() {
+    let bus = bus_with_user(0, 5);
+    let order_id = Uuid::new_v4();
+    let step = CommandContext::repeatable(Actor::System, "r", &["debit", &order_id.to_string()]);
+    let debit = |amount_cents| UserCommand::Debit {
+        order_id,
+        amount_cents,
+    };
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("deposit");
+    let first = bus
+        .execute::<User>("u1", debit(100), &step, None)
+        .await
+        .expect("first");
+    let again = bus
+        .execute::<User>("u1", debit(100), &step, None)
+        .await
+        .expect("the repeat answers, though the balance is now 0");
+    assert_eq!((first.appended, again.appended), (1, 0));
+    assert_eq!(again.version, first.version);
 }
 
 #[tokio::test]
@@ -335,4 +470,134 @@ async fn one_command_id_on_two_aggregates_is_refused_not_skipped() {
         ),
         "{second:?}"
     );
+}
+
+fn declared(ids: &[&'static str]) -> Vec<(&'static str, &'static str)> {
+    ids.iter().map(|id| ("user", *id)).collect()
+}
+
+fn stream_length(bus: &CommandBus<FakeStore>, id: &str) -> usize {
+    bus.store()
+        .streams
+        .lock()
+        .expect("lock")
+        .get(id)
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_batch_sees_its_own_staged_events_and_stores_them_in_one_append() {
+    let bus = bus_with_user(0, 5);
+    let mut batch = bus.batch(&declared(&["u1"])).await;
+    batch
+        .execute_with::<User, _>("u1", deposit(100), &context(), |_| ())
+        .await
+        .expect("first");
+    let second = batch
+        .execute_with::<User, _>("u1", deposit(50), &context(), |user: &User| {
+            user.balance_cents
+        })
+        .await
+        .expect("second");
+    assert_eq!((second.version, second.aggregate), (3, 150));
+    assert_eq!(
+        stream_length(&bus, "u1"),
+        1,
+        "nothing stored before the commit"
+    );
+    batch.commit().await.expect("commits");
+    assert_eq!(stream_length(&bus, "u1"), 3);
+    assert_eq!(bus.store().appends.load(Ordering::SeqCst), 1);
+    let replayed = bus.store().load::<User>("u1").await.expect("replays");
+    assert_eq!(replayed.aggregate.balance_cents, 150);
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_to_commit_stores_nothing_and_leaves_the_aggregates_usable() {
+    let bus = bus_with_user(0, 5);
+    bus.store()
+        .streams
+        .lock()
+        .expect("lock")
+        .insert("u2".into(), vec![registered()]);
+    let mut batch = bus.batch(&declared(&["u1", "u2"])).await;
+    for id in ["u1", "u2"] {
+        batch
+            .execute_with::<User, _>(id, deposit(100), &context(), |_| ())
+            .await
+            .expect("staged");
+    }
+    bus.store().conflicts_to_inject.store(1, Ordering::SeqCst);
+    let refused = batch.commit().await;
+    assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+    assert_eq!(
+        (stream_length(&bus, "u1"), stream_length(&bus, "u2")),
+        (1, 1)
+    );
+    // The bus forgot the touched aggregates: the next command reads them afresh.
+    let executed = bus
+        .execute::<User>("u1", deposit(7), &context(), None)
+        .await
+        .expect("lands");
+    assert_eq!((executed.version, executed.aggregate.balance_cents), (2, 7));
+}
+
+#[tokio::test]
+async fn a_batch_on_a_stale_copy_conflicts_and_the_next_batch_lands_on_the_stored_aggregate() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("cached at version 2");
+    deposited_elsewhere(
+        &bus,
+        UserEvent::WalletDeposited {
+            amount_cents: 1000,
+            balance_cents: 1100,
+        },
+    );
+    let mut stale = bus.batch(&declared(&["u1"])).await;
+    stale
+        .execute_with::<User, _>("u1", deposit(1), &context(), |_| ())
+        .await
+        .expect("staged");
+    assert!(matches!(stale.commit().await, Err(StoreError::Conflict)));
+    let mut retried = bus.batch(&declared(&["u1"])).await;
+    let staged = retried
+        .execute_with::<User, _>("u1", deposit(1), &context(), |user: &User| {
+            user.balance_cents
+        })
+        .await
+        .expect("staged");
+    retried.commit().await.expect("commits");
+    assert_eq!((staged.version, staged.aggregate), (4, 1101));
+}
+
+#[tokio::test]
+async fn a_batch_does_not_refuse_on_a_stale_copy() {
+    let bus = bus_with_user(0, 5);
+    bus.execute::<User>("u1", deposit(100), &context(), None)
+        .await
+        .expect("cached with 100");
+    deposited_elsewhere(
+        &bus,
+        UserEvent::WalletDeposited {
+            amount_cents: 1000,
+            balance_cents: 1100,
+        },
+    );
+    let mut batch = bus.batch(&declared(&["u1"])).await;
+    let debited = batch
+        .execute_with::<User, _>(
+            "u1",
+            UserCommand::Debit {
+                order_id: Uuid::new_v4(),
+                amount_cents: 500,
+            },
+            &context(),
+            |user: &User| user.balance_cents,
+        )
+        .await
+        .expect("the store holds enough");
+    batch.commit().await.expect("commits");
+    assert_eq!((debited.version, debited.aggregate), (4, 600));
 }

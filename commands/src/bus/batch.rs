@@ -1,0 +1,222 @@
+//! Several commands on several aggregates, committed in one transaction: all or none.
+//!
+//! Each command is decided exactly as `CommandBus::execute_with` decides it (on the in-memory
+//! copy, confirmed against the store before a refusal or a no-op is believed), and its events
+//! are staged instead of appended. A later command on the same aggregate sees the staged
+//! events. `commit` appends everything at once; each aggregate's append still checks its
+//! version, so a stale copy fails the whole batch, which the caller runs again. A batch
+//! dropped without a successful commit stored nothing.
+
+use std::any::Any;
+use std::collections::HashMap;
+
+use cqrs_es::{Aggregate, DomainEvent};
+use eshop_domain::DeclaresClaims;
+use tokio::sync::MutexGuard;
+
+use super::{CacheKey, CommandBus, CommandError, Executed};
+use crate::context::CommandContext;
+use crate::store::{EventStore, Loaded, StagedAppend, StagedEvent, StoreError};
+
+/// An aggregate the batch touched, as the staged commands left it.
+struct Touched {
+    after: Box<dyn Any + Send>,
+    /// Whether the copy is known to be the stored aggregate (read from the store in this batch).
+    current: bool,
+}
+
+pub struct Batch<'bus, S> {
+    bus: &'bus CommandBus<S>,
+    _locks: Vec<MutexGuard<'bus, ()>>,
+    locked: Vec<usize>,
+    touched: HashMap<CacheKey, Touched>,
+    appends: Vec<StagedAppend>,
+}
+
+impl<S: EventStore> CommandBus<S> {
+    /// Opens a batch over the aggregates `(type, id)` it may touch. Their lock stripes are taken
+    /// in one order, so batches (and single commands) never wait on each other in a cycle.
+    pub async fn batch(&self, aggregates: &[(&'static str, &str)]) -> Batch<'_, S> {
+        let mut locked: Vec<usize> = aggregates
+            .iter()
+            .map(|(aggregate_type, aggregate_id)| self.stripe_index(aggregate_type, aggregate_id))
+            .collect();
+        locked.sort_unstable();
+        locked.dedup();
+        let mut locks = Vec::with_capacity(locked.len());
+        for index in &locked {
+            locks.push(self.stripes[*index].lock().await);
+        }
+        Batch {
+            bus: self,
+            _locks: locks,
+            locked,
+            touched: HashMap::new(),
+            appends: Vec::new(),
+        }
+    }
+}
+
+impl<S: EventStore> Batch<'_, S> {
+    /// The aggregate as the batch sees it, with whether it is known current.
+    async fn take<A>(&mut self, aggregate_id: &str) -> Result<(Loaded<A>, bool), StoreError>
+    where
+        A: Aggregate + 'static,
+    {
+        let index = self.bus.stripe_index(A::TYPE, aggregate_id);
+        assert!(
+            self.locked.binary_search(&index).is_ok(),
+            "a batch touched {} {aggregate_id}, which it did not declare",
+            A::TYPE
+        );
+        let key = (A::TYPE, aggregate_id.to_string());
+        if let Some(touched) = self.touched.get_mut(&key) {
+            let after = std::mem::replace(&mut touched.after, Box::new(()));
+            let loaded = after
+                .downcast::<Loaded<A>>()
+                .map_err(|_| StoreError::Corrupt(format!("{} {aggregate_id}", A::TYPE)))?;
+            return Ok((*loaded, touched.current));
+        }
+        let (loaded, current) = match self.bus.take_cached::<A>(aggregate_id) {
+            Some(cached) => (cached, false),
+            None => (self.bus.store.load::<A>(aggregate_id).await?, true),
+        };
+        self.touched.insert(
+            key,
+            Touched {
+                after: Box::new(()),
+                current,
+            },
+        );
+        Ok((loaded, current))
+    }
+
+    /// Puts back the aggregate as the batch now sees it.
+    fn put<A>(&mut self, aggregate_id: &str, loaded: Loaded<A>, current: bool)
+    where
+        A: Aggregate + 'static,
+    {
+        let touched = self
+            .touched
+            .get_mut(&(A::TYPE, aggregate_id.to_string()))
+            .expect("taken before");
+        touched.after = Box::new(loaded);
+        touched.current = current;
+    }
+
+    /// Decides `command` as `CommandBus::execute_with` would and stages its events.
+    pub async fn execute_with<A, T>(
+        &mut self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        answer: impl FnOnce(&A) -> T,
+    ) -> Result<Executed<T>, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: DeclaresClaims,
+    {
+        let (mut loaded, mut current) = self.take::<A>(aggregate_id).await?;
+        let mut asked_if_applied = false;
+        let decided = loop {
+            let decided = self
+                .bus
+                .decide(&mut loaded.aggregate, loaded.version, &command, None)
+                .await;
+            if matches!(&decided, Ok(events) if !events.is_empty()) {
+                break decided;
+            }
+            if context.repeatable && !asked_if_applied {
+                asked_if_applied = true;
+                if self.bus.applied_here::<A>(aggregate_id, context).await? {
+                    // Applied before this batch: answer with the stored aggregate.
+                    if !current {
+                        loaded = self.bus.store.catch_up(aggregate_id, loaded).await?;
+                    }
+                    let executed = Executed {
+                        aggregate: answer(&loaded.aggregate),
+                        version: loaded.version,
+                        appended: 0,
+                    };
+                    self.put(aggregate_id, loaded, true);
+                    return Ok(executed);
+                }
+            }
+            if current {
+                break decided;
+            }
+            loaded = self.bus.store.catch_up(aggregate_id, loaded).await?;
+            current = true;
+        };
+        let events = match decided {
+            Ok(events) => events,
+            Err(refusal) => {
+                self.put(aggregate_id, loaded, current);
+                return Err(refusal);
+            }
+        };
+        if events.iter().any(|event| !event.unique_claims().is_empty()) {
+            self.put(aggregate_id, loaded, current);
+            return Err(StoreError::ClaimsInBatch.into());
+        }
+        let staged = events
+            .iter()
+            .map(|event| {
+                Ok(StagedEvent {
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_value(event)
+                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if !staged.is_empty() {
+            self.appends.push(StagedAppend {
+                aggregate_type: A::TYPE,
+                aggregate_id: aggregate_id.to_string(),
+                expected_version: loaded.version,
+                events: staged,
+                context: context.clone(),
+            });
+        }
+        loaded.version += events.len() as u64;
+        let executed = Executed {
+            aggregate: answer(&loaded.aggregate),
+            version: loaded.version,
+            appended: events.len(),
+        };
+        self.put(aggregate_id, loaded, current);
+        Ok(executed)
+    }
+
+    /// Reads an aggregate as the batch sees it (staged commands included).
+    pub async fn read<A, T>(
+        &mut self,
+        aggregate_id: &str,
+        view: impl FnOnce(&A, u64) -> T,
+    ) -> Result<T, StoreError>
+    where
+        A: Aggregate + 'static,
+    {
+        let (loaded, current) = self.take::<A>(aggregate_id).await?;
+        let answer = view(&loaded.aggregate, loaded.version);
+        self.put(aggregate_id, loaded, current);
+        Ok(answer)
+    }
+
+    /// Appends everything staged in one transaction. On success the bus keeps the aggregates
+    /// as the batch left them. Otherwise nothing was stored, and the bus forgets the
+    /// aggregates the batch touched (as `execute_with` does after a conflict): the next
+    /// command reads them afresh. Keeping a copy from before the batch instead would cost a
+    /// clone of each aggregate on every batch.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if !self.appends.is_empty() {
+            self.bus.store.append_all(&self.appends).await?;
+        }
+        for (key, touched) in self.touched.drain() {
+            self.bus.keep_boxed(key, touched.after);
+        }
+        Ok(())
+    }
+}
