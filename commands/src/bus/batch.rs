@@ -34,8 +34,11 @@ pub struct Batch<'bus, S> {
 }
 
 impl<S: EventStore> CommandBus<S> {
-    /// Opens a batch over the aggregates `(type, id)` it may touch. Their lock stripes are taken
-    /// in one order, so batches (and single commands) never wait on each other in a cycle.
+    /// Opens a batch over the aggregates `(type, id)` it may touch, holding their lock stripes.
+    /// It never waits for a stripe while holding another: a taken stripe makes it let go of all
+    /// it holds, wait for that one, then try the rest again. So batches (and single commands)
+    /// never wait on each other in a cycle, and a batch queued behind a busy aggregate does not
+    /// hold up others that share none of its aggregates.
     pub async fn batch(&self, aggregates: &[(&'static str, &str)]) -> Batch<'_, S> {
         let mut locked: Vec<usize> = aggregates
             .iter()
@@ -44,12 +47,32 @@ impl<S: EventStore> CommandBus<S> {
         locked.sort_unstable();
         locked.dedup();
         let mut locks = Vec::with_capacity(locked.len());
-        for index in &locked {
-            locks.push(self.stripes[*index].lock().await);
+        let mut waited_for: Option<usize> = None;
+        loop {
+            locks.clear();
+            if let Some(index) = waited_for.take() {
+                locks.push((index, self.stripes[index].lock().await));
+            }
+            let busy = locked.iter().copied().find(|index| {
+                if locks.iter().any(|(held, _)| held == index) {
+                    return false;
+                }
+                match self.stripes[*index].try_lock() {
+                    Ok(guard) => {
+                        locks.push((*index, guard));
+                        false
+                    }
+                    Err(_) => true,
+                }
+            });
+            match busy {
+                None => break,
+                Some(index) => waited_for = Some(index),
+            }
         }
         Batch {
             bus: self,
-            _locks: locks,
+            _locks: locks.into_iter().map(|(_, guard)| guard).collect(),
             locked,
             touched: HashMap::new(),
             appends: Vec::new(),

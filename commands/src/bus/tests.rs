@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 
 use cqrs_es::DomainEvent;
@@ -99,6 +100,8 @@ impl EventStore for FakeStore {
     }
 
     async fn append_all(&self, appends: &[crate::StagedAppend]) -> Result<(), StoreError> {
+        // A real store answers later: let other tasks run meanwhile.
+        tokio::task::yield_now().await;
         if self
             .conflicts_to_inject
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -600,4 +603,64 @@ async fn a_batch_does_not_refuse_on_a_stale_copy() {
         .expect("the store holds enough");
     batch.commit().await.expect("commits");
     assert_eq!((debited.version, debited.aggregate), (4, 600));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_batches_never_wait_on_each_other_in_a_cycle() {
+    let bus = Arc::new(bus_with_user(0, 50));
+    let users = ["u1", "u2", "u3", "u4", "u5"];
+    for user in &users[1..] {
+        bus.store()
+            .streams
+            .lock()
+            .expect("lock")
+            .insert((*user).to_string(), vec![registered()]);
+    }
+    // Each batch deposits 1 cent into two users, named in either order.
+    let batches = (0..200).map(|n| {
+        let bus = bus.clone();
+        let pair = [users[n % 5], users[(n / 5 + n + 1) % 5]];
+        tokio::spawn(async move {
+            let pair = if pair[0] == pair[1] {
+                vec![pair[0]]
+            } else {
+                pair.to_vec()
+            };
+            let mut batch = bus.batch(&declared(&pair)).await;
+            for user in &pair {
+                batch
+                    .execute_with::<User, _>(user, deposit(1), &context(), |_| ())
+                    .await
+                    .expect("staged");
+            }
+            batch.commit().await.expect("commits");
+            pair.len() as i64
+        })
+    });
+    let deposited =
+        tokio::time::timeout(Duration::from_secs(20), futures_join_all(batches.collect()))
+            .await
+            .expect("no batch waits forever");
+    let total: i64 = deposited.into_iter().map(|n| n.expect("task")).sum();
+    let mut stored = 0;
+    for user in users {
+        stored += bus
+            .store()
+            .load::<User>(user)
+            .await
+            .expect("loads")
+            .aggregate
+            .balance_cents;
+    }
+    assert_eq!(stored, total);
+}
+
+async fn futures_join_all<T>(
+    handles: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await);
+    }
+    results
 }
