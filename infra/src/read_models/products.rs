@@ -30,7 +30,6 @@ struct Row {
     version: i64,
 }
 
-/// The product columns the catalog reads: the row and its reviews' figures.
 /// Where a full-text search's parsed query comes from.
 #[derive(Clone, Copy)]
 enum SearchAs {
@@ -40,9 +39,15 @@ enum SearchAs {
     Expression,
 }
 
-const READ_COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version,
-    (SELECT count(*) FROM reviews WHERE reviews.key = products.id) AS rating_count,
-    (SELECT round(avg(reviews.rating), 2)::float8 FROM reviews WHERE reviews.key = products.id) AS rating_average";
+/// Each product's reviews' figures, for a row of `products` (one aggregate over the reviews index).
+const RATINGS: &str = "CROSS JOIN LATERAL (SELECT count(*) AS rating_count, round(avg(reviews.rating), 2)::float8 AS rating_average
+       FROM reviews WHERE reviews.key = products.id) AS ratings";
+
+/// The product columns the catalog reads: the row and its reviews' figures (with `RATINGS`).
+const READ_COLUMNS: &str =
+    "products.id, products.title, products.author, products.published_date, products.description,
+    products.price_cents, products.stock, products.category, products.removed, products.version,
+    ratings.rating_count, ratings.rating_average";
 
 #[derive(sqlx::FromRow)]
 struct ReadRow {
@@ -178,7 +183,7 @@ impl PgProducts {
     /// A product, removed ones included (callers decide what a removed product means).
     pub async fn get(&self, id: Uuid) -> Result<Option<ProductRecord>, sqlx::Error> {
         let row: Option<ReadRow> = sqlx::query_as(&format!(
-            "SELECT {READ_COLUMNS} FROM products WHERE id = $1"
+            "SELECT {READ_COLUMNS} FROM products {RATINGS} WHERE products.id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -289,23 +294,28 @@ impl PgProducts {
         };
     }
 
-    /// One page in one statement (and one more for the total when asked).
+    /// One page in one statement (and one more for the total when asked), in two stages: the
+    /// subquery `page` filters, orders and cuts the page from the ids and sort values alone
+    /// (a broad search ranks every match: the rows that do not make the page are never copied
+    /// whole into the sort), then only the page's rows are read whole, with their ratings.
     pub async fn list(&self, query: &ProductQuery) -> Result<Page<ProductRecord>, sqlx::Error> {
-        let mut builder = QueryBuilder::new("SELECT ");
-        builder.push(READ_COLUMNS).push(", (");
-        Self::sort_expression(query, &mut builder);
-        builder.push(")::text AS sort_value");
-        Self::push_from_filtered_first(&mut builder, query);
         let direction = if query.ordering.descending {
             "DESC"
         } else {
             "ASC"
         };
+        let mut builder = QueryBuilder::new("SELECT ");
+        builder
+            .push(READ_COLUMNS)
+            .push(", page.sort_key::text AS sort_value FROM (SELECT products.id, ");
+        Self::sort_expression(query, &mut builder);
+        builder.push(" AS sort_key");
+        Self::push_from_filtered_first(&mut builder, query);
         if let Some(cursor) = &query.after {
             builder.push(" AND (");
             Self::sort_expression(query, &mut builder);
             builder
-                .push(", id) ")
+                .push(", products.id) ")
                 .push(if query.ordering.descending { "<" } else { ">" })
                 .push(" (");
             match &cursor.value {
@@ -321,8 +331,13 @@ impl PgProducts {
         builder.push(" ORDER BY ");
         Self::sort_expression(query, &mut builder);
         builder
-            .push(format!(" {direction}, id {direction} LIMIT "))
-            .push_bind(i64::from(query.limit) + 1);
+            .push(format!(" {direction}, products.id {direction} LIMIT "))
+            .push_bind(i64::from(query.limit) + 1)
+            .push(") AS page JOIN products ON products.id = page.id ")
+            .push(RATINGS)
+            .push(format!(
+                " ORDER BY page.sort_key {direction}, page.id {direction}"
+            ));
 
         let rows: Vec<ListedRow> = builder.build_query_as().fetch_all(&self.pool).await?;
         let has_more = rows.len() > query.limit as usize;
