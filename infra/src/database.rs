@@ -34,6 +34,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DatabaseErro
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // By default sqlx pings every connection it hands out: a round trip before each
+        // statement. A dead connection fails its statement instead, which the caller sees as
+        // the database being unavailable (503, or a retry in the workers); idle connections
+        // are recycled before a server or proxy would drop them.
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(60))
         .connect_with(options)
         .await
         .map_err(DatabaseError::Connect)

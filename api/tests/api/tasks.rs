@@ -48,9 +48,14 @@ async fn deposit_async(app: &TestApp, token: &str, amount_cents: i64) -> Value {
     accepted
 }
 
-async fn balance(app: &TestApp, token: &str) -> i64 {
+/// The balance the users read model shows once it has applied the finished `task`'s command
+/// (the read model follows the stream, so it is read as of the command's version).
+async fn balance_after(app: &TestApp, token: &str, task: &Value) -> i64 {
+    let version = task["result"]["body"]["version"]
+        .as_u64()
+        .expect("the answer's version");
     let me: Value = app
-        .get("/api/users/me", Some(token))
+        .get(&format!("/api/users/me?min_version={version}"), Some(token))
         .await
         .json()
         .await
@@ -74,7 +79,7 @@ async fn any_command_runs_in_the_background_and_reports_its_answer() {
     assert_eq!(task["result"]["body"]["balance_cents"], 2500);
     assert_eq!(task["result"]["replayed"], false);
     assert!(task["created_at"].is_string() && task["updated_at"].is_string());
-    assert_eq!(balance(&app, &token).await, 2500);
+    assert_eq!(balance_after(&app, &token, &task).await, 2500);
 
     // Listed for its owner; another customer cannot see it; an admin sees every task.
     let mine: Value = app
@@ -410,7 +415,11 @@ async fn a_task_whose_worker_died_mid_task_ends_done_once() {
     assert_eq!(task["attempts"], 2);
     assert_eq!(task["result"]["replayed"], true, "the first run's answer");
     assert_eq!(task["result"]["body"]["balance_cents"], 1000);
-    assert_eq!(balance(&app, &token).await, 1000, "deposited once");
+    assert_eq!(
+        balance_after(&app, &token, &task).await,
+        1000,
+        "deposited once"
+    );
     let deposits: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'WalletDeposited'",
     )
