@@ -77,6 +77,30 @@ impl<E: std::error::Error + 'static> From<StoreError> for CommandError<E> {
     }
 }
 
+/// What a command came to once confirmed against the store (`decide_confirmed`).
+enum Decision<A: Aggregate>
+where
+    A::Error: 'static,
+{
+    /// These events (none: nothing to do), already applied to the copy.
+    Append(Vec<A::Event>),
+    Refused(CommandError<A::Error>),
+    /// The command was applied before; the copy is caught up.
+    AppliedBefore,
+}
+
+impl<A: Aggregate> From<Result<Vec<A::Event>, CommandError<A::Error>>> for Decision<A>
+where
+    A::Error: 'static,
+{
+    fn from(decided: Result<Vec<A::Event>, CommandError<A::Error>>) -> Self {
+        match decided {
+            Ok(events) => Self::Append(events),
+            Err(refusal) => Self::Refused(refusal),
+        }
+    }
+}
+
 /// Lock stripes: commands on one aggregate within this process queue instead of colliding, so
 /// optimistic conflicts only happen between replicas. Striping bounds the memory.
 const STRIPES: usize = 1024;
@@ -316,44 +340,27 @@ impl<S: EventStore> CommandBus<S> {
             if attempt > 1 && self.applied_here::<A>(aggregate_id, context).await? {
                 return self.answer_current(aggregate_id, answer).await;
             }
-            let (mut loaded, mut current) = match self.take_cached::<A>(aggregate_id) {
+            let (loaded, current) = match self.take_cached::<A>(aggregate_id) {
                 Some(cached) => (cached, false),
                 None => (self.store.load::<A>(aggregate_id).await?, true),
             };
-            let mut asked_if_applied = false;
-            let events = loop {
-                let decided = self
-                    .decide(
-                        &mut loaded.aggregate,
-                        loaded.version,
-                        &command,
-                        expected_version,
-                    )
-                    .await;
-                if matches!(&decided, Ok(events) if !events.is_empty()) {
-                    break decided;
-                }
-                // Confirm the outcome against the store: a repeat of an applied command
-                // answers as it did the first time; otherwise decide again on the current state.
-                if context.repeatable && !asked_if_applied {
-                    asked_if_applied = true;
-                    if self.applied_here::<A>(aggregate_id, context).await? {
-                        self.keep(aggregate_id, loaded.aggregate, loaded.version);
-                        return self.answer_current(aggregate_id, answer).await;
-                    }
-                }
-                if current {
-                    break decided;
-                }
-                loaded = self.store.catch_up(aggregate_id, loaded).await?;
-                current = true;
-            };
-            let events = match events {
-                Ok(events) => events,
-                Err(refusal) => {
+            let (loaded, decision) = self
+                .decide_confirmed(
+                    aggregate_id,
+                    loaded,
+                    current,
+                    &command,
+                    context,
+                    expected_version,
+                )
+                .await?;
+            let events = match decision {
+                Decision::Append(events) => events,
+                Decision::Refused(refusal) => {
                     self.keep(aggregate_id, loaded.aggregate, loaded.version);
                     return Err(refusal);
                 }
+                Decision::AppliedBefore => Vec::new(),
             };
             let Loaded { aggregate, version } = loaded;
             if events.is_empty() {
@@ -426,6 +433,54 @@ impl<S: EventStore> CommandBus<S> {
             .await
             .map_err(CommandError::Rejected)?;
         Ok(sink.collect().await)
+    }
+
+    /// Decides `command` on `loaded`, a copy that is `current` when just read from the store.
+    /// Events are believed as they are (their append checks the version). Anything else is
+    /// confirmed first: a repeat of an applied command is reported as such, and otherwise the
+    /// copy is caught up and the command decided again. Returns the copy as it now is.
+    async fn decide_confirmed<A>(
+        &self,
+        aggregate_id: &str,
+        mut loaded: Loaded<A>,
+        mut current: bool,
+        command: &A::Command,
+        context: &CommandContext,
+        expected_version: Option<u64>,
+    ) -> Result<(Loaded<A>, Decision<A>), StoreError>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: Clone,
+        A::Error: 'static,
+    {
+        let mut asked_if_applied = false;
+        loop {
+            let decided = self
+                .decide(
+                    &mut loaded.aggregate,
+                    loaded.version,
+                    command,
+                    expected_version,
+                )
+                .await;
+            if matches!(&decided, Ok(events) if !events.is_empty()) {
+                return Ok((loaded, Decision::from(decided)));
+            }
+            if context.repeatable && !asked_if_applied {
+                asked_if_applied = true;
+                if self.applied_here::<A>(aggregate_id, context).await? {
+                    if !current {
+                        loaded = self.store.catch_up(aggregate_id, loaded).await?;
+                    }
+                    return Ok((loaded, Decision::AppliedBefore));
+                }
+            }
+            if current {
+                return Ok((loaded, Decision::from(decided)));
+            }
+            loaded = self.store.catch_up(aggregate_id, loaded).await?;
+            current = true;
+        }
     }
 
     /// Whether `context`'s command was already applied, to this aggregate. The same command id

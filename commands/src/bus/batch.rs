@@ -14,7 +14,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use eshop_domain::DeclaresClaims;
 use tokio::sync::MutexGuard;
 
-use super::{CacheKey, CommandBus, CommandError, Executed};
+use super::{CacheKey, CommandBus, CommandError, Decision, Executed};
 use crate::context::CommandContext;
 use crate::store::{EventStore, Loaded, StagedAppend, StagedEvent, StoreError};
 
@@ -35,10 +35,9 @@ pub struct Batch<'bus, S> {
 
 impl<S: EventStore> CommandBus<S> {
     /// Opens a batch over the aggregates `(type, id)` it may touch, holding their lock stripes.
-    /// It never waits for a stripe while holding another: a taken stripe makes it let go of all
-    /// it holds, wait for that one, then try the rest again. So batches (and single commands)
-    /// never wait on each other in a cycle, and a batch queued behind a busy aggregate does not
-    /// hold up others that share none of its aggregates.
+    /// They are taken in one order (by stripe), so batches (and single commands, which hold one
+    /// stripe) never wait on each other in a cycle. Letting go of all and retrying when one is
+    /// taken was tried: two batches can then keep trading the same two stripes for ever.
     pub async fn batch(&self, aggregates: &[(&'static str, &str)]) -> Batch<'_, S> {
         let mut locked: Vec<usize> = aggregates
             .iter()
@@ -47,32 +46,12 @@ impl<S: EventStore> CommandBus<S> {
         locked.sort_unstable();
         locked.dedup();
         let mut locks = Vec::with_capacity(locked.len());
-        let mut waited_for: Option<usize> = None;
-        loop {
-            locks.clear();
-            if let Some(index) = waited_for.take() {
-                locks.push((index, self.stripes[index].lock().await));
-            }
-            let busy = locked.iter().copied().find(|index| {
-                if locks.iter().any(|(held, _)| held == index) {
-                    return false;
-                }
-                match self.stripes[*index].try_lock() {
-                    Ok(guard) => {
-                        locks.push((*index, guard));
-                        false
-                    }
-                    Err(_) => true,
-                }
-            });
-            match busy {
-                None => break,
-                Some(index) => waited_for = Some(index),
-            }
+        for index in &locked {
+            locks.push(self.stripes[*index].lock().await);
         }
         Batch {
             bus: self,
-            _locks: locks.into_iter().map(|(_, guard)| guard).collect(),
+            _locks: locks,
             locked,
             touched: HashMap::new(),
             appends: Vec::new(),
@@ -140,42 +119,24 @@ impl<S: EventStore> Batch<'_, S> {
         A::Command: Clone,
         A::Event: DeclaresClaims,
     {
-        let (mut loaded, mut current) = self.take::<A>(aggregate_id).await?;
-        let mut asked_if_applied = false;
-        let decided = loop {
-            let decided = self
-                .bus
-                .decide(&mut loaded.aggregate, loaded.version, &command, None)
-                .await;
-            if matches!(&decided, Ok(events) if !events.is_empty()) {
-                break decided;
+        let (loaded, current) = self.take::<A>(aggregate_id).await?;
+        let (mut loaded, decision) = self
+            .bus
+            .decide_confirmed(aggregate_id, loaded, current, &command, context, None)
+            .await?;
+        let events = match decision {
+            Decision::Append(events) if !events.is_empty() => events,
+            Decision::Append(_) | Decision::AppliedBefore => {
+                let executed = Executed {
+                    aggregate: answer(&loaded.aggregate),
+                    version: loaded.version,
+                    appended: 0,
+                };
+                self.put(aggregate_id, loaded, true);
+                return Ok(executed);
             }
-            if context.repeatable && !asked_if_applied {
-                asked_if_applied = true;
-                if self.bus.applied_here::<A>(aggregate_id, context).await? {
-                    // Applied before this batch: answer with the stored aggregate.
-                    if !current {
-                        loaded = self.bus.store.catch_up(aggregate_id, loaded).await?;
-                    }
-                    let executed = Executed {
-                        aggregate: answer(&loaded.aggregate),
-                        version: loaded.version,
-                        appended: 0,
-                    };
-                    self.put(aggregate_id, loaded, true);
-                    return Ok(executed);
-                }
-            }
-            if current {
-                break decided;
-            }
-            loaded = self.bus.store.catch_up(aggregate_id, loaded).await?;
-            current = true;
-        };
-        let events = match decided {
-            Ok(events) => events,
-            Err(refusal) => {
-                self.put(aggregate_id, loaded, current);
+            Decision::Refused(refusal) => {
+                self.put(aggregate_id, loaded, true);
                 return Err(refusal);
             }
         };
@@ -194,15 +155,13 @@ impl<S: EventStore> Batch<'_, S> {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        if !staged.is_empty() {
-            self.appends.push(StagedAppend {
-                aggregate_type: A::TYPE,
-                aggregate_id: aggregate_id.to_string(),
-                expected_version: loaded.version,
-                events: staged,
-                context: context.clone(),
-            });
-        }
+        self.appends.push(StagedAppend {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            expected_version: loaded.version,
+            events: staged,
+            context: context.clone(),
+        });
         loaded.version += events.len() as u64;
         let executed = Executed {
             aggregate: answer(&loaded.aggregate),
