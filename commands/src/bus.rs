@@ -2,13 +2,11 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use eshop_domain::DeclaresClaims;
-use tokio::sync::Mutex;
 
 use crate::context::CommandContext;
 use crate::store::{EventStore, Loaded, StoreError};
@@ -101,10 +99,6 @@ where
     }
 }
 
-/// Lock stripes: commands on one aggregate within this process queue instead of colliding, so
-/// optimistic conflicts only happen between replicas. Striping bounds the memory.
-const STRIPES: usize = 1024;
-
 /// Aggregates kept in memory between commands: at most twice this many (see `Kept`).
 const CACHED_AGGREGATES: usize = 10_000;
 
@@ -140,7 +134,7 @@ impl Kept {
 pub struct CommandBus<S> {
     store: S,
     retry: RetryPolicy,
-    stripes: Box<[Mutex<()>]>,
+    locks: AggregateLocks,
     /// The last known state of recently used aggregates, with its version. A command loads
     /// only the events after it (usually none), so its cost does not grow with the history.
     /// Being stale is harmless: the append checks the version anyway.
@@ -162,7 +156,7 @@ impl<S: EventStore> CommandBus<S> {
         Self {
             store,
             retry,
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: AggregateLocks::default(),
             aggregates: std::sync::Mutex::default(),
         }
     }
@@ -227,16 +221,6 @@ impl<S: EventStore> CommandBus<S> {
         &self.store
     }
 
-    fn stripe_index(&self, aggregate_type: &str, aggregate_id: &str) -> usize {
-        let mut hasher = DefaultHasher::new();
-        (aggregate_type, aggregate_id).hash(&mut hasher);
-        usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or_default()
-    }
-
-    fn stripe(&self, aggregate_type: &str, aggregate_id: &str) -> &Mutex<()> {
-        &self.stripes[self.stripe_index(aggregate_type, aggregate_id)]
-    }
-
     /// Reads an aggregate through the in-memory copy (caught up with the store), so reading a
     /// long-lived aggregate costs the same as a short one.
     pub async fn read<A, T>(
@@ -247,7 +231,7 @@ impl<S: EventStore> CommandBus<S> {
     where
         A: Aggregate + 'static,
     {
-        let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
+        let _queued = self.locks.lock(A::TYPE, aggregate_id).await;
         let Loaded { aggregate, version } = self.load_current::<A>(aggregate_id).await?;
         let answer = view(&aggregate, version);
         self.keep(aggregate_id, aggregate, version);
@@ -264,7 +248,7 @@ impl<S: EventStore> CommandBus<S> {
     where
         A: Aggregate + 'static,
     {
-        let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
+        let _queued = self.locks.lock(A::TYPE, aggregate_id).await;
         let Loaded { aggregate, version } = match self.take_cached::<A>(aggregate_id) {
             Some(known) => known,
             None => self.store.load::<A>(aggregate_id).await?,
@@ -332,7 +316,7 @@ impl<S: EventStore> CommandBus<S> {
         A::Event: DeclaresClaims,
         A::Error: 'static,
     {
-        let _queued = self.stripe(A::TYPE, aggregate_id).lock().await;
+        let _queued = self.locks.lock(A::TYPE, aggregate_id).await;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -522,7 +506,9 @@ impl<S: EventStore> CommandBus<S> {
 }
 
 mod batch;
+mod locks;
 pub use batch::Batch;
+use locks::AggregateLocks;
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,9 @@ use crate::context::{derived_id, Actor, CommandContext};
 use crate::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
 use crate::store::{EventStore, StoreError};
 
+mod purchases;
+use purchases::PurchaseQueues;
+
 /// Why an order failed (the `reason` on `OrderFailed`).
 pub const OUT_OF_STOCK: &str = "out_of_stock";
 pub const PRODUCT_UNAVAILABLE: &str = "product_unavailable";
@@ -64,6 +67,16 @@ fn step_error<E: std::error::Error>(error: CommandError<E>) -> ProcessError {
 /// The id of the payment for an order (one payment per order).
 pub fn payment_id(order_id: Uuid) -> Uuid {
     derived_id(&["payment", &order_id.to_string()])
+}
+
+/// The aggregates a wallet purchase touches.
+fn purchase_touches(request: &PurchaseRequest) -> [(&'static str, String); 4] {
+    [
+        (Order::TYPE, request.order_id.to_string()),
+        (Product::TYPE, request.product_id.to_string()),
+        (User::TYPE, request.customer_id.to_string()),
+        (Payment::TYPE, payment_id(request.order_id).to_string()),
+    ]
 }
 
 /// What `OrderProcess::purchase` buys, for whom, under which (fresh) order id.
@@ -144,11 +157,16 @@ impl<S: EventStore> Steps<'_, S> {
 pub struct OrderProcess<S, G> {
     bus: Arc<CommandBus<S>>,
     gateway: G,
+    purchases: PurchaseQueues,
 }
 
 impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     pub fn new(bus: Arc<CommandBus<S>>, gateway: G) -> Self {
-        Self { bus, gateway }
+        Self {
+            bus,
+            gateway,
+            purchases: PurchaseQueues::default(),
+        }
     }
 
     /// The context of one step of one order: its id is derived from both.
@@ -197,78 +215,41 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// Buys `quantity` of a product from the customer's wallet: places the order (priced from
     /// the product as the reservation finds it) and runs every step to the end. No step waits
     /// on anything outside, so the steps, the same commands with the same ids and events as
-    /// step by step, are committed together: a crash leaves no order or a finished one. A
-    /// conflict with another writer runs the whole purchase again on the stored aggregates.
+    /// step by step, are committed together: a crash leaves no order or a finished one.
+    ///
+    /// Purchases of one product that arrive while another is being committed queue and are
+    /// committed together, in one transaction, in the order they came (see `purchases`): a
+    /// busy product then costs one commit per group instead of one per purchase.
     pub async fn purchase(
+        self: &Arc<Self>,
+        request: &PurchaseRequest,
+        context: &CommandContext,
+    ) -> Result<Purchased, PurchaseError>
+    where
+        S: Send + Sync + 'static,
+        G: Send + Sync + 'static,
+    {
+        purchases::queue(self, request.clone(), context.clone()).await
+    }
+
+    /// One purchase in its own transaction. A conflict with another writer runs it again on
+    /// the stored aggregates.
+    async fn purchase_alone(
         &self,
         request: &PurchaseRequest,
         context: &CommandContext,
     ) -> Result<Purchased, PurchaseError> {
-        let order = request.order_id.to_string();
-        let product = request.product_id.to_string();
-        let customer = request.customer_id.to_string();
-        let payment = payment_id(request.order_id).to_string();
-        let touched = [
-            (Order::TYPE, order.as_str()),
-            (Product::TYPE, product.as_str()),
-            (User::TYPE, customer.as_str()),
-            (Payment::TYPE, payment.as_str()),
-        ];
-        self.bus.assume_new::<Order>(&order);
         let retry = self.bus.retry_policy();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut steps = Steps::Together(self.bus.batch(&touched).await);
-            let (listed, unit_price_cents) = steps
-                .read::<Product, _>(&product, |product, _| {
-                    (product.is_listed(), product.price_cents)
-                })
-                .await
-                .map_err(ProcessError::from)?;
-            if !listed {
-                return Err(PurchaseError::ProductUnavailable);
-            }
-            let place = OrderCommand::Place {
-                customer_id: request.customer_id,
-                lines: vec![OrderLine {
-                    product_id: request.product_id,
-                    quantity: request.quantity,
-                    unit_price_cents,
-                }],
-                payment: PaymentInstrument::balance(),
-            };
-            let placed = match steps
-                .execute::<Order, _>(&order, place, context, Order::clone)
-                .await
-            {
-                Ok(placed) => placed.aggregate,
-                Err(CommandError::Rejected(refusal)) => {
-                    return Err(PurchaseError::Refused(refusal))
-                }
-                Err(other) => return Err(step_error(other).into()),
-            };
-            self.drive(&mut steps, request.order_id, Some(placed))
-                .await?;
-            let (order_now, order_version) = steps
-                .read::<Order, _>(&order, |order, version| (order.clone(), version))
-                .await
-                .map_err(ProcessError::from)?;
-            let balance_cents = steps
-                .read::<User, _>(&customer, |buyer, _| buyer.balance_cents)
-                .await
-                .map_err(ProcessError::from)?;
+            let mut steps = Steps::Together(self.bus.batch(purchase_touches(request)).await);
+            let purchased = self.stage_purchase(&mut steps, request, context).await?;
             let Steps::Together(batch) = steps else {
                 unreachable!("opened as a batch")
             };
             match batch.commit().await {
-                Ok(()) => {
-                    return Ok(Purchased {
-                        order: order_now,
-                        order_version,
-                        balance_cents,
-                    })
-                }
+                Ok(()) => return Ok(purchased),
                 Err(StoreError::Conflict | StoreError::AlreadyApplied)
                     if attempt < retry.max_attempts =>
                 {
@@ -277,6 +258,84 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 Err(other) => return Err(ProcessError::Store(other).into()),
             }
         }
+    }
+
+    /// Several purchases in one transaction, each as `purchase_alone` would run it. `None` when
+    /// the transaction did not commit (a conflict, the store down) or a purchase broke off
+    /// half staged: nothing was stored, and the caller runs each alone.
+    async fn purchase_together(
+        &self,
+        purchases: &[(PurchaseRequest, CommandContext)],
+    ) -> Option<Vec<Result<Purchased, PurchaseError>>> {
+        let touched = purchases
+            .iter()
+            .flat_map(|(request, _)| purchase_touches(request));
+        let mut steps = Steps::Together(self.bus.batch(touched).await);
+        let mut outcomes = Vec::with_capacity(purchases.len());
+        for (request, context) in purchases {
+            match self.stage_purchase(&mut steps, request, context).await {
+                Err(PurchaseError::Process(_)) => return None,
+                outcome => outcomes.push(outcome),
+            }
+        }
+        let Steps::Together(batch) = steps else {
+            unreachable!("opened as a batch")
+        };
+        batch.commit().await.ok().map(|()| outcomes)
+    }
+
+    /// Stages one purchase's steps in `steps`. A refusal or a product not sold stages nothing;
+    /// a `Process` error may leave some steps staged, so the batch must not be committed.
+    async fn stage_purchase(
+        &self,
+        steps: &mut Steps<'_, S>,
+        request: &PurchaseRequest,
+        context: &CommandContext,
+    ) -> Result<Purchased, PurchaseError> {
+        let order = request.order_id.to_string();
+        let product = request.product_id.to_string();
+        let customer = request.customer_id.to_string();
+        self.bus.assume_new::<Order>(&order);
+        let (listed, unit_price_cents) = steps
+            .read::<Product, _>(&product, |product, _| {
+                (product.is_listed(), product.price_cents)
+            })
+            .await
+            .map_err(ProcessError::from)?;
+        if !listed {
+            return Err(PurchaseError::ProductUnavailable);
+        }
+        let place = OrderCommand::Place {
+            customer_id: request.customer_id,
+            lines: vec![OrderLine {
+                product_id: request.product_id,
+                quantity: request.quantity,
+                unit_price_cents,
+            }],
+            payment: PaymentInstrument::balance(),
+        };
+        let placed = match steps
+            .execute::<Order, _>(&order, place, context, Order::clone)
+            .await
+        {
+            Ok(placed) => placed.aggregate,
+            Err(CommandError::Rejected(refusal)) => return Err(PurchaseError::Refused(refusal)),
+            Err(other) => return Err(step_error(other).into()),
+        };
+        self.drive(steps, request.order_id, Some(placed)).await?;
+        let (order_now, order_version) = steps
+            .read::<Order, _>(&order, |order, version| (order.clone(), version))
+            .await
+            .map_err(ProcessError::from)?;
+        let balance_cents = steps
+            .read::<User, _>(&customer, |buyer, _| buyer.balance_cents)
+            .await
+            .map_err(ProcessError::from)?;
+        Ok(Purchased {
+            order: order_now,
+            order_version,
+            balance_cents,
+        })
     }
 
     async fn drive(

@@ -130,8 +130,10 @@ async fn load<A: cqrs_es::Aggregate>(bus: &Bus, id: Uuid) -> A {
         .aggregate
 }
 
-fn process(bus: &Bus) -> OrderProcess<PgEventStore, SimulatedGateway> {
-    OrderProcess::new(bus.clone(), SimulatedGateway::default())
+type Process = Arc<OrderProcess<PgEventStore, SimulatedGateway>>;
+
+fn process(bus: &Bus) -> Process {
+    Arc::new(OrderProcess::new(bus.clone(), SimulatedGateway::default()))
 }
 
 fn card(number: &str) -> PaymentInstrument {
@@ -600,14 +602,14 @@ fn second_replica(pool: &PgPool) -> Bus {
     Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry))
 }
 
-async fn purchase_on(bus: &Bus, customer_id: Uuid, product_id: Uuid) -> (Uuid, Purchased) {
+async fn purchase_on(process: &Process, customer_id: Uuid, product_id: Uuid) -> (Uuid, Purchased) {
     let request = PurchaseRequest {
         order_id: Uuid::now_v7(),
         customer_id,
         product_id,
         quantity: 1,
     };
-    let purchased = process(bus)
+    let purchased = process
         .purchase(&request, &context())
         .await
         .expect("the purchase ends");
@@ -625,7 +627,9 @@ async fn event_types(pool: &PgPool, aggregate_id: Uuid) -> Vec<String> {
 #[tokio::test]
 async fn wallet_purchases_on_two_replicas_sell_exactly_the_stock_to_exactly_the_payers() {
     let (pool, bus) = bus().await;
-    let replicas = [bus.clone(), second_replica(&pool)];
+    // One process per replica, as in eshop: purchases of one product on one replica are
+    // committed in groups, and the two replicas' groups conflict with each other.
+    let replicas = [process(&bus), process(&second_replica(&pool))];
     let book = product(&bus, 700, 50).await;
     let mut buyers = Vec::new();
     for n in 0..200 {
@@ -678,7 +682,9 @@ async fn wallet_purchases_on_two_replicas_sell_exactly_the_stock_to_exactly_the_
 #[tokio::test]
 async fn wallet_purchases_on_two_replicas_never_overdraw() {
     let (pool, bus) = bus().await;
-    let replicas = [bus.clone(), second_replica(&pool)];
+    // One process per replica, as in eshop: purchases of one product on one replica are
+    // committed in groups, and the two replicas' groups conflict with each other.
+    let replicas = [process(&bus), process(&second_replica(&pool))];
     let book = product(&bus, 1_000, 1_000).await;
     let buyers = [
         buyer(&bus, "gil", 3_500).await,
@@ -732,4 +738,75 @@ async fn a_purchase_of_a_product_not_sold_stores_nothing() {
         .await
         .expect("counts");
     assert_eq!(after, before);
+}
+
+#[tokio::test]
+async fn purchases_of_one_product_commit_in_groups_each_purchase_whole() {
+    let (pool, bus) = bus().await;
+    let shop = process(&bus);
+    let book = product(&bus, 700, 100).await;
+    let mut buyers = Vec::new();
+    for n in 0..120 {
+        buyers.push(buyer(&bus, &format!("grouped{n}"), 10_000).await);
+    }
+    let purchases = buyers.iter().map(|buyer| {
+        let shop = shop.clone();
+        let buyer = *buyer;
+        tokio::spawn(async move { purchase_on(&shop, buyer, book).await })
+    });
+    let outcomes: Vec<(Uuid, Purchased)> = futures::future::join_all(purchases)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("task"))
+        .collect();
+    let confirmed = outcomes
+        .iter()
+        .filter(|(_, purchased)| purchased.order.status == OrderStatus::Confirmed)
+        .count();
+    assert_eq!(confirmed, 100);
+    assert_eq!(load::<Product>(&bus, book).await.stock, 0);
+
+    let orders: Vec<String> = outcomes
+        .iter()
+        .map(|(order, _)| order.to_string())
+        .collect();
+    // Every purchase's events (order, payment, product, wallet) share one transaction.
+    let split: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT purchase FROM (
+                 SELECT CASE aggregate_type WHEN 'order' THEN aggregate_id
+                             ELSE metadata ->> 'correlation_id' END AS purchase, xid
+                   FROM events) AS tagged
+              WHERE purchase = ANY($1)
+              GROUP BY purchase HAVING count(DISTINCT xid::text) > 1) AS split",
+    )
+    .bind(&orders)
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!(split, 0, "a purchase was committed in parts");
+    // 120 purchases that arrived together took far fewer transactions.
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xid::text) FROM events
+          WHERE aggregate_type = 'order' AND aggregate_id = ANY($1)",
+    )
+    .bind(&orders)
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert!(
+        (1..=60).contains(&transactions),
+        "{transactions} transactions for 120 purchases"
+    );
+    // Each buyer paid exactly what their own answer says, once.
+    for ((_, purchased), buyer) in outcomes.iter().zip(&buyers) {
+        let balance = load::<User>(&bus, *buyer).await.balance_cents;
+        assert_eq!(balance, purchased.balance_cents);
+        let expected = if purchased.order.status == OrderStatus::Confirmed {
+            9_300
+        } else {
+            10_000
+        };
+        assert_eq!(balance, expected);
+    }
 }

@@ -10,13 +10,12 @@
 use std::any::Any;
 use std::collections::HashMap;
 
-use cqrs_es::{Aggregate, DomainEvent};
-use eshop_domain::DeclaresClaims;
-use tokio::sync::MutexGuard;
-
+use super::locks::AggregateLock;
 use super::{CacheKey, CommandBus, CommandError, Decision, Executed};
 use crate::context::CommandContext;
 use crate::store::{EventStore, Loaded, StagedAppend, StagedEvent, StoreError};
+use cqrs_es::{Aggregate, DomainEvent};
+use eshop_domain::DeclaresClaims;
 
 /// An aggregate the batch touched, as the staged commands left it.
 struct Touched {
@@ -27,27 +26,33 @@ struct Touched {
 
 pub struct Batch<'bus, S> {
     bus: &'bus CommandBus<S>,
-    _locks: Vec<MutexGuard<'bus, ()>>,
-    locked: Vec<usize>,
+    _locks: Vec<AggregateLock>,
+    /// The aggregates declared, sorted.
+    locked: Vec<CacheKey>,
     touched: HashMap<CacheKey, Touched>,
     appends: Vec<StagedAppend>,
 }
 
 impl<S: EventStore> CommandBus<S> {
-    /// Opens a batch over the aggregates `(type, id)` it may touch, holding their lock stripes.
-    /// They are taken in one order (by stripe), so batches (and single commands, which hold one
-    /// stripe) never wait on each other in a cycle. Letting go of all and retrying when one is
-    /// taken was tried: two batches can then keep trading the same two stripes for ever.
-    pub async fn batch(&self, aggregates: &[(&'static str, &str)]) -> Batch<'_, S> {
-        let mut locked: Vec<usize> = aggregates
-            .iter()
-            .map(|(aggregate_type, aggregate_id)| self.stripe_index(aggregate_type, aggregate_id))
+    /// Opens a batch over the aggregates `(type, id)` it may touch, holding their locks. They
+    /// are taken in one order, by type and then id, so batches (and single commands, which hold
+    /// one lock) never wait on each other in a cycle. In a purchase the new order and payment
+    /// come first, so while it queues for a busy product it holds nothing another purchase
+    /// wants. Letting go of all and retrying when one is taken was tried: two batches can then
+    /// keep trading the same two locks for ever.
+    pub async fn batch(
+        &self,
+        aggregates: impl IntoIterator<Item = (&'static str, impl Into<String>)>,
+    ) -> Batch<'_, S> {
+        let mut locked: Vec<CacheKey> = aggregates
+            .into_iter()
+            .map(|(aggregate_type, aggregate_id)| (aggregate_type, aggregate_id.into()))
             .collect();
         locked.sort_unstable();
         locked.dedup();
         let mut locks = Vec::with_capacity(locked.len());
-        for index in &locked {
-            locks.push(self.stripes[*index].lock().await);
+        for (aggregate_type, aggregate_id) in &locked {
+            locks.push(self.locks.lock(aggregate_type, aggregate_id).await);
         }
         Batch {
             bus: self,
@@ -65,13 +70,12 @@ impl<S: EventStore> Batch<'_, S> {
     where
         A: Aggregate + 'static,
     {
-        let index = self.bus.stripe_index(A::TYPE, aggregate_id);
+        let key = (A::TYPE, aggregate_id.to_string());
         assert!(
-            self.locked.binary_search(&index).is_ok(),
+            self.locked.binary_search(&key).is_ok(),
             "a batch touched {} {aggregate_id}, which it did not declare",
             A::TYPE
         );
-        let key = (A::TYPE, aggregate_id.to_string());
         if let Some(touched) = self.touched.get_mut(&key) {
             let after = std::mem::replace(&mut touched.after, Box::new(()));
             let loaded = after

@@ -491,7 +491,7 @@ fn stream_length(bus: &CommandBus<FakeStore>, id: &str) -> usize {
 #[tokio::test]
 async fn a_batch_sees_its_own_staged_events_and_stores_them_in_one_append() {
     let bus = bus_with_user(0, 5);
-    let mut batch = bus.batch(&declared(&["u1"])).await;
+    let mut batch = bus.batch(declared(&["u1"])).await;
     batch
         .execute_with::<User, _>("u1", deposit(100), &context(), |_| ())
         .await
@@ -523,7 +523,7 @@ async fn a_batch_that_fails_to_commit_stores_nothing_and_leaves_the_aggregates_u
         .lock()
         .expect("lock")
         .insert("u2".into(), vec![registered()]);
-    let mut batch = bus.batch(&declared(&["u1", "u2"])).await;
+    let mut batch = bus.batch(declared(&["u1", "u2"])).await;
     for id in ["u1", "u2"] {
         batch
             .execute_with::<User, _>(id, deposit(100), &context(), |_| ())
@@ -558,13 +558,13 @@ async fn a_batch_on_a_stale_copy_conflicts_and_the_next_batch_lands_on_the_store
             balance_cents: 1100,
         },
     );
-    let mut stale = bus.batch(&declared(&["u1"])).await;
+    let mut stale = bus.batch(declared(&["u1"])).await;
     stale
         .execute_with::<User, _>("u1", deposit(1), &context(), |_| ())
         .await
         .expect("staged");
     assert!(matches!(stale.commit().await, Err(StoreError::Conflict)));
-    let mut retried = bus.batch(&declared(&["u1"])).await;
+    let mut retried = bus.batch(declared(&["u1"])).await;
     let staged = retried
         .execute_with::<User, _>("u1", deposit(1), &context(), |user: &User| {
             user.balance_cents
@@ -588,7 +588,7 @@ async fn a_batch_does_not_refuse_on_a_stale_copy() {
             balance_cents: 1100,
         },
     );
-    let mut batch = bus.batch(&declared(&["u1"])).await;
+    let mut batch = bus.batch(declared(&["u1"])).await;
     let debited = batch
         .execute_with::<User, _>(
             "u1",
@@ -626,7 +626,7 @@ async fn overlapping_batches_never_wait_on_each_other_in_a_cycle() {
             } else {
                 pair.to_vec()
             };
-            let mut batch = bus.batch(&declared(&pair)).await;
+            let mut batch = bus.batch(declared(&pair)).await;
             for user in &pair {
                 batch
                     .execute_with::<User, _>(user, deposit(1), &context(), |_| ())
