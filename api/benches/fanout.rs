@@ -51,6 +51,7 @@ fn ms(duration: Duration) -> String {
 fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -> Config {
     Config {
         database_url: database_url.to_string(),
+        db_listing_pool_size: 8,
         db_pool_size: 32,
         nats_url: eshop_infra::testing::nats_url(),
         nats_prefix: namespace.to_string(),

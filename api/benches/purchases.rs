@@ -26,6 +26,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
     Config {
         database_url: database_url.to_string(),
         // For comparison: `BENCH_DB_POOL=N` sets the database pool's size.
+        db_listing_pool_size: 8,
         db_pool_size: std::env::var("BENCH_DB_POOL")
             .ok()
             .and_then(|size| size.parse().ok())

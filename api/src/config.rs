@@ -25,6 +25,12 @@ pub struct Config {
     #[arg(long, env = "ESHOP_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
 
+    /// Connections for the catalog's list and search queries, apart from the main pool. Few
+    /// suffice: more run more of these CPU-bound queries at once than Postgres has cores, and
+    /// the slowest then wait on the scheduler instead of in line.
+    #[arg(long, env = "ESHOP_DB_LISTING_POOL_SIZE", default_value_t = 8)]
+    pub db_listing_pool_size: u32,
+
     /// NATS server with JetStream, for the event stream.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,

@@ -38,7 +38,9 @@ use eshop_infra::sessions::PgSessions;
 use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
 use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::tasks::{PgTasks, TaskQueue, TaskWorker, WorkerSettings};
-use eshop_infra::{connect, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords};
+use eshop_infra::{
+    connect, connect_for_listing, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords,
+};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::read_only::auditors_read_only;
@@ -144,12 +146,17 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
              TOKENS FOR THIS SERVER. Set ESHOP_JWT_SECRET before exposing it."
         );
     }
-    let pool = connect(&DatabaseSettings {
+    let database = DatabaseSettings {
         url: config.database_url.clone(),
         max_connections: config.db_pool_size,
+    };
+    let pool = connect(&database).await?;
+    migrate(&pool).await?;
+    let listing_pool = connect_for_listing(&DatabaseSettings {
+        max_connections: config.db_listing_pool_size.max(1),
+        ..database.clone()
     })
     .await?;
-    migrate(&pool).await?;
     let subjects = EventSubjects::new(&config.nats_prefix);
     let jetstream = nats::connect(&config.nats_url).await?;
     nats::ensure_event_stream(&jetstream, &subjects, None).await?;
@@ -196,7 +203,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         throttle: Arc::new(config.throttle.clone()),
         client_ip_header: config.client_ip_header.as_deref().map(Arc::from),
         cors_origins: config.cors_origins.clone().into(),
-        products: PgProducts::new(pool.clone()),
+        products: PgProducts::new(pool.clone()).listing_on(listing_pool),
         users: PgUsers::new(pool.clone()),
         cache,
         jetstream: jetstream.clone(),

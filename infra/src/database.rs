@@ -26,11 +26,33 @@ pub enum DatabaseError {
 
 /// Opens a pool on the configured database, creating the database first if it does not exist.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
-    let options = PgConnectOptions::from_str(&settings.url)
+    let options = connect_options(settings)?;
+    create_database_if_missing(&options).await?;
+    open_pool(settings, options).await
+}
+
+/// A pool for the catalog's list queries, on a database `connect` opened: its statements keep
+/// one generic plan. By default Postgres plans a prepared statement again for each execution
+/// when its first plans were cheaper than the generic one, which a list query's pattern and
+/// range filters always make them look; planning then cost about as much as running (a
+/// `title` filter: 3,075 against 4,366 statements/s in pgbench, the other list shapes within
+/// 15 % either way).
+pub async fn connect_for_listing(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
+    let options = connect_options(settings)?.options([("plan_cache_mode", "force_generic_plan")]);
+    open_pool(settings, options).await
+}
+
+fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DatabaseError> {
+    Ok(PgConnectOptions::from_str(&settings.url)
         .map_err(DatabaseError::InvalidUrl)?
         .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-    create_database_if_missing(&options).await?;
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+}
+
+async fn open_pool(
+    settings: &DatabaseSettings,
+    options: PgConnectOptions,
+) -> Result<PgPool, DatabaseError> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(5))

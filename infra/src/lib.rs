@@ -28,6 +28,6 @@ pub mod tasks;
 #[doc(hidden)]
 pub mod testing;
 
-pub use database::{connect, migrate, DatabaseSettings};
+pub use database::{connect, connect_for_listing, migrate, DatabaseSettings};
 pub use event_store::PgEventStore;
 pub use idempotency::PgIdempotencyRecords;

@@ -13,6 +13,7 @@ use eshop_infra::read_models::ReadModel;
 use eshop_infra::relay::{Relay, RelaySettings};
 use eshop_infra::shutdown::shutdown_pair;
 use eshop_infra::testing::{fresh_database, fresh_stream};
+use eshop_infra::{connect_for_listing, DatabaseSettings};
 use eshop_projections::query::{Ordering as SortOrdering, ProductFilter, ProductQuery};
 use eshop_projections::RelayedEvent;
 use serde_json::json;
@@ -107,7 +108,7 @@ async fn a_list_page_is_one_statement_and_a_total_one_more() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(counter.clone()))
         .expect("the only subscriber in this process");
 
-    let (_, pool) = fresh_database().await;
+    let (url, pool) = fresh_database().await;
     let events: Vec<RelayedEvent> = (0..30)
         .map(|n| {
             relayed(
@@ -118,7 +119,19 @@ async fn a_list_page_is_one_statement_and_a_total_one_more() {
         })
         .collect();
     apply_in_tx(&pool, &events).await;
-    let products = PgProducts::new(pool.clone());
+    // As eshop runs it: list queries on their own pool, which keeps one generic plan.
+    let listing = connect_for_listing(&DatabaseSettings {
+        url,
+        max_connections: 2,
+    })
+    .await
+    .expect("connects");
+    let plan_cache_mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&listing)
+        .await
+        .expect("shows");
+    assert_eq!(plan_cache_mode, "force_generic_plan");
+    let products = PgProducts::new(pool.clone()).listing_on(listing);
     let query = |with_total| ProductQuery {
         filter: ProductFilter {
             search: Some("earthsea".into()),

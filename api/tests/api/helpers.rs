@@ -36,6 +36,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         cache_ttl_seconds: 60,
         workers: true,
         gateway_latency_ms: 0,
+        db_listing_pool_size: 8,
         db_pool_size: 20,
         http_addr: "127.0.0.1:0".parse().expect("address"),
         environment: "test".into(),

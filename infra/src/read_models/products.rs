@@ -164,6 +164,8 @@ impl ReadModel for ProductsProjection {
 #[derive(Clone)]
 pub struct PgProducts {
     pool: PgPool,
+    /// For `list` (see `connect_for_listing`); `pool` unless set.
+    listing: PgPool,
 }
 
 /// `%`, `_` and `\` in a user's text match themselves in `ILIKE`.
@@ -177,7 +179,15 @@ fn contains_pattern(text: &str) -> String {
 
 impl PgProducts {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            listing: pool.clone(),
+            pool,
+        }
+    }
+
+    /// Runs list queries on `listing` instead.
+    pub fn listing_on(self, listing: PgPool) -> Self {
+        Self { listing, ..self }
     }
 
     /// A product, removed ones included (callers decide what a removed product means).
@@ -339,7 +349,7 @@ impl PgProducts {
                 " ORDER BY page.sort_key {direction}, page.id {direction}"
             ));
 
-        let rows: Vec<ListedRow> = builder.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<ListedRow> = builder.build_query_as().fetch_all(&self.listing).await?;
         let has_more = rows.len() > query.limit as usize;
         let mut last_sort_value = None;
         let items: Vec<ProductRecord> = rows
@@ -373,7 +383,7 @@ impl PgProducts {
             Some(
                 count
                     .build_query_scalar::<i64>()
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.listing)
                     .await?,
             )
         } else {
