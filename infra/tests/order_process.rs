@@ -136,6 +136,15 @@ fn process(bus: &Bus) -> Process {
     Arc::new(OrderProcess::new(bus.clone(), SimulatedGateway::default()))
 }
 
+/// `count` buyers named `prefix0`, `prefix1`, ..., each with `balance_cents` in the wallet.
+async fn buyers(bus: &Bus, prefix: &str, count: usize, balance_cents: i64) -> Vec<Uuid> {
+    let mut buyers = Vec::with_capacity(count);
+    for n in 0..count {
+        buyers.push(buyer(bus, &format!("{prefix}{n}"), balance_cents).await);
+    }
+    buyers
+}
+
 fn card(number: &str) -> PaymentInstrument {
     let (token, last4) = tokenize_card(number).expect("valid card");
     PaymentInstrument {
@@ -272,10 +281,7 @@ async fn a_declined_card_fails_the_order_and_releases_the_stock() {
 async fn two_hundred_buyers_for_fifty_books_confirm_exactly_fifty() {
     let (_, bus) = bus().await;
     let book = product(&bus, 700, 50).await;
-    let mut buyers = Vec::new();
-    for n in 0..200 {
-        buyers.push(buyer(&bus, &format!("buyer{n}"), 10_000).await);
-    }
+    let buyers = buyers(&bus, "buyer", 200, 10_000).await;
     let purchases = buyers.into_iter().map(|buyer| {
         let bus = bus.clone();
         tokio::spawn(async move {
@@ -616,6 +622,25 @@ async fn purchase_on(process: &Process, customer_id: Uuid, product_id: Uuid) -> 
     (request.order_id, purchased)
 }
 
+/// Each buyer buys one `book` at the same moment, on the replicas in turn; the outcomes in the
+/// buyers' order, with their order ids.
+async fn purchase_at_once(
+    replicas: &[Process],
+    buyers: &[Uuid],
+    book: Uuid,
+) -> Vec<(Uuid, Purchased)> {
+    let purchases = buyers.iter().enumerate().map(|(n, buyer)| {
+        let replica = replicas[n % replicas.len()].clone();
+        let buyer = *buyer;
+        tokio::spawn(async move { purchase_on(&replica, buyer, book).await })
+    });
+    futures::future::join_all(purchases)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("task"))
+        .collect()
+}
+
 async fn event_types(pool: &PgPool, aggregate_id: Uuid) -> Vec<String> {
     sqlx::query_scalar("SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence")
         .bind(aggregate_id.to_string())
@@ -631,28 +656,16 @@ async fn wallet_purchases_on_two_replicas_sell_exactly_the_stock_to_exactly_the_
     // committed in groups, and the two replicas' groups conflict with each other.
     let replicas = [process(&bus), process(&second_replica(&pool))];
     let book = product(&bus, 700, 50).await;
-    let mut buyers = Vec::new();
-    for n in 0..200 {
-        buyers.push(buyer(&bus, &format!("payer{n}"), 10_000).await);
-    }
-    let purchases = buyers.iter().enumerate().map(|(n, buyer)| {
-        let replica = replicas[n % 2].clone();
-        let buyer = *buyer;
-        tokio::spawn(async move { (buyer, purchase_on(&replica, buyer, book).await) })
-    });
-    let outcomes: Vec<(Uuid, (Uuid, Purchased))> = futures::future::join_all(purchases)
-        .await
-        .into_iter()
-        .map(|outcome| outcome.expect("task"))
-        .collect();
+    let buyers = buyers(&bus, "payer", 200, 10_000).await;
+    let outcomes = purchase_at_once(&replicas, &buyers, book).await;
 
     let confirmed = outcomes
         .iter()
-        .filter(|(_, (_, purchased))| purchased.order.status == OrderStatus::Confirmed)
+        .filter(|(_, purchased)| purchased.order.status == OrderStatus::Confirmed)
         .count();
     assert_eq!(confirmed, 50);
     assert_eq!(load::<Product>(&bus, book).await.stock, 0);
-    for (buyer, (order_id, purchased)) in &outcomes {
+    for (buyer, (order_id, purchased)) in buyers.iter().zip(&outcomes) {
         let balance = load::<User>(&bus, *buyer).await.balance_cents;
         let stored = event_types(&pool, *order_id).await;
         if purchased.order.status == OrderStatus::Confirmed {
@@ -745,20 +758,8 @@ async fn purchases_of_one_product_commit_in_groups_each_purchase_whole() {
     let (pool, bus) = bus().await;
     let shop = process(&bus);
     let book = product(&bus, 700, 100).await;
-    let mut buyers = Vec::new();
-    for n in 0..120 {
-        buyers.push(buyer(&bus, &format!("grouped{n}"), 10_000).await);
-    }
-    let purchases = buyers.iter().map(|buyer| {
-        let shop = shop.clone();
-        let buyer = *buyer;
-        tokio::spawn(async move { purchase_on(&shop, buyer, book).await })
-    });
-    let outcomes: Vec<(Uuid, Purchased)> = futures::future::join_all(purchases)
-        .await
-        .into_iter()
-        .map(|outcome| outcome.expect("task"))
-        .collect();
+    let buyers = buyers(&bus, "grouped", 120, 10_000).await;
+    let outcomes = purchase_at_once(&[shop], &buyers, book).await;
     let confirmed = outcomes
         .iter()
         .filter(|(_, purchased)| purchased.order.status == OrderStatus::Confirmed)
