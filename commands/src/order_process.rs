@@ -229,6 +229,9 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         S: Send + Sync + 'static,
         G: Send + Sync + 'static,
     {
+        // Once per request, not per attempt: after a failed attempt the order is read from the
+        // store, so a repeated request finds its first run there.
+        self.bus.assume_new::<Order>(&request.order_id.to_string());
         purchases::queue(self, request.clone(), context.clone()).await
     }
 
@@ -295,7 +298,6 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         let order = request.order_id.to_string();
         let product = request.product_id.to_string();
         let customer = request.customer_id.to_string();
-        self.bus.assume_new::<Order>(&order);
         let (listed, unit_price_cents) = steps
             .read::<Product, _>(&product, |product, _| {
                 (product.is_listed(), product.price_cents)

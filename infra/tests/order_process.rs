@@ -811,3 +811,40 @@ async fn purchases_of_one_product_commit_in_groups_each_purchase_whole() {
         assert_eq!(balance, expected);
     }
 }
+
+#[tokio::test]
+async fn a_repeated_purchase_on_a_replica_that_never_saw_it_answers_the_first_outcome() {
+    let (pool, bus) = bus().await;
+    let buyer = buyer(&bus, "jon", 10_000).await;
+    let book = product(&bus, 700, 5).await;
+    let request = PurchaseRequest {
+        order_id: Uuid::now_v7(),
+        customer_id: buyer,
+        product_id: book,
+        quantity: 1,
+    };
+    let repeatable = CommandContext::repeatable(Actor::System, "test", &["jon", "key-1"]);
+    let first = process(&bus)
+        .purchase(&request, &repeatable)
+        .await
+        .expect("the purchase ends");
+    assert_eq!(first.order.status, OrderStatus::Confirmed);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+
+    let elsewhere = process(&second_replica(&pool));
+    let again = elsewhere
+        .purchase(&request, &repeatable)
+        .await
+        .expect("the repeat ends");
+    assert_eq!(again.order.status, OrderStatus::Confirmed);
+    assert_eq!(again.balance_cents, 9_300);
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+    assert_eq!(after, stored, "the repeat appended events");
+    assert_eq!(load::<Product>(&bus, book).await.stock, 4);
+}
