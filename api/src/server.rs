@@ -154,7 +154,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     migrate(&pool).await?;
     let listing_pool = connect_for_listing(&DatabaseSettings {
         max_connections: config.db_listing_pool_size.max(1),
-        ..database.clone()
+        ..database
     })
     .await?;
     let subjects = EventSubjects::new(&config.nats_prefix);

@@ -10,12 +10,13 @@
 use std::any::Any;
 use std::collections::HashMap;
 
+use cqrs_es::{Aggregate, DomainEvent};
+use eshop_domain::DeclaresClaims;
+
 use super::locks::AggregateLock;
 use super::{CacheKey, CommandBus, CommandError, Decision, Executed};
 use crate::context::CommandContext;
 use crate::store::{EventStore, Loaded, StagedAppend, StagedEvent, StoreError};
-use cqrs_es::{Aggregate, DomainEvent};
-use eshop_domain::DeclaresClaims;
 
 /// An aggregate the batch touched, as the staged commands left it.
 struct Touched {

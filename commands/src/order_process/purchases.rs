@@ -139,15 +139,16 @@ where
         finished: false,
     };
     while let Some(group) = process.purchases.next_group(product_id) {
-        let purchases: Vec<(PurchaseRequest, CommandContext)> = group
-            .iter()
-            .map(|queued| (queued.request.clone(), queued.context.clone()))
-            .collect();
-        let outcomes = match purchases.len() {
-            1 => None,
-            _ => process.purchase_together(&purchases).await,
+        let (purchases, answers): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|queued| ((queued.request, queued.context), queued.answer))
+            .unzip();
+        let together = if purchases.len() > 1 {
+            process.purchase_together(&purchases).await
+        } else {
+            None
         };
-        let outcomes = match outcomes {
+        let outcomes = match together {
             Some(outcomes) => outcomes,
             None => {
                 let mut alone = Vec::with_capacity(purchases.len());
@@ -157,9 +158,9 @@ where
                 alone
             }
         };
-        for (queued, outcome) in group.into_iter().zip(outcomes) {
+        for (answer, outcome) in answers.into_iter().zip(outcomes) {
             // The buyer may have stopped waiting; the purchase stands either way.
-            let _ = queued.answer.send(outcome);
+            let _ = answer.send(outcome);
         }
     }
     task.finished = true;
