@@ -1,6 +1,6 @@
 //! The mailer against a real (test) SMTP server: each mail once, with its recipient, subject
 //! and body; nothing new on redelivery; an outage then recovery delivers every mail once; a
-//! refused mail is recorded and blocks nothing.
+//! refused mail is recorded and blocks nothing; a mail sent again is recognisably the same.
 
 use std::time::Duration;
 
@@ -261,6 +261,44 @@ async fn an_smtp_outage_then_recovery_delivers_every_mail_once() {
     .await
     .expect("counts");
     assert!(sent >= 3, "sent after retries: {sent}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_mail_sent_again_after_its_answer_was_lost_carries_the_same_message_id() {
+    let server = SmtpServer::start().await;
+    server.set_mode(Mode::KeepThenHangUp);
+    let app = spawn_app_with(|config| config.smtp_url = Some(server.url())).await;
+    app.register("pia@example.com", "pia").await;
+    app.register("pau@example.com", "pau").await;
+    // The server has each welcome, but the mailer heard no answer and keeps them pending.
+    mails_to(&server, "pia@example.com", 1).await;
+    mails_to(&server, "pau@example.com", 1).await;
+    server.set_mode(Mode::Accept);
+    let pia = mails_to(&server, "pia@example.com", 2).await;
+    let pau = mails_to(&server, "pau@example.com", 2).await;
+
+    // A later copy's answer arrived: the welcome ends up recorded sent, after a retry.
+    let event_id: String = eventually(WAIT, "pia's welcome recorded sent", || async {
+        sqlx::query_scalar(
+            "SELECT source_id::text FROM email_log WHERE recipient = 'pia@example.com'
+                AND template = 'welcome' AND status = 'sent' AND attempts >= 2",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .ok()
+        .flatten()
+    })
+    .await;
+    let expected = format!("<{event_id}.welcome@eshop.test>");
+    for copy in &pia {
+        assert_eq!(
+            copy.header("message-id").as_deref(),
+            Some(expected.as_str())
+        );
+    }
+    assert_eq!(pau[0].header("message-id"), pau[1].header("message-id"));
+    assert_ne!(pau[0].header("message-id"), pia[0].header("message-id"));
     app.shutdown().await;
 }
 

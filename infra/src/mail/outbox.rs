@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::templates::{render, Template};
-use super::transport::{build_message, MailTransport, SendError};
+use super::transport::{build_message, MailIdentity, MailTransport, SendError};
 use crate::shutdown::Shutdown;
 
 /// Counters for `/metrics` (this process's sends since it started).
@@ -240,7 +240,11 @@ impl Outbox {
         let (subject, sent) = match (Template::parse(&template_name), recipient) {
             (Some(template), Some(recipient)) => {
                 let rendered = render(template, &context);
-                let sent = match build_message(&self.from, &recipient, &rendered) {
+                let identity = MailIdentity {
+                    source_id,
+                    template: &template_name,
+                };
+                let sent = match build_message(&self.from, &recipient, identity, &rendered) {
                     Ok(message) => self.transport.send(message).await,
                     Err(error) => Err(error),
                 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use uuid::Uuid;
 
 use super::templates::Rendered;
 
@@ -80,8 +81,34 @@ impl MailTransport {
     }
 }
 
+/// What a mail is: the event (or scheduled run) it is about and its template.
+#[derive(Debug, Clone, Copy)]
+pub struct MailIdentity<'a> {
+    pub source_id: Uuid,
+    pub template: &'a str,
+}
+
+impl MailIdentity<'_> {
+    /// The same `Message-ID` every time this mail is sent, so that a copy sent again (after
+    /// a crash between the server's acceptance and our record of it, or after a reply lost on
+    /// the way) is recognisably the same message to the receiving side.
+    fn message_id(&self, sender: &Mailbox) -> String {
+        format!(
+            "<{}.{}@{}>",
+            self.source_id,
+            self.template,
+            sender.email.domain()
+        )
+    }
+}
+
 /// A multipart/alternative message (text first, HTML preferred by readers that can show it).
-pub fn build_message(from: &str, to: &str, rendered: &Rendered) -> Result<Message, SendError> {
+pub fn build_message(
+    from: &str,
+    to: &str,
+    identity: MailIdentity<'_>,
+    rendered: &Rendered,
+) -> Result<Message, SendError> {
     let from: Mailbox = from
         .parse()
         .map_err(|error| SendError::Permanent(format!("invalid sender {from:?}: {error}")))?;
@@ -89,6 +116,7 @@ pub fn build_message(from: &str, to: &str, rendered: &Rendered) -> Result<Messag
         .parse()
         .map_err(|error| SendError::Permanent(format!("invalid recipient: {error}")))?;
     Message::builder()
+        .message_id(Some(identity.message_id(&from)))
         .from(from)
         .to(to)
         .subject(rendered.subject.clone())

@@ -1,6 +1,7 @@
 //! A small SMTP server for tests: it speaks enough SMTP for lettre (EHLO/HELO, MAIL FROM, RCPT
 //! TO, DATA, RSET, NOOP, QUIT), records every message it accepts, and can be told to refuse
-//! mail for a while (421 / 451, as during an outage) or to stop listening and come back.
+//! mail for a while (421 / 451, as during an outage), to keep a mail without saying so, or to
+//! stop listening and come back.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -106,6 +107,9 @@ pub enum Mode {
     TryLater,
     /// 550 to `RCPT TO` for addresses containing "reject": a permanent failure.
     Accept550ForRejects,
+    /// Keeps each message, then hangs up instead of answering that it did: to the sender the
+    /// mail looks lost although the server has it.
+    KeepThenHangUp,
 }
 
 #[derive(Default)]
@@ -254,6 +258,9 @@ async fn session(socket: TcpStream, inner: Arc<Mutex<Inner>>) -> std::io::Result
                     to: std::mem::take(&mut to),
                     data,
                 });
+            }
+            if mode(&inner) == Mode::KeepThenHangUp {
+                return Ok(());
             }
             b"250 OK queued\r\n"
         } else if upper == "RSET" {
