@@ -242,7 +242,7 @@ impl Outbox {
                 let rendered = render(template, &context);
                 let identity = MailIdentity {
                     source_id,
-                    template: &template_name,
+                    template,
                 };
                 let sent = match build_message(&self.from, &recipient, identity, &rendered) {
                     Ok(message) => self.transport.send(message).await,

@@ -8,7 +8,7 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use uuid::Uuid;
 
-use super::templates::Rendered;
+use super::templates::{Rendered, Template};
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -83,12 +83,12 @@ impl MailTransport {
 
 /// What a mail is: the event (or scheduled run) it is about and its template.
 #[derive(Debug, Clone, Copy)]
-pub struct MailIdentity<'a> {
+pub struct MailIdentity {
     pub source_id: Uuid,
-    pub template: &'a str,
+    pub template: Template,
 }
 
-impl MailIdentity<'_> {
+impl MailIdentity {
     /// The same `Message-ID` every time this mail is sent, so that a copy sent again (after
     /// a crash between the server's acceptance and our record of it, or after a reply lost on
     /// the way) is recognisably the same message to the receiving side.
@@ -96,7 +96,7 @@ impl MailIdentity<'_> {
         format!(
             "<{}.{}@{}>",
             self.source_id,
-            self.template,
+            self.template.name(),
             sender.email.domain()
         )
     }
@@ -106,7 +106,7 @@ impl MailIdentity<'_> {
 pub fn build_message(
     from: &str,
     to: &str,
-    identity: MailIdentity<'_>,
+    identity: MailIdentity,
     rendered: &Rendered,
 ) -> Result<Message, SendError> {
     let from: Mailbox = from
