@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use eshop_commands::order_process::ProcessError;
+use eshop_commands::orders::{FailureReason, InvalidPayment, OrderingError, ProcessError};
 use eshop_commands::{CommandError, StoreError};
 use eshop_domain::cart::CartError;
 use eshop_domain::order::OrderError;
@@ -229,6 +229,63 @@ impl From<ProcessError> for ApiError {
             ProcessError::Gateway(unavailable) => Self::Unavailable(Box::new(unavailable)),
             ProcessError::Step(_) => Self::internal(error),
         }
+    }
+}
+
+impl From<OrderingError> for ApiError {
+    fn from(error: OrderingError) -> Self {
+        match error {
+            OrderingError::CartEmpty => Self::Unprocessable {
+                code: "cart_empty",
+                detail: "the cart is empty".into(),
+            },
+            OrderingError::NotSold(not_sold) => Self::Validation(
+                not_sold
+                    .0
+                    .iter()
+                    .map(|index| {
+                        FieldError::new(format!("lines[{index}].product_id"), "no such product")
+                    })
+                    .collect(),
+            ),
+            OrderingError::ProductUnavailable => Self::NotFound("product"),
+            OrderingError::Failed { reason } => order_failed(reason),
+            OrderingError::OrderNotFound => Self::NotFound("order"),
+            OrderingError::Order(error) => error.into(),
+            OrderingError::Cart(error) => error.into(),
+            OrderingError::Process(error) => error.into(),
+            OrderingError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// Why an order failed, as the error a buyer sees.
+fn order_failed(reason: Option<FailureReason>) -> ApiError {
+    let (code, detail) = match reason {
+        Some(FailureReason::OutOfStock) => ("out_of_stock", "not enough of a product is in stock"),
+        Some(FailureReason::InsufficientBalance) => {
+            ("insufficient_balance", "the wallet balance is too low")
+        }
+        Some(FailureReason::ProductUnavailable) => {
+            ("product_unavailable", "a product is no longer sold")
+        }
+        Some(FailureReason::AccountDeactivated) => {
+            ("user_deactivated", "this account is deactivated")
+        }
+        Some(FailureReason::PaymentDeclined) => ("payment_declined", "the payment was declined"),
+        Some(FailureReason::TimedOut) | None => {
+            ("order_failed", "the order could not be completed")
+        }
+    };
+    ApiError::Conflict {
+        code,
+        detail: detail.into(),
+    }
+}
+
+impl From<InvalidPayment> for ApiError {
+    fn from(error: InvalidPayment) -> Self {
+        Self::field(&format!("payment.{}", error.field), error.message)
     }
 }
 

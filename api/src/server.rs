@@ -14,7 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use eshop_commands::order_process::OrderProcess;
+use eshop_commands::orders::{OrderProcess, Orders};
 use eshop_commands::{CommandBus, Idempotency, RetryPolicy};
 use eshop_infra::cache::Cache;
 use eshop_infra::mail::outbox::{MailStats, Outbox, RetrySettings};
@@ -56,7 +56,7 @@ use crate::routes;
 use crate::state::{AppState, Services};
 use crate::{security, throttle};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use eshop_commands::BoxError;
 
 /// Request bodies above this are refused with 413.
 const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -187,8 +187,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     };
     let bus = Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry));
     let gateway = SimulatedGateway::with_latency(Duration::from_millis(config.gateway_latency_ms));
+    let process = Arc::new(OrderProcess::new(bus.clone(), gateway));
     let state = AppState::new(Services {
-        process: Arc::new(OrderProcess::new(bus.clone(), gateway)),
+        ordering: Orders::new(process.clone()),
+        process,
         orders: PgOrders::new(pool.clone()),
         payments: PgPayments::new(pool.clone()),
         carts: PgDocuments::new(pool.clone()),

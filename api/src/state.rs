@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use sqlx::PgPool;
 
-use eshop_commands::order_process::OrderProcess;
+use eshop_commands::orders::{OrderProcess, Orders};
 use eshop_commands::{CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::mail::outbox::Outbox;
@@ -67,6 +67,9 @@ pub struct Services {
     pub carts: PgDocuments<CartRecord>,
     pub wishlists: PgDocuments<WishlistRecord>,
     pub reviews: PgDocuments<ReviewRecord>,
+    /// The use cases of buying: purchases, orders, checkout, cancellation.
+    pub ordering: Orders<PgEventStore, SimulatedGateway>,
+    /// The process manager those orders run through (also driven by the order worker).
     pub process: Arc<OrderProcess<PgEventStore, SimulatedGateway>>,
     pub cache: Arc<Cache>,
     pub jetstream: jetstream::Context,

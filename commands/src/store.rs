@@ -7,6 +7,7 @@ use eshop_domain::DeclaresClaims;
 use uuid::Uuid;
 
 use crate::context::CommandContext;
+use crate::error::BoxError;
 
 /// An aggregate rebuilt from its events, with the sequence of the last one (0 when it has none).
 #[derive(Debug)]
@@ -30,7 +31,7 @@ pub enum StoreError {
     #[error("a stored event cannot be read: {0}")]
     Corrupt(String),
     #[error("the event store is unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Unavailable(#[source] BoxError),
 }
 
 /// One event of a `StagedAppend`, already serialized.

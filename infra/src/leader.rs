@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use eshop_commands::BoxError;
 use sqlx::{PgConnection, PgPool};
 
 use crate::shutdown::Shutdown;
@@ -38,7 +39,7 @@ async fn try_lock(pool: &PgPool, key: i64) -> Result<Option<PgConnection>, sqlx:
 pub async fn run_as_leader<F, Fut>(pool: PgPool, name: &str, mut shutdown: Shutdown, mut lead: F)
 where
     F: FnMut(PgConnection, Shutdown) -> Fut,
-    Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    Fut: Future<Output = Result<(), BoxError>>,
 {
     let key = lock_key(name);
     while !shutdown.is_triggered() {

@@ -25,8 +25,10 @@ pub mod sessions;
 pub mod shutdown;
 pub mod simulated_gateway;
 pub mod tasks;
-#[doc(hidden)]
+/// Test helpers, only with the `testing` feature (tests and benches enable it).
+#[cfg(feature = "testing")]
 pub mod testing;
+pub mod user_directory;
 
 pub use database::{connect, connect_for_listing, migrate, DatabaseSettings};
 pub use event_store::PgEventStore;

@@ -36,7 +36,7 @@ use outbox::{NewMail, Outbox};
 use recipients::{Lookup, Recipients};
 use templates::Template;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 pub const CONSUMER: &str = "mailer";
 /// How long an event waits for the read models the mail needs before it is asked again.

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use eshop_commands::BoxError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
     #[error("cannot connect to NATS")]
     Connect(#[source] async_nats::ConnectError),
     #[error("cannot create or update the stream {0}")]
-    Stream(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+    Stream(String, #[source] BoxError),
 }
 
 /// Names of the event stream and its subjects.

@@ -12,7 +12,7 @@ use async_nats::jetstream::message::AckKind;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use eshop_commands::order_process::{OrderProcess, TIMED_OUT};
+use eshop_commands::orders::{FailureReason, OrderProcess};
 use eshop_commands::payment_gateway::PaymentGateway;
 use eshop_projections::RelayedEvent;
 
@@ -21,7 +21,7 @@ use crate::read_models::orders::PgOrders;
 use crate::shutdown::Shutdown;
 use crate::PgEventStore;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 const CONSUMER: &str = "order_process";
 /// How long the worker leaves a new order to the request that placed it.
@@ -169,7 +169,9 @@ impl<G: PaymentGateway> OrderWorker<G> {
             .await?;
         for order_id in &stalled {
             let outcome = if expired.contains(order_id) {
-                self.process.give_up(*order_id, TIMED_OUT).await
+                self.process
+                    .give_up(*order_id, FailureReason::TimedOut)
+                    .await
             } else {
                 self.process.advance(*order_id).await
             };

@@ -25,7 +25,7 @@ use crate::leader::run_as_leader;
 use crate::nats::EventSubjects;
 use crate::shutdown::Shutdown;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 pub const NOTIFY_CHANNEL: &str = "eshop_events";
 const LEADER_LOCK: &str = "eshop-relay";

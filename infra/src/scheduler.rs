@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::shutdown::Shutdown;
 pub use spec::{ScheduleSpec, SpecError};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 /// How often a running job's replica says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);

@@ -12,7 +12,10 @@
 
 use std::time::Duration;
 
-use eshop_commands::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
+use eshop_commands::payment_gateway::{
+    Charge, ChargeOutcome, GatewayUnavailable, InvalidPaymentDetails, PaymentDetails,
+    PaymentGateway, Tokenized,
+};
 
 const DECLINING_CARD: &str = "4000000000000002";
 
@@ -85,6 +88,24 @@ impl SimulatedGateway {
 }
 
 impl PaymentGateway for SimulatedGateway {
+    #[tracing::instrument(level = "debug", skip_all)]
+    fn tokenize(&self, details: PaymentDetails<'_>) -> Result<Tokenized, InvalidPaymentDetails> {
+        Ok(match details {
+            PaymentDetails::Card { number } => {
+                let (token, last4) = tokenize_card(number).map_err(|_| InvalidPaymentDetails)?;
+                Tokenized {
+                    token,
+                    card_last4: Some(last4),
+                }
+            }
+            PaymentDetails::Paypal { email } => Tokenized {
+                token: tokenize_paypal(email),
+                card_last4: None,
+            },
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(payment_id = %charge.payment_id, method = ?charge.method))]
     async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayUnavailable> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;

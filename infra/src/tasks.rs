@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::nats::EventSubjects;
 use crate::shutdown::Shutdown;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 pub const CONSUMER: &str = "task_worker";
 

@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eshop_commands::order_process::{
+use eshop_commands::orders::{
     OrderProcess, PurchaseError, PurchaseRequest, Purchased, INSUFFICIENT_BALANCE, OUT_OF_STOCK,
     PAYMENT_DECLINED,
 };
-use eshop_commands::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
+use eshop_commands::payment_gateway::{
+    Charge, ChargeOutcome, GatewayUnavailable, InvalidPaymentDetails, PaymentDetails,
+    PaymentGateway, Tokenized,
+};
 use eshop_commands::{Actor, CommandBus, CommandContext, EventStore, RetryPolicy};
 use eshop_domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentInstrument};
 use eshop_domain::payment::{Payment, PaymentStatus};
@@ -173,7 +176,7 @@ async fn a_wallet_purchase_reserves_pays_and_confirms() {
     );
     assert_eq!(load::<Product>(&bus, book).await.stock, 3);
     assert_eq!(load::<User>(&bus, buyer).await.balance_cents, 7_000);
-    let payment = load::<Payment>(&bus, eshop_commands::order_process::payment_id(order)).await;
+    let payment = load::<Payment>(&bus, eshop_commands::orders::payment_id(order)).await;
     assert_eq!(
         (payment.status, payment.amount_cents),
         (PaymentStatus::Captured, 3_000)
@@ -259,7 +262,7 @@ async fn a_declined_card_fails_the_order_and_releases_the_stock() {
         Some(PAYMENT_DECLINED)
     );
     assert_eq!(load::<Product>(&bus, book).await.stock, 4);
-    let payment = load::<Payment>(&bus, eshop_commands::order_process::payment_id(declined)).await;
+    let payment = load::<Payment>(&bus, eshop_commands::orders::payment_id(declined)).await;
     assert_eq!(payment.status, PaymentStatus::Declined);
     assert_eq!(payment.card_last4.as_deref(), Some("0002"));
 
@@ -376,6 +379,10 @@ struct FlakyGateway {
 }
 
 impl PaymentGateway for FlakyGateway {
+    fn tokenize(&self, details: PaymentDetails<'_>) -> Result<Tokenized, InvalidPaymentDetails> {
+        SimulatedGateway::default().tokenize(details)
+    }
+
     async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayUnavailable> {
         if !self.up.load(Ordering::SeqCst) {
             return Err(GatewayUnavailable("connection refused".into()));
@@ -425,7 +432,7 @@ async fn a_process_cut_short_between_steps_finishes_on_the_next_run() {
         assert_eq!(status.expect("task"), OrderStatus::Confirmed);
     }
     assert_eq!(load::<Product>(&bus, book).await.stock, 2, "reserved once");
-    let payment = load::<Payment>(&bus, eshop_commands::order_process::payment_id(order)).await;
+    let payment = load::<Payment>(&bus, eshop_commands::orders::payment_id(order)).await;
     assert_eq!(payment.status, PaymentStatus::Captured);
 }
 
@@ -680,7 +687,7 @@ async fn wallet_purchases_on_two_replicas_sell_exactly_the_stock_to_exactly_the_
                 ]
             );
             assert_eq!(
-                event_types(&pool, eshop_commands::order_process::payment_id(*order_id)).await,
+                event_types(&pool, eshop_commands::orders::payment_id(*order_id)).await,
                 ["PaymentRequested", "PaymentCaptured"]
             );
         } else {

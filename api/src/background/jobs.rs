@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use eshop_commands::directory::UserDirectory;
 use eshop_commands::{Actor, CommandContext, CommandError};
 use eshop_domain::product::{Product, ProductError};
 use eshop_infra::mail::outbox::NewMail;
@@ -16,6 +17,7 @@ use eshop_infra::order_worker::{OrderWorker, SweepSettings};
 use eshop_infra::personal_data::PersonalDataKeys;
 use eshop_infra::reports;
 use eshop_infra::scheduler::{JobRun, JobRunner};
+use eshop_infra::user_directory::PgUserDirectory;
 
 use crate::background::tasks::{RECOMPUTE_RATINGS, SALES_REPORT};
 use crate::error::{ApiError, FieldError};
@@ -92,8 +94,13 @@ pub fn validate(job_kind: &str, params: &Value) -> Result<(), ApiError> {
     }
 }
 
-pub struct ScheduledJobs {
+/// Users mailed in one page of a walk over every active user.
+const USERS_PER_PAGE: u32 = 500;
+
+pub struct ScheduledJobs<D = PgUserDirectory> {
     state: AppState,
+    /// Whom the mailing jobs write to.
+    directory: D,
     import_feed: Option<std::path::PathBuf>,
 }
 
@@ -112,7 +119,22 @@ fn mail_id(job: &JobRun, user_id: Uuid) -> Uuid {
 
 impl ScheduledJobs {
     pub fn new(state: AppState, import_feed: Option<std::path::PathBuf>) -> Self {
-        Self { state, import_feed }
+        let directory = PgUserDirectory::new(state.pool.clone());
+        Self::with_directory(state, directory, import_feed)
+    }
+}
+
+impl<D: UserDirectory> ScheduledJobs<D> {
+    pub fn with_directory(
+        state: AppState,
+        directory: D,
+        import_feed: Option<std::path::PathBuf>,
+    ) -> Self {
+        Self {
+            state,
+            directory,
+            import_feed,
+        }
     }
 
     async fn mail_users(
@@ -170,12 +192,11 @@ impl ScheduledJobs {
         let sales = reports::day_sales(&self.state.pool, day, self.state.tz, 5)
             .await
             .map_err(|e| e.to_string())?;
-        let admins: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM users WHERE is_active AND 'admin' = ANY (roles) ORDER BY id",
-        )
-        .fetch_all(&self.state.pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        let admins = self
+            .directory
+            .active_admins()
+            .await
+            .map_err(|e| e.to_string())?;
         let context = json!(sales);
         let mailed = self
             .mail_users(job, Template::SalesSummary, &admins, &context)
@@ -198,13 +219,11 @@ impl ScheduledJobs {
         let mut after = Uuid::nil();
         let mut mailed = 0;
         loop {
-            let page: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM users WHERE is_active AND id > $1 ORDER BY id LIMIT 500",
-            )
-            .bind(after)
-            .fetch_all(&self.state.pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            let page = self
+                .directory
+                .active_users_after(after, USERS_PER_PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
             let Some(last) = page.last() else { break };
             after = *last;
             mailed += self
@@ -352,7 +371,7 @@ async fn read_feed(path: &Path) -> Result<Vec<AddRequest>, String> {
     })
 }
 
-impl JobRunner for ScheduledJobs {
+impl<D: UserDirectory> JobRunner for ScheduledJobs<D> {
     async fn run(&self, job: JobRun) -> Result<Value, String> {
         match job.job_kind.as_str() {
             SALES_SUMMARY => self.sales_summary(&job).await,

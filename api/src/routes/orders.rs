@@ -1,6 +1,6 @@
 //! Buying: one-call purchases from the wallet, orders paid by any method, reading and
-//! cancelling one's orders. The order process manager does the work; these handlers place the
-//! order and wait for it a little.
+//! cancelling one's orders. Each handler maps the request to a use case of
+//! `eshop_commands::orders` and its result back to HTTP.
 
 use std::time::Duration;
 
@@ -13,18 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use eshop_commands::order_process::{self, PurchaseError, PurchaseRequest};
-use eshop_commands::CommandContext;
-use eshop_domain::cart::{Cart, CartCommand};
-use eshop_domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentInstrument};
-use eshop_domain::product::Product;
+use eshop_commands::orders::{PaymentChoice, Placement, PurchaseOutcome, WantedLine};
+use eshop_domain::order::{Order, OrderLine, OrderStatus, PaymentInstrument};
 use eshop_domain::values::{PaymentMethod, Role};
-use eshop_infra::simulated_gateway::{tokenize_card, tokenize_paypal};
 use eshop_projections::order::{OrderRecord, TimelineEntry};
 
 use crate::auth::CurrentUser;
 use crate::command::{execute, Answer};
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
 use crate::routes::{parse_id, PageParams};
 use crate::state::AppState;
@@ -103,111 +99,6 @@ fn view_of(id: Uuid, order: &Order, version: u64) -> OrderView {
     }
 }
 
-/// Why an order failed, as the error a buyer sees.
-fn failure(reason: Option<&str>) -> ApiError {
-    let (code, detail) = match reason {
-        Some(order_process::OUT_OF_STOCK) => {
-            ("out_of_stock", "not enough of a product is in stock")
-        }
-        Some(order_process::INSUFFICIENT_BALANCE) => {
-            ("insufficient_balance", "the wallet balance is too low")
-        }
-        Some(order_process::PRODUCT_UNAVAILABLE) => {
-            ("product_unavailable", "a product is no longer sold")
-        }
-        Some(order_process::ACCOUNT_DEACTIVATED) => {
-            ("user_deactivated", "this account is deactivated")
-        }
-        Some(order_process::PAYMENT_DECLINED) => ("payment_declined", "the payment was declined"),
-        _ => ("order_failed", "the order could not be completed"),
-    };
-    ApiError::Conflict {
-        code,
-        detail: detail.into(),
-    }
-}
-
-/// Prices the lines from the products themselves (the event store, not a read model).
-async fn priced_lines(
-    state: &AppState,
-    wanted: &[(Uuid, i64)],
-) -> Result<Vec<OrderLine>, ApiError> {
-    let mut lines = Vec::with_capacity(wanted.len());
-    let mut errors = Vec::new();
-    for (index, (product_id, quantity)) in wanted.iter().enumerate() {
-        let (listed, unit_price_cents) = state
-            .bus
-            .read::<Product, _>(&product_id.to_string(), |product, _| {
-                (product.is_listed(), product.price_cents)
-            })
-            .await?;
-        if listed {
-            lines.push(OrderLine {
-                product_id: *product_id,
-                quantity: *quantity,
-                unit_price_cents,
-            });
-        } else {
-            errors.push(FieldError::new(
-                format!("lines[{index}].product_id"),
-                "no such product",
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(lines)
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
-/// Places a new order (`order_id` is fresh); answers with the order as placed.
-async fn place(
-    state: &AppState,
-    context: &CommandContext,
-    order_id: Uuid,
-    customer_id: Uuid,
-    lines: Vec<OrderLine>,
-    payment: PaymentInstrument,
-) -> Result<Order, ApiError> {
-    let order = order_id.to_string();
-    state.bus.assume_new::<Order>(&order);
-    let placed = state
-        .bus
-        .execute_with::<Order, _>(
-            &order,
-            OrderCommand::Place {
-                customer_id,
-                lines,
-                payment,
-            },
-            context,
-            None,
-            Order::clone,
-        )
-        .await?;
-    Ok(placed.aggregate)
-}
-
-/// Drives the order (as placed) for up to `wait`; `None` when it has not finished by then (the
-/// order worker carries on).
-async fn wait_for_outcome(
-    state: &AppState,
-    order_id: Uuid,
-    placed: Order,
-    wait: Duration,
-) -> Option<OrderStatus> {
-    let advanced = state.process.advance_from(order_id, Some(placed));
-    match tokio::time::timeout(wait, advanced).await {
-        Ok(Ok(status)) => Some(status),
-        Ok(Err(error)) => {
-            tracing::warn!(%order_id, error = %error, "the order will finish in the background");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
 fn pending(order_id: Uuid) -> Result<Answer, ApiError> {
     Answer::accepted(json!({
         "order_id": order_id,
@@ -247,34 +138,20 @@ async fn purchase(
         user.actor(),
         &raw,
         |context| async move {
-            let request = PurchaseRequest {
-                order_id: context.new_aggregate_id(),
-                customer_id: user.id,
-                product_id,
-                quantity: value.quantity,
-            };
-            let purchasing = state.process.purchase(&request, &context);
-            let Ok(outcome) = tokio::time::timeout(PURCHASE_WAIT, purchasing).await else {
-                // The commit may still land: the order's address says what became of it.
-                return pending(request.order_id);
-            };
-            let purchased = match outcome {
-                Ok(purchased) => purchased,
-                Err(PurchaseError::ProductUnavailable) => {
-                    return Err(ApiError::NotFound("product"))
-                }
-                Err(PurchaseError::Refused(refusal)) => return Err(refusal.into()),
-                Err(PurchaseError::Process(error)) => return Err(error.into()),
-            };
-            match purchased.order.status {
-                OrderStatus::Confirmed => Answer::created(json!({
-                    "order_id": request.order_id,
+            let outcome = state
+                .ordering
+                .purchase(user.id, product_id, value.quantity, &context, PURCHASE_WAIT)
+                .await?;
+            match outcome {
+                PurchaseOutcome::Confirmed(confirmed) => Answer::created(json!({
+                    "order_id": confirmed.order_id,
                     "status": "confirmed",
-                    "total_cents": purchased.order.total_cents,
-                    "balance_cents": purchased.balance_cents,
-                    "version": purchased.order_version,
+                    "total_cents": confirmed.total_cents,
+                    "balance_cents": confirmed.balance_cents,
+                    "version": confirmed.order_version,
                 })),
-                _ => Err(failure(purchased.order.reason.as_deref())),
+                // The commit may still land: the order's address says what became of it.
+                PurchaseOutcome::Pending { order_id } => pending(order_id),
             }
         },
     )
@@ -304,45 +181,15 @@ struct OrderRequest {
     payment: PaymentRequest,
 }
 
-/// The gateway's token stands in for the card: the number goes no further than this function.
-fn instrument(payment: &PaymentRequest) -> Result<PaymentInstrument, ApiError> {
-    let method = PaymentMethod::parse(&payment.method)
-        .map_err(|invalid| ApiError::field("payment.method", invalid.0))?;
-    let (token, card_last4) = match method {
-        PaymentMethod::Balance => (None, None),
-        PaymentMethod::Card => {
-            let number = payment
-                .card
-                .as_deref()
-                .ok_or_else(|| ApiError::field("payment.card", "is required to pay by card"))?;
-            let (token, last4) = tokenize_card(number)
-                .map_err(|_| ApiError::field("payment.card", "is not a valid card number"))?;
-            (Some(token), Some(last4))
-        }
-        PaymentMethod::Paypal => {
-            let email = payment.paypal_email.as_deref().ok_or_else(|| {
-                ApiError::field("payment.paypal_email", "is required to pay with PayPal")
-            })?;
-            eshop_domain::values::EmailAddress::parse(email)
-                .map_err(|invalid| ApiError::field("payment.paypal_email", invalid.0))?;
-            (Some(tokenize_paypal(email)), None)
-        }
-        PaymentMethod::BankTransfer => {
-            let account = payment.bank_account.as_deref().unwrap_or_default().trim();
-            if account.is_empty() || account.len() > 64 {
-                return Err(ApiError::field(
-                    "payment.bank_account",
-                    "is required, up to 64 characters",
-                ));
-            }
-            (None, None)
-        }
+/// The instrument the order is paid with (a card or account tokenized by the gateway).
+fn instrument(state: &AppState, payment: PaymentRequest) -> Result<PaymentInstrument, ApiError> {
+    let choice = PaymentChoice {
+        method: payment.method,
+        card: payment.card,
+        paypal_email: payment.paypal_email,
+        bank_account: payment.bank_account,
     };
-    Ok(PaymentInstrument {
-        method,
-        token,
-        card_last4,
-    })
+    Ok(state.ordering.payment_instrument(&choice)?)
 }
 
 /// `Prefer: wait=N` (seconds, at most 10).
@@ -360,33 +207,15 @@ fn preferred_wait(headers: &HeaderMap) -> Duration {
         .min(MAX_WAIT)
 }
 
-/// Places the order, then answers 201 if it finished within `wait`, else 202 (and the order
-/// goes on in the background).
-async fn place_and_answer(
-    state: &AppState,
-    context: &CommandContext,
-    order_id: Uuid,
-    customer_id: Uuid,
-    lines: Vec<OrderLine>,
-    payment: PaymentInstrument,
-    wait: Duration,
-) -> Result<Answer, ApiError> {
-    let placed = place(state, context, order_id, customer_id, lines, payment).await?;
-    if wait.is_zero() {
-        let process = state.process.clone();
-        tokio::spawn(async move {
-            if let Err(error) = process.advance_from(order_id, Some(placed)).await {
-                tracing::warn!(%order_id, error = %error, "the order will finish in the background");
-            }
-        });
-        return pending(order_id);
-    }
-    match wait_for_outcome(state, order_id, placed, wait).await {
-        Some(_) => {
-            let order = state.bus.load::<Order>(&order_id.to_string()).await?;
-            Answer::created(view_of(order_id, &order.aggregate, order.version))
-        }
-        None => pending(order_id),
+/// 201 with the order if it finished within the wait, else 202 (it goes on in the background).
+fn placed(placement: Placement) -> Result<Answer, ApiError> {
+    match placement {
+        Placement::Finished {
+            order_id,
+            order,
+            version,
+        } => Answer::created(view_of(order_id, &order, version)),
+        Placement::Pending { order_id } => pending(order_id),
     }
 }
 
@@ -404,7 +233,7 @@ async fn checkout(
     headers: HeaderMap,
     JsonBody { value, raw }: JsonBody<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
-    let payment = instrument(&value.payment)?;
+    let payment = instrument(&state, value.payment)?;
     let wait = preferred_wait(&headers);
     let state = &state;
     execute(
@@ -414,39 +243,12 @@ async fn checkout(
         user.actor(),
         &raw,
         |context| async move {
-            let cart = state.bus.load::<Cart>(&user.id.to_string()).await?;
-            if cart.aggregate.items.is_empty() {
-                return Err(ApiError::Unprocessable {
-                    code: "cart_empty",
-                    detail: "the cart is empty".into(),
-                });
-            }
-            let wanted: Vec<(Uuid, i64)> = cart
-                .aggregate
-                .items
-                .iter()
-                .map(|(id, qty)| (*id, *qty))
-                .collect();
-            let order_id = context.new_aggregate_id();
-            let lines = priced_lines(state, &wanted).await?;
-            // A command id of its own: one command id appends to one aggregate.
-            let emptying = CommandContext::step(
-                context.actor,
-                context.request_id.clone(),
-                &["checkout", &order_id.to_string()],
+            placed(
+                state
+                    .ordering
+                    .checkout(user.id, payment, &context, wait)
+                    .await?,
             )
-            .correlated_with(context.correlation_id);
-            state
-                .bus
-                .execute_with::<Cart, _>(
-                    &user.id.to_string(),
-                    CartCommand::CheckOut { order_id },
-                    &emptying,
-                    Some(cart.version),
-                    |_| (),
-                )
-                .await?;
-            place_and_answer(state, &context, order_id, user.id, lines, payment, wait).await
         },
     )
     .await
@@ -459,7 +261,7 @@ async fn place_order(
     headers: HeaderMap,
     JsonBody { value, raw }: JsonBody<OrderRequest>,
 ) -> Result<Response, ApiError> {
-    let payment = instrument(&value.payment)?;
+    let payment = instrument(&state, value.payment)?;
     let mut wanted = Vec::with_capacity(value.lines.len());
     for (index, line) in value.lines.iter().enumerate() {
         let product_id = line.product_id.parse::<Uuid>().map_err(|_| {
@@ -468,7 +270,10 @@ async fn place_order(
                 "must be a product id",
             )
         })?;
-        wanted.push((product_id, line.quantity));
+        wanted.push(WantedLine {
+            product_id,
+            quantity: line.quantity,
+        });
     }
     let wait = preferred_wait(&headers);
     let state = &state;
@@ -479,9 +284,12 @@ async fn place_order(
         user.actor(),
         &raw,
         |context| async move {
-            let order_id = context.new_aggregate_id();
-            let lines = priced_lines(state, &wanted).await?;
-            place_and_answer(state, &context, order_id, user.id, lines, payment, wait).await
+            placed(
+                state
+                    .ordering
+                    .place(user.id, &wanted, payment, &context, wait)
+                    .await?,
+            )
         },
     )
     .await
@@ -542,12 +350,7 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let order_id = parse_id(&id, "order")?;
-    let order = state.bus.load::<Order>(&order_id.to_string()).await?;
-    let customer_id = order
-        .aggregate
-        .customer_id
-        .ok_or(ApiError::NotFound("order"))?;
-    visible_to(&user, customer_id)?;
+    visible_to(&user, state.ordering.customer_of(order_id).await?)?;
     let state = &state;
     execute(
         state,
@@ -556,26 +359,11 @@ async fn cancel(
         user.actor(),
         &serde_json::Value::Null,
         |context| async move {
-            let executed = state
-                .bus
-                .execute_with::<Order, _>(
-                    &order_id.to_string(),
-                    OrderCommand::Cancel {
-                        reason: "cancelled by the customer".into(),
-                    },
-                    &context,
-                    meta.expected_version,
-                    |order| view_of(order_id, order, 0),
-                )
+            let (order, version) = state
+                .ordering
+                .cancel(order_id, &context, meta.expected_version)
                 .await?;
-            // Undo the reservations now; the order worker would do it too.
-            if let Err(error) = state.process.advance(order_id).await {
-                tracing::warn!(%order_id, error = %error, "the cancellation will be undone in the background");
-            }
-            Answer::ok(OrderView {
-                version: executed.version,
-                ..executed.aggregate
-            })
+            Answer::ok(view_of(order_id, &order, version))
         },
     )
     .await

@@ -15,33 +15,45 @@ use std::sync::Arc;
 use cqrs_es::Aggregate;
 use uuid::Uuid;
 
-use eshop_domain::order::{
-    Order, OrderCommand, OrderError, OrderLine, OrderStatus, PaymentInstrument,
-};
+use eshop_domain::order::{Order, OrderCommand, OrderError, OrderStatus, PaymentInstrument};
 use eshop_domain::payment::{Payment, PaymentCommand, PaymentError};
 use eshop_domain::product::{Product, ProductCommand, ProductError};
 use eshop_domain::user::{User, UserCommand, UserError};
 use eshop_domain::values::{PaymentMethod, Quantity};
 use eshop_domain::DeclaresClaims;
 
+use super::failure::FailureReason;
+use super::pricing::WantedLine;
+use super::purchases::{self, PurchaseQueues};
 use crate::bus::{Batch, CommandBus, CommandError, Executed};
 use crate::context::{derived_id, Actor, CommandContext};
 use crate::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
 use crate::store::{EventStore, StoreError};
 
-mod purchases;
-use purchases::PurchaseQueues;
-
-/// Why an order failed (the `reason` on `OrderFailed`).
-pub const OUT_OF_STOCK: &str = "out_of_stock";
-pub const PRODUCT_UNAVAILABLE: &str = "product_unavailable";
-pub const INSUFFICIENT_BALANCE: &str = "insufficient_balance";
-pub const ACCOUNT_DEACTIVATED: &str = "account_deactivated";
-pub const PAYMENT_DECLINED: &str = "payment_declined";
-pub const TIMED_OUT: &str = "timed_out";
-
 /// What a step left: the order after it, or `None` when someone else had moved it on.
 type Step = Option<Order>;
+
+/// How taking the money went, from the wallet or the gateway.
+enum Charged {
+    Captured {
+        reference: String,
+    },
+    /// `payment_reason` is recorded on the payment, `order_reason` on the failed order.
+    Declined {
+        payment_reason: String,
+        order_reason: FailureReason,
+    },
+}
+
+impl Charged {
+    /// The wallet refused: the payment and the order carry the same reason.
+    fn refused_by_wallet(reason: FailureReason) -> Self {
+        Self::Declined {
+            payment_reason: reason.as_str().to_string(),
+            order_reason: reason,
+        }
+    }
+}
 
 /// A step could not run now (the store or the gateway is unavailable, or a conflict persisted):
 /// the order stays where it is and `advance` can be called again.
@@ -108,7 +120,7 @@ pub enum PurchaseError {
 
 /// Where the process's commands go: to the store one at a time, or into a batch committed at
 /// the end.
-enum Steps<'bus, S> {
+pub(super) enum Steps<'bus, S> {
     OneByOne(&'bus CommandBus<S>),
     Together(Batch<'bus, S>),
 }
@@ -139,7 +151,7 @@ impl<S: EventStore> Steps<'_, S> {
         }
     }
 
-    async fn read<A, T>(
+    pub(super) async fn read<A, T>(
         &mut self,
         aggregate_id: &str,
         view: impl FnOnce(&A, u64) -> T,
@@ -157,7 +169,7 @@ impl<S: EventStore> Steps<'_, S> {
 pub struct OrderProcess<S, G> {
     bus: Arc<CommandBus<S>>,
     gateway: G,
-    purchases: PurchaseQueues,
+    pub(super) purchases: PurchaseQueues,
 }
 
 impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
@@ -167,6 +179,16 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             gateway,
             purchases: PurchaseQueues::default(),
         }
+    }
+
+    /// The command bus the process's steps go through.
+    pub fn bus(&self) -> &Arc<CommandBus<S>> {
+        &self.bus
+    }
+
+    /// The payment gateway the process charges.
+    pub fn gateway(&self) -> &G {
+        &self.gateway
     }
 
     /// The context of one step of one order: its id is derived from both.
@@ -180,6 +202,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     }
 
     /// Moves the order on until it is confirmed, cancelled or failed; returns where it ended.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn advance(&self, order_id: Uuid) -> Result<OrderStatus, ProcessError> {
         self.advance_from(order_id, None).await
     }
@@ -203,6 +226,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// Like `advance`, starting from `known`: the order as its last command left it, when the
     /// caller has it. Each step is committed on its own.
+    #[tracing::instrument(level = "debug", skip(self, known))]
     pub async fn advance_from(
         &self,
         order_id: Uuid,
@@ -220,6 +244,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// Purchases of one product that arrive while another is being committed queue and are
     /// committed together, in one transaction, in the order they came (see `purchases`): a
     /// busy product then costs one commit per group instead of one per purchase.
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %request.order_id, product_id = %request.product_id))]
     pub async fn purchase(
         self: &Arc<Self>,
         request: &PurchaseRequest,
@@ -237,7 +262,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// One purchase in its own transaction. A conflict with another writer runs it again on
     /// the stored aggregates.
-    async fn purchase_alone(
+    pub(super) async fn purchase_alone(
         &self,
         request: &PurchaseRequest,
         context: &CommandContext,
@@ -266,7 +291,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// Several purchases in one transaction, each as `purchase_alone` would run it. `None` when
     /// the transaction did not commit (a conflict, the store down) or a purchase broke off
     /// half staged: nothing was stored, and the caller runs each alone.
-    async fn purchase_together(
+    pub(super) async fn purchase_together(
         &self,
         purchases: &[(PurchaseRequest, CommandContext)],
     ) -> Option<Vec<Result<Purchased, PurchaseError>>> {
@@ -296,24 +321,17 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         context: &CommandContext,
     ) -> Result<Purchased, PurchaseError> {
         let order = request.order_id.to_string();
-        let product = request.product_id.to_string();
         let customer = request.customer_id.to_string();
-        let (listed, unit_price_cents) = steps
-            .read::<Product, _>(&product, |product, _| {
-                (product.is_listed(), product.price_cents)
-            })
-            .await
-            .map_err(ProcessError::from)?;
-        if !listed {
+        let wanted = [WantedLine {
+            product_id: request.product_id,
+            quantity: request.quantity,
+        }];
+        let Ok(lines) = steps.price(&wanted).await.map_err(ProcessError::from)? else {
             return Err(PurchaseError::ProductUnavailable);
-        }
+        };
         let place = OrderCommand::Place {
             customer_id: request.customer_id,
-            lines: vec![OrderLine {
-                product_id: request.product_id,
-                quantity: request.quantity,
-                unit_price_cents,
-            }],
+            lines,
             payment: PaymentInstrument::balance(),
         };
         let placed = match steps
@@ -380,7 +398,12 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
 
     /// Fails an order that is still waiting for stock or payment (the sweep's timeout), undoing
     /// what was done; returns where the order ended.
-    pub async fn give_up(&self, order_id: Uuid, reason: &str) -> Result<OrderStatus, ProcessError> {
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn give_up(
+        &self,
+        order_id: Uuid,
+        reason: FailureReason,
+    ) -> Result<OrderStatus, ProcessError> {
         let mut steps = Steps::OneByOne(&self.bus);
         let order = self.current(&mut steps, order_id).await?;
         if matches!(
@@ -433,10 +456,14 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             match reserved {
                 Ok(_) => {}
                 Err(CommandError::Rejected(ProductError::InsufficientStock { .. })) => {
-                    return self.fail(steps, order_id, order, OUT_OF_STOCK).await;
+                    return self
+                        .fail(steps, order_id, order, FailureReason::OutOfStock)
+                        .await;
                 }
                 Err(CommandError::Rejected(ProductError::NotFound)) => {
-                    return self.fail(steps, order_id, order, PRODUCT_UNAVAILABLE).await;
+                    return self
+                        .fail(steps, order_id, order, FailureReason::ProductUnavailable)
+                        .await;
                 }
                 Err(other) => return Err(step_error(other)),
             }
@@ -504,34 +531,39 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 )
                 .await;
             match debited {
-                Ok(_) => ChargeOutcome::Captured {
+                Ok(_) => Charged::Captured {
                     reference: format!("wallet:{order_id}"),
                 },
                 Err(CommandError::Rejected(UserError::InsufficientBalance { .. })) => {
-                    ChargeOutcome::Declined {
-                        reason: INSUFFICIENT_BALANCE.into(),
-                    }
+                    Charged::refused_by_wallet(FailureReason::InsufficientBalance)
                 }
                 Err(CommandError::Rejected(UserError::Deactivated | UserError::NotFound)) => {
-                    ChargeOutcome::Declined {
-                        reason: ACCOUNT_DEACTIVATED.into(),
-                    }
+                    Charged::refused_by_wallet(FailureReason::AccountDeactivated)
                 }
                 Err(other) => return Err(step_error(other)),
             }
         } else {
-            self.gateway
+            let charged = self
+                .gateway
                 .charge(&Charge {
                     payment_id,
                     method: instrument.method,
                     amount_cents: order.total_cents,
                     token: instrument.token.clone(),
                 })
-                .await?
+                .await?;
+            match charged {
+                ChargeOutcome::Captured { reference } => Charged::Captured { reference },
+                // The gateway's own reason stays on the payment; the order was declined.
+                ChargeOutcome::Declined { reason } => Charged::Declined {
+                    payment_reason: reason,
+                    order_reason: FailureReason::PaymentDeclined,
+                },
+            }
         };
 
         match outcome {
-            ChargeOutcome::Captured { reference } => {
+            Charged::Captured { reference } => {
                 self.payment_step(
                     steps,
                     order_id,
@@ -547,22 +579,20 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 )
                 .await
             }
-            ChargeOutcome::Declined { reason } => {
+            Charged::Declined {
+                payment_reason,
+                order_reason,
+            } => {
                 self.payment_step(
                     steps,
                     order_id,
                     PaymentCommand::Decline {
-                        reason: reason.clone(),
+                        reason: payment_reason,
                     },
                     "decline",
                 )
                 .await?;
-                let reason = if instrument.method == PaymentMethod::Balance {
-                    reason
-                } else {
-                    PAYMENT_DECLINED.to_string()
-                };
-                self.fail(steps, order_id, order, &reason).await
+                self.fail(steps, order_id, order, order_reason).await
             }
         }
     }
@@ -621,14 +651,14 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         steps: &mut Steps<'_, S>,
         order_id: Uuid,
         order: &Order,
-        reason: &str,
+        reason: FailureReason,
     ) -> Result<Step, ProcessError> {
         self.undo(steps, order_id, order).await?;
         self.order_step(
             steps,
             order_id,
             OrderCommand::Fail {
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
             },
             "fail",
         )

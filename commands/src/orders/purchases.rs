@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{OrderProcess, ProcessError, PurchaseError, PurchaseRequest, Purchased};
+use super::process::{OrderProcess, ProcessError, PurchaseError, PurchaseRequest, Purchased};
 use crate::context::CommandContext;
 use crate::payment_gateway::PaymentGateway;
 use crate::store::EventStore;

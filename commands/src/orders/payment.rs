@@ -1,0 +1,92 @@
+//! How an order is paid: the buyer's choice checked and turned into a payment instrument, a
+//! card or PayPal account replaced by the gateway's token.
+
+use eshop_domain::order::PaymentInstrument;
+use eshop_domain::values::{EmailAddress, PaymentMethod};
+
+use crate::payment_gateway::{PaymentDetails, PaymentGateway};
+
+/// What the buyer chose to pay with, as sent.
+#[derive(Clone, Default)]
+pub struct PaymentChoice {
+    pub method: String,
+    pub card: Option<String>,
+    pub paypal_email: Option<String>,
+    pub bank_account: Option<String>,
+}
+
+/// Only the method: the rest is a card number or personal data.
+impl std::fmt::Debug for PaymentChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentChoice")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A field of the payment choice that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("payment.{field} {message}")]
+pub struct InvalidPayment {
+    /// The field of the choice (`method`, `card`, `paypal_email`, `bank_account`).
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl InvalidPayment {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The instrument the order carries. The card number goes no further than the gateway's
+/// tokenizer: the order keeps its token and last four digits.
+pub(super) fn instrument(
+    gateway: &impl PaymentGateway,
+    choice: &PaymentChoice,
+) -> Result<PaymentInstrument, InvalidPayment> {
+    let method = PaymentMethod::parse(&choice.method)
+        .map_err(|invalid| InvalidPayment::new("method", invalid.0))?;
+    let (token, card_last4) = match method {
+        PaymentMethod::Balance => (None, None),
+        PaymentMethod::Card => {
+            let number = choice
+                .card
+                .as_deref()
+                .ok_or_else(|| InvalidPayment::new("card", "is required to pay by card"))?;
+            let tokenized = gateway
+                .tokenize(PaymentDetails::Card { number })
+                .map_err(|_| InvalidPayment::new("card", "is not a valid card number"))?;
+            (Some(tokenized.token), tokenized.card_last4)
+        }
+        PaymentMethod::Paypal => {
+            let email = choice.paypal_email.as_deref().ok_or_else(|| {
+                InvalidPayment::new("paypal_email", "is required to pay with PayPal")
+            })?;
+            EmailAddress::parse(email)
+                .map_err(|invalid| InvalidPayment::new("paypal_email", invalid.0))?;
+            let tokenized = gateway
+                .tokenize(PaymentDetails::Paypal { email })
+                .map_err(|_| InvalidPayment::new("paypal_email", "cannot be used"))?;
+            (Some(tokenized.token), None)
+        }
+        PaymentMethod::BankTransfer => {
+            let account = choice.bank_account.as_deref().unwrap_or_default().trim();
+            if account.is_empty() || account.len() > 64 {
+                return Err(InvalidPayment::new(
+                    "bank_account",
+                    "is required, up to 64 characters",
+                ));
+            }
+            (None, None)
+        }
+    };
+    Ok(PaymentInstrument {
+        method,
+        token,
+        card_last4,
+    })
+}
