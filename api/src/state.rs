@@ -7,7 +7,9 @@ use sqlx::PgPool;
 
 use eshop_commands::orders::{OrderProcess, Orders};
 use eshop_commands::{CommandBus, Idempotency};
+use eshop_infra::audit::AuditLog;
 use eshop_infra::cache::Cache;
+use eshop_infra::erasure::Erasure;
 use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
 use eshop_infra::personal_data::SealingKey;
@@ -82,4 +84,17 @@ pub struct Services {
     pub schedules: PgSchedules,
     /// The shop's time zone (`ESHOP_TZ`).
     pub tz: chrono_tz::Tz,
+}
+
+/// Adapters that need nothing but the pool, made when asked for.
+impl Services {
+    /// The event history as auditors read it.
+    pub fn audit_log(&self) -> AuditLog {
+        AuditLog::new(self.pool.clone())
+    }
+
+    /// Erases what is derived from a user's personal data.
+    pub fn erasure(&self) -> Erasure {
+        Erasure::new(self.pool.clone())
+    }
 }

@@ -2,11 +2,13 @@
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use eshop_domain::product::Product;
 use eshop_domain::user::User;
 use eshop_domain::values::Role;
+use eshop_infra::tasks::TaskRecord;
 use eshop_projections::product::ProductRecord;
 use eshop_projections::user::UserRecord;
 
@@ -128,4 +130,40 @@ impl From<ProductRecord> for ProductView {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// A task as clients see it.
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub progress: i16,
+    pub input: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+    pub owner_id: Option<Uuid>,
+    pub attempts: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<TaskRecord> for TaskView {
+    fn from(task: TaskRecord) -> Self {
+        Self {
+            id: task.id,
+            kind: task.kind,
+            status: task.status,
+            progress: task.progress,
+            input: task.input,
+            result: task.result,
+            error: task.error,
+            owner_id: task.owner_id,
+            attempts: task.attempts,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+        }
+    }
 }

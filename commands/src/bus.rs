@@ -302,6 +302,12 @@ impl<S: EventStore> CommandBus<S> {
     ///
     /// Relies on what every eshop aggregate does: `handle` decides all its events before it
     /// writes any, so a rejected command left the aggregate as it was.
+    #[tracing::instrument(
+        level = "debug",
+        name = "command",
+        skip_all,
+        fields(aggregate_type = A::TYPE, aggregate_id = %aggregate_id, command_id = %context.command_id)
+    )]
     pub async fn execute_with<A, T>(
         &self,
         aggregate_id: &str,

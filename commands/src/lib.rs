@@ -10,6 +10,8 @@ pub mod error;
 pub mod idempotency;
 pub mod orders;
 pub mod payment_gateway;
+pub mod schedules;
+pub mod sessions;
 pub mod store;
 
 pub use bus::{CommandBus, CommandError, Executed, RetryPolicy};

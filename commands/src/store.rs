@@ -94,4 +94,11 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         command_id: Uuid,
     ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+
+    /// The id of the aggregate holding `value` for the unique claim `kind`, if any.
+    fn claim_holder(
+        &self,
+        kind: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }

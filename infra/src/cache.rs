@@ -24,12 +24,7 @@ use tokio::sync::OnceCell;
 use crate::redis_link::RedisLink;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Entry {
-    Product(Uuid),
-    /// A list or search page, named by its canonical query.
-    ProductList(String),
-}
+pub use eshop_projections::cached::Entry;
 
 #[derive(Debug, Default)]
 pub struct CacheStats {

@@ -6,12 +6,30 @@ use uuid::Uuid;
 
 use eshop_domain::user::{User, EMAIL_CLAIM};
 
+/// Erases what is derived from users' personal data.
+#[derive(Clone)]
+pub struct Erasure {
+    pool: PgPool,
+}
+
+impl Erasure {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// See `erase`.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn erase_user_data(&self, user_id: Uuid) -> Result<(), sqlx::Error> {
+        erase(&self.pool, user_id).await
+    }
+}
+
 /// Deletes the user's personal-data key (the sealed fields of their events become unreadable
 /// for good), their e-mail claim (a digest of the address), the remembered answers to their
 /// requests (which may quote their e-mail), and their address, names and subjects in the
 /// mailer's sent-log (a mail still waiting is skipped). One transaction; a repeat changes
 /// nothing.
-pub async fn erase_user_data(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
+async fn erase(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
     let subject = user_id.to_string();
     let mut tx = pool.begin().await?;
     sqlx::query(

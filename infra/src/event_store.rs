@@ -292,6 +292,12 @@ impl PgEventStore {
 }
 
 impl EventStore for PgEventStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(kind))]
+    async fn claim_holder(&self, kind: &str, value: &str) -> Result<Option<String>, StoreError> {
+        crate::claims::holder(&self.pool, kind, value).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(aggregate_type = A::TYPE))]
     async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
         let empty = Loaded {
             aggregate: A::default(),
@@ -369,6 +375,12 @@ impl EventStore for PgEventStore {
         Ok(Loaded { aggregate, version })
     }
 
+    // Never the events: a registration's carries a password hash.
+    #[tracing::instrument(
+        level = "debug",
+        skip(self, events, context),
+        fields(aggregate_type = A::TYPE, events = events.len())
+    )]
     async fn append<A>(
         &self,
         aggregate_id: &str,
@@ -399,6 +411,7 @@ impl EventStore for PgEventStore {
         Ok(version)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(appends = appends.len()))]
     async fn append_all(&self, appends: &[StagedAppend]) -> Result<(), StoreError> {
         let mut events = BatchRows::default();
         let mut commands = CommandRows::default();

@@ -35,6 +35,7 @@ fn into_record((scope, key, fingerprint, status, body): Row) -> IdempotencyRecor
 }
 
 impl IdempotencyRecords for PgIdempotencyRecords {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row: Option<Row> = sqlx::query_as(
             "SELECT scope, key, fingerprint, status, body FROM idempotency_records
@@ -48,6 +49,7 @@ impl IdempotencyRecords for PgIdempotencyRecords {
         Ok(row.map(into_record))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn save_first(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord, StoreError> {
         let status = i16::try_from(record.response.status).map_err(unavailable)?;
         // The no-op update makes RETURNING yield the row that won, ours or a concurrent one.

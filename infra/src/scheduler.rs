@@ -11,8 +11,6 @@
 //! - A running job's replica updates its heartbeat; a run whose heartbeat stops (its process
 //!   died) is marked `interrupted` by whichever replica looks next.
 
-pub mod spec;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,7 +25,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use uuid::Uuid;
 
 use crate::shutdown::Shutdown;
-pub use spec::{ScheduleSpec, SpecError};
+pub use eshop_commands::schedules::{ScheduleInput, ScheduleRecord, ScheduleSpec, SpecError};
 
 use eshop_commands::BoxError;
 
@@ -38,26 +36,41 @@ const MISFIRE_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// A run whose heartbeat is older than this was cut short.
 pub const LEASE: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct ScheduleRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub job_kind: String,
-    pub params: Value,
-    pub cron: Option<String>,
-    pub every_seconds: Option<i64>,
-    pub run_at: Option<DateTime<Utc>>,
-    pub enabled: bool,
-    pub builtin: bool,
-    pub created_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub version: i64,
+/// A `schedules` row (`ScheduleRecord` as read).
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    id: Uuid,
+    name: String,
+    job_kind: String,
+    params: Value,
+    cron: Option<String>,
+    every_seconds: Option<i64>,
+    run_at: Option<DateTime<Utc>>,
+    enabled: bool,
+    builtin: bool,
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
 }
 
-impl ScheduleRecord {
-    pub fn spec(&self) -> Result<ScheduleSpec, SpecError> {
-        ScheduleSpec::from_columns(self.cron.as_deref(), self.every_seconds, self.run_at)
+impl From<ScheduleRow> for ScheduleRecord {
+    fn from(row: ScheduleRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            job_kind: row.job_kind,
+            params: row.params,
+            cron: row.cron,
+            every_seconds: row.every_seconds,
+            run_at: row.run_at,
+            enabled: row.enabled,
+            builtin: row.builtin,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+        }
     }
 }
 
@@ -97,36 +110,28 @@ pub struct PgSchedules {
     pool: PgPool,
 }
 
-/// A new schedule or a change to one.
-#[derive(Debug, Clone)]
-pub struct ScheduleInput {
-    pub name: String,
-    pub job_kind: String,
-    pub params: Value,
-    pub spec: ScheduleSpec,
-    pub enabled: bool,
-}
-
 impl PgSchedules {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
 
     pub async fn list(&self) -> Result<Vec<ScheduleRecord>, sqlx::Error> {
-        sqlx::query_as(&format!(
+        let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY builtin DESC, created_at, id"
         ))
         .fetch_all(&self.pool)
-        .await
+        .await?;
+        Ok(rows.into_iter().map(ScheduleRecord::from).collect())
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<ScheduleRecord>, sqlx::Error> {
-        sqlx::query_as(&format!(
+        let row: Option<ScheduleRow> = sqlx::query_as(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await
+        .await?;
+        Ok(row.map(ScheduleRecord::from))
     }
 
     pub async fn create(
@@ -135,7 +140,7 @@ impl PgSchedules {
         created_by: Option<Uuid>,
     ) -> Result<ScheduleRecord, sqlx::Error> {
         let (cron, every, at) = input.spec.columns();
-        sqlx::query_as(&format!(
+        let row: ScheduleRow = sqlx::query_as(&format!(
             "INSERT INTO schedules (id, name, job_kind, params, cron, every_seconds, run_at, enabled, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {SCHEDULE_COLUMNS}"
         ))
@@ -149,7 +154,8 @@ impl PgSchedules {
         .bind(input.enabled)
         .bind(created_by)
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        Ok(row.into())
     }
 
     /// Replaces the schedule's fields; `None` when it does not exist (or, with
@@ -161,7 +167,7 @@ impl PgSchedules {
         expected_version: Option<i64>,
     ) -> Result<Option<ScheduleRecord>, sqlx::Error> {
         let (cron, every, at) = input.spec.columns();
-        sqlx::query_as(&format!(
+        let row: Option<ScheduleRow> = sqlx::query_as(&format!(
             "UPDATE schedules SET name = $2, job_kind = $3, params = $4, cron = $5, every_seconds = $6,
                     run_at = $7, enabled = $8, updated_at = clock_timestamp(), version = version + 1
               WHERE id = $1 AND ($9::bigint IS NULL OR version = $9) RETURNING {SCHEDULE_COLUMNS}"
@@ -176,7 +182,8 @@ impl PgSchedules {
         .bind(input.enabled)
         .bind(expected_version)
         .fetch_optional(&self.pool)
-        .await
+        .await?;
+        Ok(row.map(ScheduleRecord::from))
     }
 
     pub async fn delete(&self, id: Uuid) -> Result<bool, sqlx::Error> {

@@ -22,24 +22,7 @@ fn token_digest(token: &str) -> String {
     sha256_hex(&[b"refresh-token:", token.as_bytes()])
 }
 
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
-    pub refresh_token: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("the refresh token is unknown or expired")]
-    Invalid,
-    #[error("the refresh token was already used; its session is revoked")]
-    Reused,
-    #[error("the session was revoked")]
-    Revoked,
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
+pub use eshop_commands::sessions::{Issued, RefreshError};
 
 #[derive(Clone)]
 pub struct PgSessions {
@@ -86,7 +69,15 @@ impl PgSessions {
     /// Spends `token` and issues its successor in the same session. Two requests racing with
     /// one token: the row lock lets one spend it; the other then finds it spent, which is
     /// reuse, and the family is revoked.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn refresh(&self, token: &str) -> Result<Issued, RefreshError> {
+        self.spend(token)
+            .await
+            .unwrap_or_else(|error| Err(RefreshError::Unavailable(Box::new(error))))
+    }
+
+    /// `refresh`, with the database's errors apart from the refusals.
+    async fn spend(&self, token: &str) -> Result<Result<Issued, RefreshError>, sqlx::Error> {
         let digest = token_digest(token);
         let mut tx = self.pool.begin().await?;
         let spent: Option<(Uuid, Uuid, bool)> = sqlx::query_as(
@@ -101,11 +92,11 @@ impl PgSessions {
         .await?;
         let Some((session_id, user_id, live)) = spent else {
             tx.rollback().await?;
-            return Err(self.refused(&digest).await?);
+            return Ok(Err(self.refused(&digest).await?));
         };
         if !live {
             tx.commit().await?;
-            return Err(RefreshError::Revoked);
+            return Ok(Err(RefreshError::Revoked));
         }
         let refresh_token = new_refresh_token();
         sqlx::query(
@@ -117,11 +108,11 @@ impl PgSessions {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Issued {
+        Ok(Ok(Issued {
             session_id,
             user_id,
             refresh_token,
-        })
+        }))
     }
 
     /// Why a token could not be spent; a spent one revokes its family.

@@ -1,6 +1,7 @@
 //! Read models: the envelope events travel in, how each event changes a read model (pure
 //! functions, no I/O), and the query types over them. `eshop-infra` stores and serves them.
 
+pub mod cached;
 pub mod envelope;
 pub mod order;
 pub mod payment;

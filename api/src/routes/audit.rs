@@ -5,7 +5,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use eshop_infra::audit;
 use eshop_projections::RelayedEvent;
 
 use crate::auth::AuditReader;
@@ -48,7 +47,9 @@ async fn feed(
     if after < 0 {
         return Err(ApiError::field("after", "must not be negative"));
     }
-    let items = audit::feed(&state.pool, after, limit)
+    let items = state
+        .audit_log()
+        .feed(after, limit)
         .await
         .map_err(ApiError::unavailable)?;
     let next_after = (items.len() as i64 == limit)
@@ -63,7 +64,9 @@ async fn stream(
     _reader: AuditReader,
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
 ) -> Result<Json<Vec<RelayedEvent>>, ApiError> {
-    let events = audit::stream(&state.pool, &aggregate_type, &aggregate_id)
+    let events = state
+        .audit_log()
+        .stream(&aggregate_type, &aggregate_id)
         .await
         .map_err(ApiError::unavailable)?;
     if events.is_empty() {

@@ -7,11 +7,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use eshop_commands::sessions::{Issued, RefreshError};
 use eshop_commands::{Actor, EventStore};
 use eshop_domain::user::{Registration, User, UserCommand, EMAIL_CLAIM};
 use eshop_domain::values::{EmailAddress, PersonName, Username};
-use eshop_infra::claims;
-use eshop_infra::sessions::{Issued, RefreshError};
 
 use crate::auth::policy::{self, AccountAttributes};
 use crate::auth::{password, CurrentUser};
@@ -161,7 +160,13 @@ async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     throttle::check_login(&state, &body.email, &address).await?;
     let holder = match EmailAddress::parse(&body.email) {
-        Ok(email) => claims::holder(&state.pool, EMAIL_CLAIM, email.as_str()).await?,
+        Ok(email) => {
+            state
+                .bus
+                .store()
+                .claim_holder(EMAIL_CLAIM, email.as_str())
+                .await?
+        }
         Err(_) => None,
     };
     let account = match holder.as_deref().map(str::parse::<uuid::Uuid>) {
@@ -204,7 +209,7 @@ async fn refresh(
         .refresh(body.refresh_token.trim())
         .await
         .map_err(|error| match error {
-            RefreshError::Database(error) => ApiError::unavailable(error),
+            RefreshError::Unavailable(error) => ApiError::Unavailable(error),
             RefreshError::Invalid => ApiError::InvalidRefreshToken,
             RefreshError::Reused | RefreshError::Revoked => ApiError::SessionRevoked,
         })?;

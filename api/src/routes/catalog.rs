@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use eshop_infra::cache::Entry;
+use eshop_projections::cached::Entry;
 use eshop_projections::query::{
     Cursor, Ordering, Page, ProductFilter, ProductQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use eshop_infra::scheduler::{ScheduleInput, ScheduleRecord, ScheduleSpec};
+use eshop_commands::schedules::{ScheduleInput, ScheduleRecord, ScheduleSpec, SpecError};
 
 use crate::auth::AdminUser;
 use crate::background::jobs;
@@ -94,15 +94,15 @@ fn input(body: ScheduleBody, current: Option<&ScheduleRecord>) -> Result<Schedul
     } else {
         current
             .map(ScheduleRecord::spec)
-            .unwrap_or(Err(eshop_infra::scheduler::SpecError::NotExactlyOne))
+            .unwrap_or(Err(SpecError::NotExactlyOne))
     };
     let spec = match spec {
         Ok(spec) => Some(spec),
         Err(error) => {
             let field = match error {
-                eshop_infra::scheduler::SpecError::Cron(_) => "cron",
-                eshop_infra::scheduler::SpecError::Interval => "every_seconds",
-                eshop_infra::scheduler::SpecError::NotExactlyOne => "cron",
+                SpecError::Cron(_) => "cron",
+                SpecError::Interval => "every_seconds",
+                SpecError::NotExactlyOne => "cron",
             };
             errors.push(FieldError::new(field, error.to_string()));
             None

@@ -8,12 +8,10 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use eshop_domain::values::Role;
-use eshop_infra::tasks::TaskRecord;
 
 use crate::auth::{AdminUser, CurrentUser};
 use crate::background::respond_async::accepted;
@@ -23,7 +21,7 @@ use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody};
 use crate::routes::{parse_id, PageParams};
 use crate::state::AppState;
-use crate::views::Page;
+use crate::views::{Page, TaskView};
 
 /// The longest range a sales report covers.
 const MAX_REPORT_DAYS: i64 = 366;
@@ -37,42 +35,6 @@ pub fn router() -> Router<AppState> {
             "/api/admin/products/ratings/recompute",
             post(recompute_ratings),
         )
-}
-
-/// A task as clients see it.
-#[derive(Debug, Serialize)]
-pub struct TaskView {
-    pub id: Uuid,
-    pub kind: String,
-    pub status: String,
-    pub progress: i16,
-    pub input: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
-    pub owner_id: Option<Uuid>,
-    pub attempts: i32,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<TaskRecord> for TaskView {
-    fn from(task: TaskRecord) -> Self {
-        Self {
-            id: task.id,
-            kind: task.kind,
-            status: task.status,
-            progress: task.progress,
-            input: task.input,
-            result: task.result,
-            error: task.error,
-            owner_id: task.owner_id,
-            attempts: task.attempts,
-            created_at: task.created_at,
-            updated_at: task.updated_at,
-        }
-    }
 }
 
 /// The caller, when a token came along: a task queued anonymously (a registration, say) is

@@ -10,7 +10,6 @@ use uuid::Uuid;
 use eshop_commands::EventStore;
 use eshop_domain::user::{User, UserCommand};
 use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role};
-use eshop_infra::erasure;
 
 use crate::auth::policy::{self, AccountAttributes};
 use crate::auth::{password, AdminUser, CurrentUser};
@@ -273,7 +272,9 @@ async fn erase(
     )
     .await?;
     if response.status().is_success() {
-        erasure::erase_user_data(&state.pool, target)
+        state
+            .erasure()
+            .erase_user_data(target)
             .await
             .map_err(ApiError::unavailable)?;
         tracing::info!(user_id = %target, "personal data erased");

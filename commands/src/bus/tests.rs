@@ -24,6 +24,10 @@ struct FakeStore {
 }
 
 impl EventStore for FakeStore {
+    async fn claim_holder(&self, _kind: &str, _value: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
         let streams = self.streams.lock().expect("lock");
         let mut aggregate = A::default();

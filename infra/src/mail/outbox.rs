@@ -144,6 +144,7 @@ impl Outbox {
     }
 
     /// Records the mail unless it is recorded already; true when this call recorded it.
+    #[tracing::instrument(level = "debug", skip_all, fields(source_id = %mail.source_id))]
     pub async fn enqueue(&self, mail: &NewMail) -> Result<bool, sqlx::Error> {
         let status = if mail.recipient.is_some() {
             "pending"
