@@ -1,9 +1,8 @@
 //! The admin account named by `ESHOP_ADMIN_EMAIL` / `ESHOP_ADMIN_PASSWORD`.
 
-use eshop_commands::{Actor, CommandContext};
+use eshop_commands::{Actor, CommandContext, EventStore};
 use eshop_domain::user::{Registration, User, UserCommand, EMAIL_CLAIM};
 use eshop_domain::values::{EmailAddress, Role, Username};
-use eshop_infra::claims;
 
 use crate::auth::password;
 use crate::auth::policy::{self, AccountAttributes};
@@ -16,7 +15,12 @@ use crate::state::AppState;
 pub async fn ensure_admin(state: &AppState, email: &str, password: &str) -> Result<(), ApiError> {
     let email = EmailAddress::parse(email)
         .map_err(|invalid| ApiError::field("ESHOP_ADMIN_EMAIL", invalid.0))?;
-    let user_id = match claims::holder(&state.pool, EMAIL_CLAIM, email.as_str()).await? {
+    let holder = state
+        .bus
+        .store()
+        .claim_holder(EMAIL_CLAIM, email.as_str())
+        .await?;
+    let user_id = match holder {
         Some(id) => id,
         None => register(state, &email, password).await?,
     };
@@ -72,11 +76,12 @@ async fn register(
     {
         Ok(_) => Ok(id),
         // Another replica registered it first: use theirs.
-        Err(eshop_commands::CommandError::ClaimTaken { .. }) => {
-            claims::holder(&state.pool, EMAIL_CLAIM, email.as_str())
-                .await?
-                .ok_or_else(|| ApiError::Internal("the admin e-mail claim vanished".into()))
-        }
+        Err(eshop_commands::CommandError::ClaimTaken { .. }) => state
+            .bus
+            .store()
+            .claim_holder(EMAIL_CLAIM, email.as_str())
+            .await?
+            .ok_or_else(|| ApiError::Internal("the admin e-mail claim vanished".into())),
         Err(other) => Err(other.into()),
     }
 }

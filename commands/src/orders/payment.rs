@@ -90,3 +90,83 @@ pub(super) fn instrument(
         card_last4,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payment_gateway::{
+        Charge, ChargeOutcome, GatewayUnavailable, InvalidPaymentDetails, Tokenized,
+    };
+
+    /// Tokenizes any 16-digit number; charges nothing.
+    struct Tokenizer;
+
+    impl PaymentGateway for Tokenizer {
+        fn tokenize(
+            &self,
+            details: PaymentDetails<'_>,
+        ) -> Result<Tokenized, InvalidPaymentDetails> {
+            match details {
+                PaymentDetails::Card { number } if number.len() == 16 => Ok(Tokenized {
+                    token: "tok_card".into(),
+                    card_last4: Some(number[12..].to_string()),
+                }),
+                PaymentDetails::Card { .. } => Err(InvalidPaymentDetails),
+                PaymentDetails::Paypal { .. } => Ok(Tokenized {
+                    token: "tok_paypal".into(),
+                    card_last4: None,
+                }),
+            }
+        }
+
+        async fn charge(&self, _: &Charge) -> Result<ChargeOutcome, GatewayUnavailable> {
+            Err(GatewayUnavailable("not in this test".into()))
+        }
+    }
+
+    fn choice(method: &str) -> PaymentChoice {
+        PaymentChoice {
+            method: method.into(),
+            ..PaymentChoice::default()
+        }
+    }
+
+    #[test]
+    fn a_card_becomes_the_gateways_token_and_its_last_four_digits_only() {
+        let number = "4242424242424242";
+        let card = PaymentChoice {
+            card: Some(number.into()),
+            ..choice("card")
+        };
+        let instrument = instrument(&Tokenizer, &card).expect("valid");
+        assert_eq!(instrument.method, PaymentMethod::Card);
+        assert_eq!(instrument.token.as_deref(), Some("tok_card"));
+        assert_eq!(instrument.card_last4.as_deref(), Some("4242"));
+        assert!(!format!("{instrument:?} {card:?}").contains(number));
+    }
+
+    #[test]
+    fn each_missing_or_unusable_detail_names_its_field() {
+        let refused = |choice: PaymentChoice| instrument(&Tokenizer, &choice).map(|_| ());
+        assert_eq!(refused(choice("cash")).map_err(|e| e.field), Err("method"));
+        assert_eq!(refused(choice("card")).map_err(|e| e.field), Err("card"));
+        let short_card = PaymentChoice {
+            card: Some("4242".into()),
+            ..choice("card")
+        };
+        assert_eq!(
+            refused(short_card),
+            Err(InvalidPayment::new("card", "is not a valid card number"))
+        );
+        let bad_email = PaymentChoice {
+            paypal_email: Some("not an address".into()),
+            ..choice("paypal")
+        };
+        assert_eq!(refused(bad_email).map_err(|e| e.field), Err("paypal_email"));
+        assert_eq!(
+            refused(choice("bank_transfer")).map_err(|e| e.field),
+            Err("bank_account")
+        );
+        assert_eq!(refused(choice("balance")), Ok(()));
+    }
+}
