@@ -1,6 +1,16 @@
-//! The application layer: the use cases (`orders`, `directory`), how commands are carried out
-//! (context and metadata, dispatch with optimistic-concurrency retries, idempotency), and the
-//! ports (traits) the adapters in `infra` implement.
+//! The application layer: the use cases, how commands are carried out, and the ports (traits)
+//! the adapters in `infra` implement.
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | `orders` | buying's use cases (purchase, place, checkout, wait, cancel), pricing, payment choice, failure reasons, the order process manager |
+//! | `bus`, `context`, `idempotency` | dispatch with optimistic-concurrency retries, command metadata, `Idempotency-Key` answers |
+//! | `store` | the event store port |
+//! | `payment_gateway` | the payment gateway port: tokenize, charge |
+//! | `directory` | the user directory port (whom scheduled mail goes to) |
+//! | `sessions` | the session port's answers (`Issued`, `RefreshError`) |
+//! | `schedules` | schedules as stored, and when one fires |
+//! | `digest`, `error` | SHA-256 digests; the workspace's one `BoxError` |
 
 pub mod bus;
 pub mod context;
