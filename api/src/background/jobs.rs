@@ -372,6 +372,11 @@ async fn read_feed(path: &Path) -> Result<Vec<AddRequest>, String> {
 }
 
 impl<D: UserDirectory> JobRunner for ScheduledJobs<D> {
+    #[tracing::instrument(
+        name = "scheduled_job",
+        skip_all,
+        fields(job_kind = %job.job_kind, run_id = %job.run_id, tick = %job.tick)
+    )]
     async fn run(&self, job: JobRun) -> Result<Value, String> {
         match job.job_kind.as_str() {
             SALES_SUMMARY => self.sales_summary(&job).await,

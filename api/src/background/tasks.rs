@@ -174,6 +174,8 @@ impl TaskExecutor {
 }
 
 impl TaskRunner for TaskExecutor {
+    // Never the input or the work: a queued request's body may hold a password.
+    #[tracing::instrument(name = "task", skip_all, fields(task_id = %task.id, kind = %task.kind))]
     async fn run(&self, task: TaskRecord, work: Value, progress: Progress) -> Outcome {
         match task.kind.as_str() {
             COMMAND_TASK => self.run_command(&task, work).await,
