@@ -19,6 +19,7 @@ mod purchases;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use eshop_domain::cart::{Cart, CartCommand, CartError};
@@ -319,11 +320,13 @@ where
             .aggregate;
         if wait.is_zero() {
             let process = Arc::clone(&self.process);
-            tokio::spawn(async move {
+            // In the request's span: the order's steps still read as part of its trace.
+            let driving = async move {
                 if let Err(error) = process.advance_from(order_id, Some(placed)).await {
                     tracing::warn!(%order_id, error = %error, "the order will finish in the background");
                 }
-            });
+            };
+            tokio::spawn(driving.in_current_span());
             return Ok(Placement::Pending { order_id });
         }
         if self

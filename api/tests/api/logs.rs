@@ -133,3 +133,79 @@ async fn a_full_run_logs_no_password_token_or_card_number() {
         );
     }
 }
+
+/// The lines of `logs` logged within the request with this id (its span names it).
+fn within_request<'a>(logs: &'a str, request_id: &str) -> Vec<&'a str> {
+    logs.lines()
+        .filter(|line| line.contains(request_id))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_order_reads_as_one_trace_from_its_request_to_each_command() {
+    let captured = Captured::default();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .try_init()
+        .expect("the only subscriber of this process");
+
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let book = app.add_book(&admin, "Dune", 10).await;
+    let (_, token) = app.customer("lea").await;
+    // Waited for in the request, and driven after it answered.
+    for (request_id, prefer, status) in [
+        ("trace-waited", "wait=5", 201),
+        ("trace-later", "wait=0", 202),
+    ] {
+        let placed = app
+            .request(Method::POST, "/api/orders", Some(&token))
+            .header("x-request-id", request_id)
+            .header("Prefer", prefer)
+            .json(
+                &json!({"lines": [{"product_id": book["id"], "quantity": 1}],
+                          "payment": {"method": "card", "card": "4242 4242 4242 4242"}}),
+            )
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(placed.status(), status);
+    }
+    // The order answered 202 is driven on after its request: until its drive ends.
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the drive ended",
+        || {
+            let captured = captured.clone();
+            async move {
+                let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).to_string();
+                let driven = within_request(&logs, "trace-later")
+                    .iter()
+                    .any(|line| line.contains("advance_from{") && line.contains(": close"));
+                driven.then_some(())
+            }
+        },
+    )
+    .await;
+    app.shutdown().await;
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).to_string();
+    for request_id in ["trace-waited", "trace-later"] {
+        let lines = within_request(&logs, request_id);
+        for step in [
+            "place{",
+            "command{aggregate_type=\"order\"",
+            "command{aggregate_type=\"product\"",
+            "command{aggregate_type=\"payment\"",
+            "charge{",
+        ] {
+            assert!(
+                lines.iter().any(|line| line.contains(step)),
+                "{request_id}: no {step} within the request's trace"
+            );
+        }
+    }
+}
