@@ -174,6 +174,23 @@ async fn an_order_reads_as_one_trace_from_its_request_to_each_command() {
             .expect("sent");
         assert_eq!(placed.status(), status);
     }
+    // A wallet purchase is committed by its product's task, in the purchase's request span.
+    let deposit = app
+        .post(
+            "/api/users/me/deposits",
+            Some(&token),
+            json!({"amount_cents": 10_000}),
+        )
+        .await;
+    assert_eq!(deposit.status(), 200);
+    let bought = app
+        .request(Method::POST, "/api/purchases", Some(&token))
+        .header("x-request-id", "trace-purchase")
+        .json(&json!({"product_id": book["id"], "quantity": 1, "payment_method": "balance"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(bought.status(), 201);
     // The order answered 202 is driven on after its request: until its drive ends.
     crate::helpers::eventually(
         std::time::Duration::from_secs(10),
@@ -193,6 +210,19 @@ async fn an_order_reads_as_one_trace_from_its_request_to_each_command() {
     app.shutdown().await;
 
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).to_string();
+    let purchase = within_request(&logs, "trace-purchase");
+    for step in [
+        "purchase{",
+        "command{aggregate_type=\"order\"",
+        "command{aggregate_type=\"product\"",
+        "command{aggregate_type=\"user\"",
+        "command{aggregate_type=\"payment\"",
+    ] {
+        assert!(
+            purchase.iter().any(|line| line.contains(step)),
+            "the purchase: no {step} within the request's trace"
+        );
+    }
     for request_id in ["trace-waited", "trace-later"] {
         let lines = within_request(&logs, request_id);
         for step in [

@@ -112,6 +112,12 @@ impl<S: EventStore> Batch<'_, S> {
     }
 
     /// Decides `command` as `CommandBus::execute_with` would and stages its events.
+    #[tracing::instrument(
+        level = "debug",
+        name = "command",
+        skip_all,
+        fields(aggregate_type = A::TYPE, aggregate_id = %aggregate_id, command_id = %context.command_id, staged = true)
+    )]
     pub async fn execute_with<A, T>(
         &mut self,
         aggregate_id: &str,

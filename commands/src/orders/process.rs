@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use eshop_domain::order::{Order, OrderCommand, OrderError, OrderStatus, PaymentInstrument};
@@ -24,7 +25,7 @@ use eshop_domain::DeclaresClaims;
 
 use super::failure::FailureReason;
 use super::pricing::WantedLine;
-use super::purchases::{self, PurchaseQueues};
+use super::purchases::{self, PurchaseQueues, Queued};
 use crate::bus::{Batch, CommandBus, CommandError, Executed};
 use crate::context::{derived_id, Actor, CommandContext};
 use crate::payment_gateway::{Charge, ChargeOutcome, GatewayUnavailable, PaymentGateway};
@@ -293,15 +294,20 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// half staged: nothing was stored, and the caller runs each alone.
     pub(super) async fn purchase_together(
         &self,
-        purchases: &[(PurchaseRequest, CommandContext)],
+        purchases: &[Queued],
     ) -> Option<Vec<Result<Purchased, PurchaseError>>> {
         let touched = purchases
             .iter()
-            .flat_map(|(request, _)| purchase_touches(request));
+            .flat_map(|(request, _, _)| purchase_touches(request));
         let mut steps = Steps::Together(self.bus.batch(touched).await);
         let mut outcomes = Vec::with_capacity(purchases.len());
-        for (request, context) in purchases {
-            match self.stage_purchase(&mut steps, request, context).await {
+        for (request, context, span) in purchases {
+            // Each purchase's steps in its own request's span; the group's commit in none.
+            let staged = self
+                .stage_purchase(&mut steps, request, context)
+                .instrument(span.clone())
+                .await;
+            match staged {
                 Err(PurchaseError::Process(_)) => return None,
                 outcome => outcomes.push(outcome),
             }

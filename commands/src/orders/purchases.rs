@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::process::{OrderProcess, ProcessError, PurchaseError, PurchaseRequest, Purchased};
@@ -24,20 +25,22 @@ const MAX_GROUP: usize = 32;
 
 type Outcome = Result<Purchased, PurchaseError>;
 
-struct Queued {
-    request: PurchaseRequest,
-    context: CommandContext,
+/// A purchase as its product's task runs it: in the span of the request that asked for it.
+pub(super) type Queued = (PurchaseRequest, CommandContext, tracing::Span);
+
+struct Waiting {
+    purchase: Queued,
     answer: oneshot::Sender<Outcome>,
 }
 
 /// Purchases waiting, per product. A product is in the map while a task is buying for it.
 #[derive(Default)]
 pub(super) struct PurchaseQueues {
-    by_product: std::sync::Mutex<HashMap<Uuid, VecDeque<Queued>>>,
+    by_product: std::sync::Mutex<HashMap<Uuid, VecDeque<Waiting>>>,
 }
 
 impl PurchaseQueues {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, VecDeque<Queued>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, VecDeque<Waiting>>> {
         self.by_product
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -46,7 +49,7 @@ impl PurchaseQueues {
     /// The next group for `product_id`, in arrival order, or `None` (and the product's
     /// task ends) when nothing waits. A purchase whose order is already in the group waits
     /// for the next one: a repeated request must see its first run committed.
-    fn next_group(&self, product_id: Uuid) -> Option<Vec<Queued>> {
+    fn next_group(&self, product_id: Uuid) -> Option<Vec<Waiting>> {
         let mut queues = self.lock();
         let waiting = queues.get_mut(&product_id)?;
         if waiting.is_empty() {
@@ -57,7 +60,7 @@ impl PurchaseQueues {
         let mut group = Vec::new();
         let mut later = VecDeque::new();
         while let Some(queued) = waiting.pop_front() {
-            if group.len() < MAX_GROUP && orders.insert(queued.request.order_id) {
+            if group.len() < MAX_GROUP && orders.insert(queued.purchase.0.order_id) {
                 group.push(queued);
             } else {
                 later.push_back(queued);
@@ -97,9 +100,8 @@ where
 {
     let product_id = request.product_id;
     let (answer, outcome) = oneshot::channel();
-    let queued = Queued {
-        request,
-        context,
+    let queued = Waiting {
+        purchase: (request, context, tracing::Span::current()),
         answer,
     };
     // The task removes its product when it finds nothing waiting, under this same lock: a
@@ -141,7 +143,7 @@ where
     while let Some(group) = process.purchases.next_group(product_id) {
         let (purchases, answers): (Vec<_>, Vec<_>) = group
             .into_iter()
-            .map(|queued| ((queued.request, queued.context), queued.answer))
+            .map(|waiting| (waiting.purchase, waiting.answer))
             .unzip();
         let together = if purchases.len() > 1 {
             process.purchase_together(&purchases).await
@@ -152,8 +154,11 @@ where
             Some(outcomes) => outcomes,
             None => {
                 let mut alone = Vec::with_capacity(purchases.len());
-                for (request, context) in &purchases {
-                    alone.push(process.purchase_alone(request, context).await);
+                for (request, context, span) in &purchases {
+                    let bought = process
+                        .purchase_alone(request, context)
+                        .instrument(span.clone());
+                    alone.push(bought.await);
                 }
                 alone
             }
