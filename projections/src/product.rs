@@ -200,3 +200,21 @@ mod tests {
         ));
     }
 }
+
+impl crate::ReadModel for ProductRecord {
+    const NAME: &'static str = "products";
+    const AGGREGATE_TYPE: &'static str = "product";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply(current, event)
+    }
+}
