@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use eshop_projections::order::OrderRecord;
 
-use super::JsonTable;
+use super::{JsonTable, Records};
 
 impl JsonTable for OrderRecord {
     const TABLE: &'static str = "orders";
@@ -21,20 +21,19 @@ impl JsonTable for OrderRecord {
 #[derive(Clone)]
 pub struct PgOrders {
     pool: PgPool,
+    records: Records<OrderRecord>,
 }
 
 impl PgOrders {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            records: Records::new(pool.clone()),
+            pool,
+        }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
-        let row: Option<(Json<OrderRecord>,)> =
-            sqlx::query_as("SELECT record FROM orders WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(Json(record),)| record))
+        self.records.get(id).await
     }
 
     /// A customer's orders, newest first; `before` is the last order of the previous page.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use eshop_projections::payment::PaymentRecord;
 
-use super::JsonTable;
+use super::{JsonTable, Records};
 
 impl JsonTable for PaymentRecord {
     const TABLE: &'static str = "payments";
@@ -20,20 +20,19 @@ impl JsonTable for PaymentRecord {
 #[derive(Clone)]
 pub struct PgPayments {
     pool: PgPool,
+    records: Records<PaymentRecord>,
 }
 
 impl PgPayments {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            records: Records::new(pool.clone()),
+            pool,
+        }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<PaymentRecord>, sqlx::Error> {
-        let row: Option<(Json<PaymentRecord>,)> =
-            sqlx::query_as("SELECT record FROM payments WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(Json(record),)| record))
+        self.records.get(id).await
     }
 
     /// Newest first; one customer's, or everyone's when `customer_id` is `None`. `before` is
