@@ -2,8 +2,8 @@
 //! reading one durable JetStream consumer per read model through the shared `ConsumerRunner`.
 //!
 //! A batch of messages is applied in one transaction that also records how far the projection
-//! got (the stream sequence) and announces the versions it wrote (`read_models::progress`);
-//! then each message is acknowledged. Rows carry their aggregate version, so a redelivered
+//! got (the stream sequence); then the cache is invalidated, the versions written are announced
+//! (`read_models::progress`), and each message is acknowledged. Rows carry their aggregate version, so a redelivered
 //! event changes nothing, and an event that arrives after a gap has the missing events read
 //! from the store rather than waiting for their redelivery. An event that cannot be applied
 //! stops this projection only: the events before it are committed one by one, the error is
@@ -207,14 +207,20 @@ impl<R: Table> Projector<R> {
         .bind(events.last().map(|event| event.recorded_at))
         .execute(&mut *tx)
         .await?;
-        let versions: Vec<_> = changed.iter().map(|r| (r.id(), r.version())).collect();
-        progress::announce(&mut tx, R::NAME, &versions).await?;
         tx.commit().await?;
         if let Some(cache) = &self.context.cache {
             let mut products: Vec<_> = changed.iter().filter_map(R::shown_on_product).collect();
             products.dedup();
             if !products.is_empty() {
                 cache.invalidate_products(&products).await;
+            }
+        }
+        // Only now: a read woken by it must find the cache dropped too ("applied" means no read
+        // returns the old value). A lost announcement costs its waiters their deadline check.
+        let versions: Vec<_> = changed.iter().map(|r| (r.id(), r.version())).collect();
+        if let Ok(mut connection) = self.context.pool.acquire().await {
+            if let Err(error) = progress::announce(&mut connection, R::NAME, &versions).await {
+                tracing::warn!(projection = R::NAME, error = %error, "cannot announce the versions applied");
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! Read-your-writes without polling. A projection builder announces, in the transaction that
-//! writes them (so listeners hear it once it committed), the rows and versions it applied:
+//! Read-your-writes without polling. A projection builder announces, once it committed them and
+//! dropped what they change from the cache, the rows and versions it applied:
 //! `NOTIFY eshop_read_models, '<read model> <id>:<version> ...'`. Every process that serves
 //! reads keeps one listener for all its waiting requests; a request registers what it waits for
 //! and is woken when a version at least as new lands for its row. The builder runs on one
@@ -18,7 +18,7 @@ pub const CHANNEL: &str = "eshop_read_models";
 /// Postgres refuses notification payloads of 8000 bytes and more.
 const PAYLOAD_LIMIT: usize = 7900;
 
-/// Announces the rows `changed` reached (inside the writing transaction).
+/// Announces the rows `changed` reached (after the writing transaction committed).
 pub async fn announce(
     connection: &mut PgConnection,
     read_model: &str,
