@@ -51,7 +51,7 @@ pub struct Config {
     #[arg(long, env = "ESHOP_CACHE_TTL_SECONDS", default_value_t = 300)]
     pub cache_ttl_seconds: u64,
 
-    /// Run the relay and the projection builders in this process.
+    /// Run the background workers in this process (with `--role all`).
     #[arg(long, env = "ESHOP_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,
 
@@ -160,6 +160,85 @@ pub struct Config {
     /// How often each replica checks the schedules for changes, in milliseconds.
     #[arg(long, env = "ESHOP_SCHEDULE_POLL_MS", default_value_t = 1000)]
     pub schedule_poll_ms: u64,
+
+    /// What this process runs (`--role`) and how its background workers are tuned.
+    #[command(flatten)]
+    pub background: BackgroundSettings,
+}
+
+/// What a process runs: the HTTP API, the background workers, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP API only (no relay, projections, mailer, order or task worker, scheduler).
+    Api,
+    /// The background workers only; HTTP answers `/health` and `/metrics` alone.
+    Workers,
+    /// Both.
+    #[default]
+    All,
+}
+
+/// The background workers' settings (see `workers`).
+#[derive(Debug, Clone, Args)]
+pub struct BackgroundSettings {
+    /// `api`, `workers` or `all`: run the HTTP API, the background workers, or both.
+    #[arg(long, env = "ESHOP_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+
+    /// Events the relay reads and publishes per round.
+    #[arg(long, env = "ESHOP_RELAY_BATCH_SIZE", default_value_t = 4000)]
+    pub relay_batch_size: i64,
+
+    /// The relay's fallback poll when nothing happens, in milliseconds (appends wake it).
+    #[arg(long, env = "ESHOP_RELAY_IDLE_POLL_MS", default_value_t = 500)]
+    pub relay_idle_poll_ms: u64,
+
+    /// After a wake-up, how often the relay looks again while events may be held back by a
+    /// transaction in flight, in milliseconds...
+    #[arg(long, env = "ESHOP_RELAY_EAGER_POLL_MS", default_value_t = 5)]
+    pub relay_eager_poll_ms: u64,
+
+    /// ...and for how long after the last sign of activity, in milliseconds.
+    #[arg(long, env = "ESHOP_RELAY_EAGER_FOR_MS", default_value_t = 250)]
+    pub relay_eager_for_ms: u64,
+
+    /// Events a projection builder applies in one transaction, at most.
+    #[arg(long, env = "ESHOP_PROJECTION_BATCH", default_value_t = 500)]
+    pub projection_batch: usize,
+
+    /// How long JetStream waits for a projection builder's acknowledgement before it delivers
+    /// again, in seconds.
+    #[arg(long, env = "ESHOP_PROJECTION_ACK_WAIT_SECONDS", default_value_t = 30)]
+    pub projection_ack_wait_seconds: u64,
+
+    /// How often the order sweep looks for stalled orders, in seconds.
+    #[arg(long, env = "ESHOP_ORDER_SWEEP_SECONDS", default_value_t = 30)]
+    pub order_sweep_seconds: u64,
+
+    /// Orders unfinished for this long are advanced again by the sweep, in seconds.
+    #[arg(long, env = "ESHOP_ORDER_STALLED_AFTER_SECONDS", default_value_t = 30)]
+    pub order_stalled_after_seconds: u64,
+
+    /// Orders still waiting for stock or payment after this long are failed, in seconds.
+    #[arg(long, env = "ESHOP_ORDER_GIVE_UP_AFTER_SECONDS", default_value_t = 900)]
+    pub order_give_up_after_seconds: u64,
+}
+
+impl Default for BackgroundSettings {
+    fn default() -> Self {
+        Self {
+            role: Role::All,
+            relay_batch_size: 4000,
+            relay_idle_poll_ms: 500,
+            relay_eager_poll_ms: 5,
+            relay_eager_for_ms: 250,
+            projection_batch: 500,
+            projection_ack_wait_seconds: 30,
+            order_sweep_seconds: 30,
+            order_stalled_after_seconds: 30,
+            order_give_up_after_seconds: 900,
+        }
+    }
 }
 
 /// Rates per route class; every replica counts in the same Redis.
@@ -231,6 +310,21 @@ impl ThrottleSettings {
 }
 
 impl Config {
+    /// Whether this process serves the whole HTTP API.
+    pub fn runs_api(&self) -> bool {
+        self.background.role != Role::Workers
+    }
+
+    /// Whether this process runs the background workers (`ESHOP_WORKERS=false` turns them off
+    /// in the `all` role too).
+    pub fn runs_workers(&self) -> bool {
+        match self.background.role {
+            Role::Api => false,
+            Role::Workers => true,
+            Role::All => self.workers,
+        }
+    }
+
     pub fn is_development(&self) -> bool {
         self.environment.eq_ignore_ascii_case("development")
     }

@@ -17,3 +17,4 @@ pub mod telemetry;
 pub mod throttle;
 pub mod validate;
 pub mod views;
+pub mod workers;

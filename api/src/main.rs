@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API and every background worker.
+    /// Run the HTTP API and every background worker (`--role` to run one of the two).
     Serve(Config),
     /// Create the database if missing and apply migrations, then exit.
     Migrate(Config),

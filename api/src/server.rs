@@ -18,43 +18,36 @@ use eshop_commands::orders::{OrderProcess, Orders};
 use eshop_commands::{CommandBus, Idempotency, RetryPolicy};
 use eshop_infra::cache::Cache;
 use eshop_infra::mail::outbox::{MailStats, Outbox, RetrySettings};
-use eshop_infra::mail::recipients::Recipients;
 use eshop_infra::mail::transport::MailTransport;
-use eshop_infra::mail::{Mailer, MailerSettings};
 use eshop_infra::nats::{self, EventSubjects};
-use eshop_infra::order_worker::{OrderWorker, SweepSettings};
-use eshop_infra::personal_data::PersonalDataKeys;
 use eshop_infra::personal_data::SealingKey;
-use eshop_infra::projector::Projector;
 use eshop_infra::rate_limit::RateLimiter;
-use eshop_infra::read_models::documents::{DocumentProjection, PgDocuments};
-use eshop_infra::read_models::orders::{OrdersProjection, PgOrders};
-use eshop_infra::read_models::payments::{PaymentsProjection, PgPayments};
-use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
-use eshop_infra::read_models::users::{PgUsers, UsersProjection};
-use eshop_infra::relay::{Relay, RelaySettings, RelayStatus};
-use eshop_infra::scheduler::{PgSchedules, Scheduler, SchedulerSettings};
+use eshop_infra::read_models::documents::PgDocuments;
+use eshop_infra::read_models::orders::PgOrders;
+use eshop_infra::read_models::payments::PgPayments;
+use eshop_infra::read_models::products::PgProducts;
+use eshop_infra::read_models::progress::VersionWaits;
+use eshop_infra::read_models::users::PgUsers;
+use eshop_infra::relay::RelayStatus;
+use eshop_infra::scheduler::PgSchedules;
 use eshop_infra::sessions::PgSessions;
-use eshop_infra::shutdown::{shutdown_pair, Shutdown, ShutdownTrigger};
+use eshop_infra::shutdown::{shutdown_pair, ShutdownTrigger};
 use eshop_infra::simulated_gateway::SimulatedGateway;
-use eshop_infra::tasks::{PgTasks, TaskQueue, TaskWorker, WorkerSettings};
+use eshop_infra::tasks::{PgTasks, TaskQueue};
 use eshop_infra::{
     connect, connect_for_listing, migrate, DatabaseSettings, PgEventStore, PgIdempotencyRecords,
 };
-use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::read_only::auditors_read_only;
 use crate::auth::TokenKeys;
-use crate::background::jobs::ScheduledJobs;
 use crate::background::respond_async::respond_async;
-use crate::background::tasks::TaskExecutor;
 use crate::bootstrap::ensure_admin;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
 use crate::state::{AppState, Services};
-use crate::{security, throttle};
+use crate::{security, throttle, workers};
 
 pub use eshop_commands::BoxError;
 
@@ -188,14 +181,16 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     let bus = Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry));
     let gateway = SimulatedGateway::with_latency(Duration::from_millis(config.gateway_latency_ms));
     let process = Arc::new(OrderProcess::new(bus.clone(), gateway));
+    // One listener per process wakes every read waiting for a version (`?min_version`).
+    let waits = VersionWaits::new(pool.clone());
     let state = AppState::new(Services {
         ordering: Orders::new(process.clone()),
         process,
         orders: PgOrders::new(pool.clone()),
         payments: PgPayments::new(pool.clone()),
-        carts: PgDocuments::new(pool.clone()),
-        wishlists: PgDocuments::new(pool.clone()),
-        reviews: PgDocuments::new(pool.clone()),
+        carts: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
+        wishlists: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
+        reviews: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),
@@ -205,8 +200,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         throttle: Arc::new(config.throttle.clone()),
         client_ip_header: config.client_ip_header.as_deref().map(Arc::from),
         cors_origins: config.cors_origins.clone().into(),
-        products: PgProducts::new(pool.clone()).listing_on(listing_pool),
-        users: PgUsers::new(pool.clone()),
+        products: PgProducts::new(pool.clone())
+            .listing_on(listing_pool)
+            .waiting_on(waits.clone()),
+        users: PgUsers::new(pool.clone()).waiting_on(waits),
         cache,
         jetstream: jetstream.clone(),
         subjects: subjects.clone(),
@@ -222,141 +219,6 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         ensure_admin(&state, email, password).await?;
     }
     Ok(state)
-}
-
-/// Starts the relay and the projection builders (each leads on one replica at a time); the
-/// order worker, the mailer and the task worker (every replica shares each one's consumer:
-/// their work is idempotent per message, so sharing spreads the load and needs no failover);
-/// and the scheduler (every replica fires; a unique claim per tick lets one run it).
-fn spawn_workers(
-    state: &AppState,
-    router: &Router,
-    config: &Config,
-    shutdown: &Shutdown,
-) -> Vec<JoinHandle<()>> {
-    let relay = Relay::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        RelaySettings::default(),
-    )
-    .reporting_to(state.relay.clone());
-    let products = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        ProductsProjection::new(Some(state.cache.clone())),
-    );
-    let users = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        UsersProjection,
-    );
-    let orders = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        OrdersProjection,
-    );
-    let payments = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        PaymentsProjection,
-    );
-    let carts = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        DocumentProjection::<CartRecord>::new(None),
-    );
-    let wishlists = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        DocumentProjection::<WishlistRecord>::new(None),
-    );
-    let reviews = Projector::new(
-        state.pool.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        DocumentProjection::<ReviewRecord>::new(Some(state.cache.clone())),
-    );
-    let order_worker = OrderWorker::new(
-        state.process.clone(),
-        state.orders.clone(),
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        SweepSettings::default(),
-    );
-    let mailer = Mailer::new(
-        state.jetstream.clone(),
-        state.subjects.clone(),
-        state.outbox.clone(),
-        Recipients::new(
-            state.users.clone(),
-            PersonalDataKeys::new(state.pool.clone()),
-        ),
-        state.orders.clone(),
-        state.payments.clone(),
-        state.products.clone(),
-        MailerSettings {
-            horizon: Duration::from_secs(config.mail_horizon_hours.saturating_mul(3600)),
-        },
-    );
-    let scheduler = Scheduler::new(
-        state.schedules.clone(),
-        Arc::new(ScheduledJobs::new(
-            state.clone(),
-            config.import_feed.clone(),
-        )),
-        SchedulerSettings {
-            tz: state.tz,
-            poll: Duration::from_millis(config.schedule_poll_ms.max(50)),
-            owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
-        },
-    );
-    let mut workers = vec![
-        tokio::spawn(relay.run(shutdown.clone())),
-        tokio::spawn(products.run(shutdown.clone())),
-        tokio::spawn(users.run(shutdown.clone())),
-        tokio::spawn(orders.run(shutdown.clone())),
-        tokio::spawn(payments.run(shutdown.clone())),
-        tokio::spawn(carts.run(shutdown.clone())),
-        tokio::spawn(wishlists.run(shutdown.clone())),
-        tokio::spawn(reviews.run(shutdown.clone())),
-        tokio::spawn(order_worker.run(shutdown.clone())),
-        tokio::spawn(mailer.run(shutdown.clone())),
-        tokio::spawn(scheduler.run(shutdown.clone())),
-    ];
-    if config.task_concurrency > 0 {
-        let task_worker = TaskWorker::new(
-            state.tasks.clone(),
-            state.jetstream.clone(),
-            state.subjects.clone(),
-            Arc::new(TaskExecutor::new(
-                state.clone(),
-                router.clone(),
-                Duration::from_millis(config.task_step_delay_ms),
-            )),
-            WorkerSettings {
-                concurrency: config.task_concurrency,
-                ack_wait: Duration::from_secs(config.task_ack_wait_seconds.max(3)),
-                ..WorkerSettings::default()
-            },
-        );
-        workers.push(tokio::spawn(task_worker.run(shutdown.clone())));
-    }
-    workers
-}
-
-/// Names this replica in scheduled-run records.
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "eshop".to_string())
 }
 
 /// A server running in the background (tests, and `serve` itself).
@@ -386,17 +248,25 @@ impl Running {
 pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let state = build_state(config).await?;
     let (stop_workers, shutdown) = shutdown_pair();
-    let workers = if config.workers {
+    let workers = if config.runs_workers() {
         // The workers replay requests through the router (background commands, the import).
         let app = router(state.clone());
-        spawn_workers(&state, &app, config, &shutdown)
+        workers::spawn(&state, &app, config, &shutdown)
     } else {
         Vec::new()
     };
     let listener = TcpListener::bind(config.http_addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(state.clone());
+    let app = if config.runs_api() {
+        router(state.clone())
+    } else {
+        // A workers-only process answers what operators probe it with, and nothing else.
+        Router::new()
+            .merge(routes::health::router())
+            .merge(routes::metrics::router())
+            .with_state(state.clone())
+    };
     let task = tokio::spawn(async move {
         axum::serve(
             listener,

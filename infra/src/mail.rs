@@ -18,15 +18,15 @@ pub mod transport;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::message::AckKind;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use eshop_projections::RelayedEvent;
 
+use crate::consumer::{ConsumerRunner, ConsumerSpec, Handled, Handler, Settle};
 use crate::nats::EventSubjects;
 use crate::read_models::orders::PgOrders;
 use crate::read_models::payments::PgPayments;
@@ -126,72 +126,43 @@ impl Mailer {
         }
     }
 
-    /// Consumes until shutdown, reconnecting after errors. The outbox runs beside it.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    /// The mailer's consumer. NATS 2.9 allows one filter subject: the mailer reads every event
+    /// and skips most.
+    pub fn runner(&self) -> ConsumerRunner {
+        ConsumerRunner::new(
+            self.jetstream.clone(),
+            ConsumerSpec {
+                ack_wait: Duration::from_secs(60),
+                max_ack_pending: Some(10_000),
+                first_pause: Duration::from_secs(1),
+                ..ConsumerSpec::new(CONSUMER, self.subjects.stream_name(), self.subjects.all())
+            },
+        )
+    }
+
+    /// Consumes until shutdown, restarting after errors. The outbox runs beside it.
+    pub async fn run(self, shutdown: Shutdown) {
         let dispatcher = tokio::spawn(
             self.outbox
                 .clone()
                 .run(shutdown.clone(), Duration::from_millis(500)),
         );
-        while !shutdown.is_triggered() {
-            if let Err(error) = self.consume(shutdown.clone()).await {
-                tracing::warn!(error = %error, "mailer consumer stopped; restarting");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = shutdown.wait() => {}
-            }
-        }
+        let runner = self.runner();
+        runner.run(Arc::new(self), shutdown).await;
         let _ = dispatcher.await;
     }
 
-    async fn consume(&self, mut shutdown: Shutdown) -> Result<(), BoxError> {
-        let stream = self
-            .jetstream
-            .get_stream(self.subjects.stream_name())
-            .await?;
-        // NATS 2.9 allows one filter subject: the mailer reads every event and skips most.
-        let consumer = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.to_string()),
-                    filter_subject: self.subjects.all(),
-                    deliver_policy: DeliverPolicy::All,
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(60),
-                    max_ack_pending: 10_000,
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let mut messages = consumer.messages().await?;
-        loop {
-            tokio::select! {
-                message = messages.next() => {
-                    let Some(message) = message else { return Err("the message stream ended".into()) };
-                    let message = message?;
-                    let ack = self.handle(&message).await;
-                    if let Err(error) = message.ack_with(ack).await {
-                        tracing::warn!(error = %error, "mailer ack failed; the event will come back");
-                    }
-                }
-                () = shutdown.wait() => return Ok(()),
-            }
-        }
-    }
-
-    async fn handle(&self, message: &jetstream::Message) -> AckKind {
+    async fn handle_one(&self, message: &jetstream::Message) -> Settle {
         let Ok(event) = serde_json::from_slice::<RelayedEvent>(&message.payload) else {
             tracing::error!(subject = %message.subject, "an event that cannot be read; no mail");
-            return AckKind::Term;
+            return Settle::Term;
         };
         let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
         match self.mail_for(&event, deliveries).await {
-            Ok(()) => AckKind::Ack,
+            Ok(()) => Settle::Ack,
             Err(error) => {
                 tracing::warn!(position = event.position, error = %error, "cannot record the mail now; the event will come back");
-                AckKind::Nak(Some(NOT_YET_DELAY))
+                Settle::Nak(Some(NOT_YET_DELAY))
             }
         }
     }
@@ -343,5 +314,15 @@ impl Mailer {
                 _ => Composed::Nothing,
             },
         )
+    }
+}
+
+impl Handler for Mailer {
+    async fn handle(&self, batch: Vec<jetstream::Message>) -> Handled {
+        let mut settled = Vec::with_capacity(batch.len());
+        for message in &batch {
+            settled.push(self.handle_one(message).await);
+        }
+        Handled::Settled(settled)
     }
 }

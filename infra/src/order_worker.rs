@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::message::AckKind;
-use futures::StreamExt;
 use uuid::Uuid;
 
 use eshop_commands::orders::{FailureReason, OrderProcess};
 use eshop_commands::payment_gateway::PaymentGateway;
 use eshop_projections::RelayedEvent;
 
+use crate::consumer::{ConsumerRunner, ConsumerSpec, Handled, Handler, Settle};
 use crate::nats::EventSubjects;
 use crate::read_models::orders::PgOrders;
 use crate::shutdown::Shutdown;
@@ -71,75 +69,56 @@ impl<G: PaymentGateway> OrderWorker<G> {
         }
     }
 
-    pub async fn run(self, mut shutdown: Shutdown) {
+    /// The order worker's consumer: every order event (only placings need a driver).
+    pub fn runner(&self) -> ConsumerRunner {
+        ConsumerRunner::new(
+            self.jetstream.clone(),
+            ConsumerSpec {
+                ack_wait: Duration::from_secs(60),
+                first_pause: Duration::from_secs(1),
+                ..ConsumerSpec::new(
+                    CONSUMER,
+                    self.subjects.stream_name(),
+                    self.subjects.of_type("order"),
+                )
+            },
+        )
+    }
+
+    pub async fn run(self, shutdown: Shutdown) {
+        let runner = self.runner();
         let this = Arc::new(self);
         let sweeping = tokio::spawn(this.clone().sweep_until(shutdown.clone()));
-        while !shutdown.is_triggered() {
-            if let Err(error) = this.consume(shutdown.clone()).await {
-                tracing::warn!(error = %error, "order events consumer stopped; restarting");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = shutdown.wait() => {}
-            }
-        }
+        runner.run(this, shutdown).await;
         let _ = sweeping.await;
     }
 
-    async fn consume(&self, mut shutdown: Shutdown) -> Result<(), BoxError> {
-        let stream = self
-            .jetstream
-            .get_stream(self.subjects.stream_name())
-            .await?;
-        let consumer = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.to_string()),
-                    filter_subject: self.subjects.of_type("order"),
-                    deliver_policy: DeliverPolicy::All,
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(60),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let mut messages = consumer.messages().await?;
-        loop {
-            tokio::select! {
-                message = messages.next() => {
-                    let Some(message) = message else { return Err("the message stream ended".into()) };
-                    let message = message?;
-                    let Ok(event) = serde_json::from_slice::<RelayedEvent>(&message.payload) else {
-                        tracing::error!(subject = %message.subject, "an order event that cannot be read; skipped");
-                        let _ = message.ack_with(AckKind::Term).await;
-                        continue;
-                    };
-                    // Later events are the process's own steps: the placing is what needs a
-                    // driver. Usually the request that placed the order drives it, so the
-                    // first delivery waits a moment rather than doing the same work twice.
-                    let first_delivery = message.info().map(|info| info.delivered <= 1).unwrap_or(false);
-                    if event.event_type != "OrderPlaced" {
-                        let _ = message.ack().await;
-                        continue;
-                    }
-                    if first_delivery {
-                        let _ = message.ack_with(AckKind::Nak(Some(HANDOVER_DELAY))).await;
-                        continue;
-                    }
-                    let Ok(order_id) = event.aggregate_id.parse::<Uuid>() else {
-                        let _ = message.ack_with(AckKind::Term).await;
-                        continue;
-                    };
-                    match self.process.advance_unless_confirmed(order_id).await {
-                        Ok(_) => { let _ = message.ack().await; }
-                        Err(error) => {
-                            tracing::warn!(%order_id, error = %error, "cannot advance the order now; it will come back");
-                            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                        }
-                    }
-                }
-                () = shutdown.wait() => return Ok(()),
+    async fn handle_one(&self, message: &jetstream::Message) -> Settle {
+        let Ok(event) = serde_json::from_slice::<RelayedEvent>(&message.payload) else {
+            tracing::error!(subject = %message.subject, "an order event that cannot be read; skipped");
+            return Settle::Term;
+        };
+        // Later events are the process's own steps: the placing is what needs a driver.
+        // Usually the request that placed the order drives it, so the first delivery waits a
+        // moment rather than doing the same work twice.
+        let first_delivery = message
+            .info()
+            .map(|info| info.delivered <= 1)
+            .unwrap_or(false);
+        if event.event_type != "OrderPlaced" {
+            return Settle::Ack;
+        }
+        if first_delivery {
+            return Settle::Nak(Some(HANDOVER_DELAY));
+        }
+        let Ok(order_id) = event.aggregate_id.parse::<Uuid>() else {
+            return Settle::Term;
+        };
+        match self.process.advance_unless_confirmed(order_id).await {
+            Ok(_) => Settle::Ack,
+            Err(error) => {
+                tracing::warn!(%order_id, error = %error, "cannot advance the order now; it will come back");
+                Settle::Nak(Some(Duration::from_secs(1)))
             }
         }
     }
@@ -180,5 +159,15 @@ impl<G: PaymentGateway> OrderWorker<G> {
             }
         }
         Ok(stalled.len())
+    }
+}
+
+impl<G: PaymentGateway> Handler for OrderWorker<G> {
+    async fn handle(&self, batch: Vec<jetstream::Message>) -> Handled {
+        let mut settled = Vec::with_capacity(batch.len());
+        for message in &batch {
+            settled.push(self.handle_one(message).await);
+        }
+        Handled::Settled(settled)
     }
 }

@@ -1,56 +1,86 @@
-//! Projection builders: one durable JetStream pull consumer per read model.
+//! The projection builder: one generic builder for every read model (`read_models::Table`),
+//! reading one durable JetStream consumer per read model through the shared `ConsumerRunner`.
 //!
 //! A batch of messages is applied in one transaction that also records how far the projection
-//! got (the stream sequence); then each message is acknowledged. Rows carry their aggregate version, so a redelivered
-//! event changes nothing. An event that cannot be applied stops this projection only: the
-//! events before it are committed one by one, the error is recorded (see
-//! `GET /api/admin/projections`), everything after it goes back to JetStream, and the
-//! projection retries from it with a growing pause until it applies (after a fix, say).
+//! got (the stream sequence); then the cache is invalidated, the versions written are announced
+//! (`read_models::progress`), and each message is acknowledged. Rows carry their aggregate version, so a redelivered
+//! event changes nothing, and an event that arrives after a gap has the missing events read
+//! from the store rather than waiting for their redelivery. An event that cannot be applied
+//! stops this projection only: the events before it are committed one by one, the error is
+//! recorded (see `GET /api/admin/projections`), everything after it goes back to JetStream, and
+//! the projection retries from it with a growing pause until it applies (after a fix, say).
+//!
+//! One builder per read model runs at a time, on whichever replica holds its leader lock; a new
+//! leader first takes back what a dead one left unacknowledged (`rewind_unacknowledged`).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::message::AckKind;
-use async_nats::jetstream::{self, Message};
-use futures::{FutureExt, StreamExt};
+use async_nats::jetstream::{self, consumer::pull, Message};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use eshop_projections::RelayedEvent;
 
+use crate::cache::Cache;
+use crate::consumer::{ConsumerRunner, ConsumerSpec, Handled, Handler, Settle};
 use crate::leader::run_as_leader;
 use crate::nats::EventSubjects;
 use crate::personal_data::PersonalDataKeys;
-use crate::read_models::{ApplyError, ReadModel};
+use crate::read_models::{apply_events, progress, ApplyError, StoreReader, Table};
 use crate::shutdown::Shutdown;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-const MAX_BATCH: usize = 500;
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const LAST_RETRY: Duration = Duration::from_secs(30);
 
 pub fn consumer_name(projection: &str) -> String {
     format!("projection_{projection}")
 }
 
-pub struct Projector<M> {
-    pool: PgPool,
-    keys: PersonalDataKeys,
-    jetstream: jetstream::Context,
-    subjects: EventSubjects,
-    model: Arc<M>,
+/// How every projection builder reads its consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectorSettings {
+    /// Events applied in one transaction, at most.
+    pub batch: usize,
+    /// How long JetStream waits for an acknowledgement before delivering again.
+    pub ack_wait: Duration,
 }
 
-impl<M> Clone for Projector<M> {
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every builder needs, whatever its read model.
+#[derive(Clone)]
+pub struct ProjectorContext {
+    pub pool: PgPool,
+    pub jetstream: jetstream::Context,
+    pub subjects: EventSubjects,
+    /// Where the cached views of changed products are dropped (none: nothing cached).
+    pub cache: Option<Arc<Cache>>,
+    pub settings: ProjectorSettings,
+}
+
+/// Builds read model `R` from the stream.
+pub struct Projector<R> {
+    context: ProjectorContext,
+    keys: PersonalDataKeys,
+    store: Arc<StoreReader>,
+    model: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Projector<R> {
     fn clone(&self) -> Self {
         Self {
-            pool: self.pool.clone(),
+            context: self.context.clone(),
             keys: self.keys.clone(),
-            jetstream: self.jetstream.clone(),
-            subjects: self.subjects.clone(),
-            model: self.model.clone(),
+            store: self.store.clone(),
+            model: PhantomData,
         }
     }
 }
@@ -74,124 +104,78 @@ fn stream_sequence(message: &Message) -> i64 {
         .unwrap_or_default()
 }
 
-impl<M: ReadModel> Projector<M> {
-    pub fn new(
-        pool: PgPool,
-        jetstream: jetstream::Context,
-        subjects: EventSubjects,
-        model: M,
-    ) -> Self {
+impl<R: Table> Projector<R> {
+    pub fn new(context: ProjectorContext) -> Self {
+        let keys = PersonalDataKeys::new(context.pool.clone());
         Self {
-            keys: PersonalDataKeys::new(pool.clone()),
-            pool,
-            jetstream,
-            subjects,
-            model: Arc::new(model),
+            store: Arc::new(StoreReader::new(keys.clone())),
+            keys,
+            context,
+            model: PhantomData,
         }
+    }
+
+    /// The consumer this builder reads (its durable name is `consumer_name(R::NAME)`).
+    pub fn runner(&self) -> ConsumerRunner {
+        let subjects = &self.context.subjects;
+        ConsumerRunner::new(
+            self.context.jetstream.clone(),
+            ConsumerSpec {
+                ack_wait: self.context.settings.ack_wait,
+                max_ack_pending: Some(10_000),
+                batch: self.context.settings.batch.max(1),
+                ..ConsumerSpec::new(
+                    &consumer_name(R::NAME),
+                    subjects.stream_name(),
+                    subjects.of_type(R::AGGREGATE_TYPE),
+                )
+            },
+        )
     }
 
     /// Projects until shutdown, whenever this replica holds the projection's lock (one builder
     /// per read model, so events of one aggregate are applied in order).
     pub async fn run(self, shutdown: Shutdown) {
-        let lock = format!("eshop-projection-{}", M::NAME);
-        let projector = self.clone();
-        run_as_leader(
-            self.pool.clone(),
-            &lock,
-            shutdown,
-            move |connection, shutdown| {
-                let projector = projector.clone();
-                async move { projector.lead(connection, shutdown).await }
-            },
-        )
+        let lock = format!("eshop-projection-{}", R::NAME);
+        let pool = self.context.pool.clone();
+        let builder = Arc::new(self);
+        run_as_leader(pool, &lock, shutdown, move |connection, shutdown| {
+            let builder = builder.clone();
+            async move {
+                let runner = builder.runner();
+                runner.rewind_unacknowledged().await?;
+                runner
+                    .consume(builder.clone(), shutdown, keep_lead(connection))
+                    .await
+            }
+        })
         .await;
     }
 
-    async fn consumer(&self) -> Result<jetstream::consumer::Consumer<pull::Config>, BoxError> {
-        let stream = self
-            .jetstream
-            .get_stream(self.subjects.stream_name())
-            .await?;
-        let name = consumer_name(M::NAME);
-        Ok(stream
-            .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: self.subjects.of_type(M::AGGREGATE_TYPE),
-                    deliver_policy: DeliverPolicy::All,
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 10_000,
-                    ..Default::default()
-                },
-            )
-            .await?)
-    }
-
-    async fn lead(&self, mut lock: PgConnection, mut shutdown: Shutdown) -> Result<(), BoxError> {
-        let consumer = self.consumer().await?;
-        let mut batches = consumer
-            .stream()
-            .max_messages_per_batch(MAX_BATCH)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await?
-            .ready_chunks(MAX_BATCH);
-        let mut pause = FIRST_RETRY;
-        let mut keepalive = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                batch = batches.next() => {
-                    let Some(batch) = batch else { return Err("the consumer's message stream ended".into()) };
-                    let messages = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
-                    if self.project(&messages).await {
-                        pause = FIRST_RETRY;
-                    } else {
-                        // Stop here: whatever else arrived goes back too, so the failed event
-                        // is the first one redelivered after the pause.
-                        while let Some(Some(buffered)) = batches.next().now_or_never() {
-                            for message in buffered.into_iter().flatten() {
-                                let _ = message.ack_with(AckKind::Nak(None)).await;
-                            }
-                        }
-                        tokio::select! {
-                            () = tokio::time::sleep(pause) => {}
-                            () = shutdown.wait() => return Ok(()),
-                        }
-                        pause = (pause * 2).min(LAST_RETRY);
-                    }
-                }
-                _ = keepalive.tick() => {
-                    // The lock lives on this connection: if it is gone, so is the lead.
-                    sqlx::query("SELECT 1").execute(&mut lock).await?;
-                }
-                () = shutdown.wait() => return Ok(()),
-            }
-        }
-    }
-
-    /// Applies the batch; false when an event could not be applied (the rest is redelivered).
-    async fn project(&self, messages: &[Message]) -> bool {
+    /// Applies the batch; stops at an event that cannot be applied (the rest is redelivered).
+    async fn project(&self, messages: &[Message]) -> Handled {
         if self.commit(messages).await.is_ok() {
-            return true;
+            return Handled::Settled(vec![Settle::Ack; messages.len()]);
         }
         // Find the culprit: commit one at a time up to it.
         for (index, message) in messages.iter().enumerate() {
             if let Err(error) = self.commit(std::slice::from_ref(message)).await {
-                tracing::error!(projection = M::NAME, error = %error, "cannot apply an event; the projection is stopped");
-                self.record_failure(&error).await;
-                for unapplied in &messages[index..] {
-                    let _ = unapplied.ack_with(AckKind::Nak(None)).await;
-                }
-                return false;
+                tracing::error!(projection = R::NAME, error = %error, "cannot apply an event; the projection is stopped");
+                let error = match error {
+                    ApplyError::Projection(projection) => projection.to_string(),
+                    ApplyError::Database(database) => format!("database: {database}"),
+                };
+                return Handled::Stopped {
+                    settled: vec![Settle::Ack; index],
+                    error,
+                };
             }
         }
-        true
+        Handled::Settled(vec![Settle::Ack; messages.len()])
     }
 
-    /// One transaction: the read-table writes and the projection's progress; then the ack.
+    /// One transaction: the read-table writes, the projection's progress, and the announcement
+    /// of the versions written (heard once it commits).
     async fn commit(&self, messages: &[Message]) -> Result<(), ApplyError> {
         let Some(last) = messages.last() else {
             return Ok(());
@@ -206,47 +190,75 @@ impl<M: ReadModel> Projector<M> {
                 )
             }))
             .await?;
-        let mut tx = self.pool.begin().await?;
-        let changed = self.model.apply(&mut tx, &events).await?;
+        let mut tx = self.context.pool.begin().await?;
+        let changed: Vec<R> = apply_events(&mut tx, &events, &self.store).await?;
+        // A message delivered again late (after a newer one filled its gap from the store) must
+        // not move the recorded position back.
         sqlx::query(
             "INSERT INTO projection_status (name, stream_sequence, last_recorded_at, status, last_error, updated_at)
              VALUES ($1, $2, $3, 'running', NULL, now())
              ON CONFLICT (name) DO UPDATE SET
-                 stream_sequence = EXCLUDED.stream_sequence, last_recorded_at = EXCLUDED.last_recorded_at,
+                 stream_sequence = greatest(projection_status.stream_sequence, EXCLUDED.stream_sequence),
+                 last_recorded_at = greatest(projection_status.last_recorded_at, EXCLUDED.last_recorded_at),
                  status = 'running', last_error = NULL, updated_at = now()",
         )
-        .bind(M::NAME)
+        .bind(R::NAME)
         .bind(stream_sequence(last))
         .bind(events.last().map(|event| event.recorded_at))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.model.after_commit(&changed).await;
-        // An ack that gets lost means a redelivery, which the row versions skip.
-        for message in messages {
-            if let Err(error) = message.ack().await {
-                tracing::warn!(projection = M::NAME, error = %error, "ack failed");
+        if let Some(cache) = &self.context.cache {
+            let mut products: Vec<_> = changed.iter().filter_map(R::shown_on_product).collect();
+            products.dedup();
+            if !products.is_empty() {
+                cache.invalidate_products(&products).await;
+            }
+        }
+        // Only now: a read woken by it must find the cache dropped too ("applied" means no read
+        // returns the old value). A lost announcement costs its waiters their deadline check.
+        let versions: Vec<_> = changed.iter().map(|r| (r.id(), r.version())).collect();
+        if let Ok(mut connection) = self.context.pool.acquire().await {
+            if let Err(error) = progress::announce(&mut connection, R::NAME, &versions).await {
+                tracing::warn!(projection = R::NAME, error = %error, "cannot announce the versions applied");
             }
         }
         Ok(())
     }
 
-    async fn record_failure(&self, error: &ApplyError) {
-        let detail = match error {
-            ApplyError::Projection(projection) => projection.to_string(),
-            ApplyError::Database(database) => format!("database: {database}"),
-        };
+    async fn record_failure(&self, detail: &str) {
         let recorded = sqlx::query(
             "INSERT INTO projection_status (name, status, last_error, updated_at)
              VALUES ($1, 'failed', $2, now())
              ON CONFLICT (name) DO UPDATE SET status = 'failed', last_error = $2, updated_at = now()",
         )
-        .bind(M::NAME)
-        .bind(&detail)
-        .execute(&self.pool)
+        .bind(R::NAME)
+        .bind(detail)
+        .execute(&self.context.pool)
         .await;
         if let Err(error) = recorded {
-            tracing::warn!(projection = M::NAME, error = %error, "cannot record the failure");
+            tracing::warn!(projection = R::NAME, error = %error, "cannot record the failure");
+        }
+    }
+}
+
+impl<R: Table> Handler for Projector<R> {
+    async fn handle(&self, batch: Vec<Message>) -> Handled {
+        self.project(&batch).await
+    }
+
+    async fn stopped(&self, error: &str) {
+        self.record_failure(error).await;
+    }
+}
+
+/// Resolves when the leader lock's connection is gone (checked every 5 s): so is the lead.
+async fn keep_lead(mut lock: PgConnection) -> BoxError {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        if let Err(error) = sqlx::query("SELECT 1").execute(&mut lock).await {
+            return Box::new(error);
         }
     }
 }

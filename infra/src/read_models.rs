@@ -1,20 +1,34 @@
-//! Read models in Postgres: the projection side (applying relayed events) and the query side.
+//! Read models in Postgres. A read model is one unit: its record and pure `apply` (an
+//! `eshop_projections::ReadModel`), its table (`Table`, or `JsonTable` for a record kept as one
+//! JSON document with a few columns to query by), and its queries (`Records`, plus what its own
+//! module adds). `projector::Projector` builds every one of them from the stream the same way,
+//! and `registry::shop` lists the ones this shop keeps.
 
 pub mod documents;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod progress;
+pub mod registry;
 pub mod users;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sqlx::types::Json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use eshop_projections::ReadModel;
 use eshop_projections::{ProjectionError, RelayedEvent};
+
+use crate::personal_data::PersonalDataKeys;
+use crate::relay::{EventRow, PUBLISHED_COLUMNS};
+use progress::VersionWaits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -24,22 +38,198 @@ pub enum ApplyError {
     Database(#[from] sqlx::Error),
 }
 
-/// A read model fed by the events of one aggregate type.
-pub trait ReadModel: Send + Sync + 'static {
-    /// Names the projection (and its durable consumer): letters, digits and `_`.
-    const NAME: &'static str;
-    const AGGREGATE_TYPE: &'static str;
+/// Where a read model's records live: one row per aggregate, with its version.
+pub trait Table: ReadModel {
+    /// The records of `ids` that exist; with `for_update`, locked for the caller's transaction.
+    fn load(
+        connection: &mut PgConnection,
+        ids: &[Uuid],
+        for_update: bool,
+    ) -> impl Future<Output = Result<Vec<Self>, sqlx::Error>> + Send;
 
-    /// Applies `events` (in stream order) inside the caller's transaction; returns the ids of
-    /// the rows that changed. Redelivered events change nothing.
-    fn apply(
+    /// Writes `records`, each only over an older version of its row.
+    fn upsert(
+        connection: &mut PgConnection,
+        records: &[&Self],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// The product whose cached views show this record (dropped from the cache once it changed).
+    fn shown_on_product(&self) -> Option<Uuid> {
+        None
+    }
+}
+
+/// A read model kept as one JSON document per row (`id uuid, record jsonb, version bigint`)
+/// plus columns to query by, each filled by an SQL expression over `record`.
+pub trait JsonTable: ReadModel + Serialize + DeserializeOwned {
+    const TABLE: &'static str;
+    /// `(column, expression over record)`, e.g. `("customer_id", "(record->>'customer_id')::uuid")`.
+    const COLUMNS: &'static [(&'static str, &'static str)];
+
+    fn shown_on_product(&self) -> Option<Uuid> {
+        None
+    }
+}
+
+impl<R: JsonTable> Table for R {
+    async fn load(
+        connection: &mut PgConnection,
+        ids: &[Uuid],
+        for_update: bool,
+    ) -> Result<Vec<Self>, sqlx::Error> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
+        let rows: Vec<(Json<R>,)> = sqlx::query_as(&format!(
+            "SELECT record FROM {} WHERE id = ANY($1){lock}",
+            R::TABLE
+        ))
+        .bind(ids)
+        .fetch_all(connection)
+        .await?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
+    }
+
+    async fn upsert(connection: &mut PgConnection, records: &[&Self]) -> Result<(), sqlx::Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let table = R::TABLE;
+        let names: String = R::COLUMNS
+            .iter()
+            .map(|(name, _)| format!(", {name}"))
+            .collect();
+        let values: String = R::COLUMNS
+            .iter()
+            .map(|(_, expression)| format!(", {expression}"))
+            .collect();
+        let updates: String = R::COLUMNS
+            .iter()
+            .map(|(name, _)| format!(", {name} = EXCLUDED.{name}"))
+            .collect();
+        // One statement for the whole batch; `record` names the row's document in the column
+        // expressions.
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, version, record{names})
+             SELECT id, version, record{values}
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::jsonb[]) AS changed(id, version, record)
+             ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record{updates}
+             WHERE {table}.version < EXCLUDED.version"
+        ))
+        .bind(records.iter().map(|r| r.id()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| version_column(r.version())).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| Json(*r)).collect::<Vec<_>>())
+        .execute(connection)
+        .await?;
+        Ok(())
+    }
+
+    fn shown_on_product(&self) -> Option<Uuid> {
+        JsonTable::shown_on_product(self)
+    }
+}
+
+/// A version as the `bigint` column keeps it.
+pub(crate) fn version_column(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+/// Reads what the stream skipped from the store (the truth): the events of one aggregate
+/// between two sequences, as the relay publishes them, personal fields opened.
+pub struct StoreReader {
+    keys: PersonalDataKeys,
+}
+
+impl StoreReader {
+    pub fn new(keys: PersonalDataKeys) -> Self {
+        Self { keys }
+    }
+
+    /// Events `from..to` (sequences) of one aggregate, in order.
+    pub async fn missing(
         &self,
         connection: &mut PgConnection,
-        events: &[RelayedEvent],
-    ) -> impl Future<Output = Result<Vec<Uuid>, ApplyError>> + Send;
+        aggregate_type: &str,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RelayedEvent>, ApplyError> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {PUBLISHED_COLUMNS} FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence >= $3 AND sequence < $4
+              ORDER BY sequence"
+        ))
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(version_column(from))
+        .bind(version_column(to))
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut events: Vec<RelayedEvent> = rows.into_iter().map(EventRow::published).collect();
+        self.keys
+            .unseal_all(events.iter_mut().map(|event| {
+                (
+                    event.aggregate_type.as_str(),
+                    event.aggregate_id.as_str(),
+                    &mut event.payload,
+                )
+            }))
+            .await?;
+        Ok(events)
+    }
+}
 
-    /// Runs after the transaction committed (cache invalidation).
-    fn after_commit(&self, changed: &[Uuid]) -> impl Future<Output = ()> + Send;
+/// Applies `events` (in stream order) to read model `R` inside the caller's transaction: locks
+/// the rows they touch, evolves them with `R::apply`, and writes those that changed. An event
+/// that arrives after a gap (its predecessors were delivered elsewhere, or not yet) first has the
+/// missing events read from the store. Returns the records that changed.
+pub async fn apply_events<R: Table>(
+    connection: &mut PgConnection,
+    events: &[RelayedEvent],
+    store: &StoreReader,
+) -> Result<Vec<R>, ApplyError> {
+    let ids = aggregate_ids(events)?;
+    let mut records: HashMap<Uuid, R> = R::load(&mut *connection, &ids, true)
+        .await?
+        .into_iter()
+        .map(|record| (record.id(), record))
+        .collect();
+    let mut changed: Vec<Uuid> = Vec::new();
+    for event in events {
+        let id: Uuid = event
+            .aggregate_id
+            .parse()
+            .map_err(|error| event.unreadable(error))?;
+        let next = match R::apply(records.get(&id), event) {
+            Err(ProjectionError::Gap { expected, got, .. }) => {
+                let mut missing = store
+                    .missing(
+                        &mut *connection,
+                        &event.aggregate_type,
+                        &event.aggregate_id,
+                        expected,
+                        got,
+                    )
+                    .await?;
+                missing.push(event.clone());
+                let mut record = records.get(&id).cloned();
+                for event in &missing {
+                    if let Some(next) = R::apply(record.as_ref(), event)? {
+                        record = Some(next);
+                    }
+                }
+                record
+            }
+            outcome => outcome?,
+        };
+        if let Some(next) = next {
+            records.insert(id, next);
+            if !changed.contains(&id) {
+                changed.push(id);
+            }
+        }
+    }
+    let changed: Vec<&R> = changed.iter().filter_map(|id| records.get(id)).collect();
+    R::upsert(&mut *connection, &changed).await?;
+    Ok(changed.into_iter().cloned().collect())
 }
 
 /// The distinct aggregate ids of `events`, as UUIDs.
@@ -57,49 +247,54 @@ fn aggregate_ids(events: &[RelayedEvent]) -> Result<Vec<Uuid>, ProjectionError> 
     Ok(ids)
 }
 
-/// Applies `events` in order to `records` (keyed by aggregate id) with `apply`, the read
-/// model's pure event function; returns the ids of the records that changed.
-fn evolve<R>(
-    records: &mut HashMap<Uuid, R>,
-    events: &[RelayedEvent],
-    apply: impl Fn(Option<&R>, &RelayedEvent) -> Result<Option<R>, ProjectionError>,
-) -> Result<Vec<Uuid>, ProjectionError> {
-    let mut changed = Vec::new();
-    for event in events {
-        let id: Uuid = event
-            .aggregate_id
-            .parse()
-            .map_err(|error| event.unreadable(error))?;
-        if let Some(next) = apply(records.get(&id), event)? {
-            records.insert(id, next);
-            if !changed.contains(&id) {
-                changed.push(id);
-            }
-        }
-    }
-    Ok(changed)
+/// The queries every read model answers: a record by id, and a record once it reached a version
+/// (read-your-writes).
+pub struct Records<R> {
+    pool: PgPool,
+    waits: VersionWaits,
+    model: PhantomData<fn() -> R>,
 }
 
-/// The JSON records (column `record` of `table`) of the aggregates `events` touch, locked for
-/// this transaction and keyed by id.
-async fn lock_json_records<R>(
-    connection: &mut PgConnection,
-    table: &str,
-    events: &[RelayedEvent],
-    id_of: impl Fn(&R) -> Uuid,
-) -> Result<HashMap<Uuid, R>, ApplyError>
-where
-    R: DeserializeOwned + Send + Unpin + 'static,
-{
-    let ids = aggregate_ids(events)?;
-    let rows: Vec<(Json<R>,)> = sqlx::query_as(&format!(
-        "SELECT record FROM {table} WHERE id = ANY($1) FOR UPDATE"
-    ))
-    .bind(&ids)
-    .fetch_all(&mut *connection)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(Json(record),)| (id_of(&record), record))
-        .collect())
+impl<R> Clone for Records<R> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            waits: self.waits.clone(),
+            model: PhantomData,
+        }
+    }
+}
+
+impl<R: Table> Records<R> {
+    /// Waits on a listener of its own (started on the first wait); share one per process with
+    /// `waiting_on`.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            waits: VersionWaits::new(pool.clone()),
+            pool,
+            model: PhantomData,
+        }
+    }
+
+    pub fn waiting_on(self, waits: VersionWaits) -> Self {
+        Self { waits, ..self }
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<R>, sqlx::Error> {
+        let mut connection = self.pool.acquire().await?;
+        Ok(R::load(&mut connection, &[id], false).await?.pop())
+    }
+
+    /// The record once it reflects `version`, or `None` after `timeout` (see
+    /// `VersionWaits::read_when`: no polling).
+    pub async fn wait_for_version(
+        &self,
+        id: Uuid,
+        version: u64,
+        timeout: Duration,
+    ) -> Result<Option<R>, sqlx::Error> {
+        self.waits
+            .read_when(R::NAME, id, version, timeout, || self.get(id), R::version)
+            .await
+    }
 }

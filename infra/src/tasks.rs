@@ -15,16 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::AckKind;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::consumer::{ConsumerRunner, ConsumerSpec, Handled, Handler, Settle};
 use crate::nats::EventSubjects;
 use crate::shutdown::Shutdown;
 
@@ -315,73 +314,28 @@ impl<R: TaskRunner> TaskWorker<R> {
         }
     }
 
-    pub async fn run(self, mut shutdown: Shutdown) {
-        let this = Arc::new(self);
-        while !shutdown.is_triggered() {
-            if let Err(error) = this.clone().consume(shutdown.clone()).await {
-                tracing::warn!(error = %error, "task consumer stopped; restarting");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = shutdown.wait() => {}
-            }
-        }
+    /// The consumer every worker shares: one task per free slot.
+    pub fn runner(&self) -> ConsumerRunner {
+        ConsumerRunner::new(self.jetstream.clone(), spec(&self.subjects, &self.settings))
     }
 
-    async fn consume(self: Arc<Self>, mut shutdown: Shutdown) -> Result<(), BoxError> {
-        let consumer = consumer(&self.jetstream, &self.subjects, self.settings.ack_wait).await?;
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            // Take a message only when a slot is free, so the others stay with JetStream for
-            // other replicas.
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot?,
-                () = shutdown.wait() => break,
-            };
-            let mut batch = consumer
-                .fetch()
-                .max_messages(1)
-                .expires(Duration::from_secs(1))
-                .messages()
-                .await?;
-            let message = tokio::select! {
-                message = batch.next() => message,
-                () = shutdown.wait() => break,
-            };
-            let Some(message) = message else { continue };
-            let message = message?;
-            let this = self.clone();
-            running.spawn(async move {
-                this.handle(message).await;
-                drop(slot);
-            });
-            while running.try_join_next().is_some() {}
-        }
-        // Tasks in flight finish (a stopping replica completes what it started).
-        while running.join_next().await.is_some() {}
-        Ok(())
+    pub async fn run(self, shutdown: Shutdown) {
+        let runner = self.runner();
+        runner.run(Arc::new(self), shutdown).await;
     }
 
-    async fn handle(&self, message: jetstream::Message) {
+    async fn handle_one(&self, message: &jetstream::Message) -> Settle {
         let Ok(QueuedTask { task_id: id, work }) = serde_json::from_slice(&message.payload) else {
             tracing::error!(subject = %message.subject, "a task message without a task id; dropped");
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return Settle::Term;
         };
         let task = match self.tasks.start(id).await {
             Ok(Some(task)) => task,
             // Finished by an earlier delivery (or unknown): nothing left to do.
-            Ok(None) => {
-                let _ = message.ack().await;
-                return;
-            }
+            Ok(None) => return Settle::Ack,
             Err(error) => {
                 tracing::warn!(task = %id, error = %error, "cannot start the task; it will come back");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await;
-                return;
+                return Settle::Nak(Some(Duration::from_secs(2)));
             }
         };
         let attempts = task.attempts;
@@ -392,10 +346,11 @@ impl<R: TaskRunner> TaskWorker<R> {
                 "code": "task_abandoned",
                 "detail": format!("{} runs ended without an outcome", attempts - 1),
             }));
-            if self.tasks.finish(id, &outcome).await.is_ok() {
-                let _ = message.ack().await;
-            }
-            return;
+            return if self.tasks.finish(id, &outcome).await.is_ok() {
+                Settle::Ack
+            } else {
+                Settle::Leave
+            };
         }
         let progress = Progress::new(self.tasks.clone(), id);
         let run = self.runner.run(task, work, progress);
@@ -422,24 +377,26 @@ impl<R: TaskRunner> TaskWorker<R> {
         };
         if let Outcome::Retry(reason) = &outcome {
             tracing::info!(task = %id, reason, "task will be retried");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                .await;
-            return;
+            return Settle::Nak(Some(Duration::from_secs(2)));
         }
         match self.tasks.finish(id, &outcome).await {
-            Ok(_) => {
-                if let Err(error) = message.ack().await {
-                    tracing::warn!(task = %id, error = %error, "task ack failed; a redelivery will find it finished");
-                }
-            }
+            // A lost ack means a redelivery, which finds the task finished.
+            Ok(_) => Settle::Ack,
             Err(error) => {
                 tracing::warn!(task = %id, error = %error, "cannot record the outcome; the task will run again");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await;
+                Settle::Nak(Some(Duration::from_secs(2)))
             }
         }
+    }
+}
+
+/// The durable consumer every worker shares, as the runner reads it.
+fn spec(subjects: &EventSubjects, settings: &WorkerSettings) -> ConsumerSpec {
+    ConsumerSpec {
+        ack_wait: settings.ack_wait,
+        concurrency: settings.concurrency.max(1),
+        first_pause: Duration::from_secs(1),
+        ..ConsumerSpec::new(CONSUMER, subjects.tasks_stream_name(), subjects.all_tasks())
     }
 }
 
@@ -449,18 +406,21 @@ pub async fn consumer(
     subjects: &EventSubjects,
     ack_wait: Duration,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, BoxError> {
-    let stream = jetstream.get_stream(subjects.tasks_stream_name()).await?;
-    Ok(stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.to_string()),
-                filter_subject: subjects.all_tasks(),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                ..Default::default()
-            },
-        )
-        .await?)
+    let settings = WorkerSettings {
+        ack_wait,
+        ..WorkerSettings::default()
+    };
+    ConsumerRunner::new(jetstream.clone(), spec(subjects, &settings))
+        .consumer()
+        .await
+}
+
+impl<R: TaskRunner> Handler for TaskWorker<R> {
+    async fn handle(&self, batch: Vec<jetstream::Message>) -> Handled {
+        let mut settled = Vec::with_capacity(batch.len());
+        for message in &batch {
+            settled.push(self.handle_one(message).await);
+        }
+        Handled::Settled(settled)
+    }
 }

@@ -7,13 +7,15 @@ use std::time::Duration;
 use chrono::Utc;
 use eshop_domain::product::ProductEvent;
 use eshop_infra::cache::{Cache, Entry};
-use eshop_infra::projector::{report, Projector};
-use eshop_infra::read_models::products::{PgProducts, ProductsProjection};
-use eshop_infra::read_models::ReadModel;
+use eshop_infra::personal_data::PersonalDataKeys;
+use eshop_infra::projector::{report, Projector, ProjectorContext};
+use eshop_infra::read_models::products::PgProducts;
+use eshop_infra::read_models::{apply_events, StoreReader};
 use eshop_infra::relay::{Relay, RelaySettings};
 use eshop_infra::shutdown::shutdown_pair;
 use eshop_infra::testing::{fresh_database, fresh_stream};
 use eshop_infra::{connect_for_listing, DatabaseSettings};
+use eshop_projections::product::ProductRecord;
 use eshop_projections::query::{Ordering as SortOrdering, ProductFilter, ProductQuery};
 use eshop_projections::RelayedEvent;
 use serde_json::json;
@@ -47,11 +49,13 @@ fn relayed(id: Uuid, sequence: u64, event: &ProductEvent) -> RelayedEvent {
 }
 
 async fn apply_in_tx(pool: &PgPool, events: &[RelayedEvent]) -> Vec<Uuid> {
-    let projection = ProductsProjection::new(None);
+    let store = StoreReader::new(PersonalDataKeys::new(pool.clone()));
     let mut tx = pool.begin().await.expect("begin");
-    let changed = projection.apply(&mut tx, events).await.expect("applies");
+    let changed: Vec<ProductRecord> = apply_events(&mut tx, events, &store)
+        .await
+        .expect("applies");
     tx.commit().await.expect("commit");
-    changed
+    changed.iter().map(|product| product.id).collect()
 }
 
 #[tokio::test]
@@ -250,12 +254,13 @@ async fn a_failing_projection_stops_shows_its_error_and_resumes_once_fixed() {
         subjects.clone(),
         RelaySettings::default(),
     );
-    let projector = Projector::new(
-        pool.clone(),
-        jetstream.clone(),
-        subjects.clone(),
-        ProductsProjection::new(None),
-    );
+    let projector = Projector::<ProductRecord>::new(ProjectorContext {
+        pool: pool.clone(),
+        jetstream: jetstream.clone(),
+        subjects: subjects.clone(),
+        cache: None,
+        settings: Default::default(),
+    });
     let workers = vec![
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(projector.run(shutdown)),

@@ -7,10 +7,12 @@ pub mod order;
 pub mod payment;
 pub mod product;
 pub mod query;
+pub mod read_model;
 pub mod shopping;
 pub mod user;
 
 pub use envelope::RelayedEvent;
+pub use read_model::ReadModel;
 
 /// Why a projection could not apply an event. It stops that projection (only) until fixed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -97,3 +97,21 @@ pub fn apply(
     row.version = event.sequence;
     Ok(Some(row))
 }
+
+impl crate::ReadModel for OrderRecord {
+    const NAME: &'static str = "orders";
+    const AGGREGATE_TYPE: &'static str = "order";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply(current, event)
+    }
+}

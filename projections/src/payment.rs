@@ -84,3 +84,21 @@ pub fn apply(
     row.version = event.sequence;
     Ok(Some(row))
 }
+
+impl crate::ReadModel for PaymentRecord {
+    const NAME: &'static str = "payments";
+    const AGGREGATE_TYPE: &'static str = "payment";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply(current, event)
+    }
+}

@@ -114,6 +114,24 @@ pub fn apply(
     Ok(Some(row))
 }
 
+impl crate::ReadModel for ProductRecord {
+    const NAME: &'static str = "products";
+    const AGGREGATE_TYPE: &'static str = "product";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply(current, event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

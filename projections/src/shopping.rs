@@ -139,3 +139,57 @@ pub fn apply_review(
         version: event.sequence,
     }))
 }
+
+impl crate::ReadModel for CartRecord {
+    const NAME: &'static str = "carts";
+    const AGGREGATE_TYPE: &'static str = "cart";
+
+    fn id(&self) -> Uuid {
+        self.user_id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply_cart(current, event)
+    }
+}
+
+impl crate::ReadModel for WishlistRecord {
+    const NAME: &'static str = "wishlists";
+    const AGGREGATE_TYPE: &'static str = "wishlist";
+
+    fn id(&self) -> Uuid {
+        self.user_id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply_wishlist(current, event)
+    }
+}
+
+impl crate::ReadModel for ReviewRecord {
+    const NAME: &'static str = "reviews";
+    const AGGREGATE_TYPE: &'static str = "review";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply_review(current, event)
+    }
+}

@@ -101,3 +101,21 @@ pub fn apply(
     row.version = event.sequence;
     Ok(Some(row))
 }
+
+impl crate::ReadModel for UserRecord {
+    const NAME: &'static str = "users";
+    const AGGREGATE_TYPE: &'static str = "user";
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn apply(
+        current: Option<&Self>,
+        event: &RelayedEvent,
+    ) -> Result<Option<Self>, ProjectionError> {
+        apply(current, event)
+    }
+}

@@ -12,7 +12,7 @@ use eshop_domain::cart::{Cart, CartCommand};
 use eshop_domain::product::Product;
 use eshop_domain::review::{Review, ReviewCommand};
 use eshop_domain::wishlist::{Wishlist, WishlistCommand};
-use eshop_projections::shopping::{CartItem, CartRecord, ReviewRecord, WishlistRecord};
+use eshop_projections::shopping::{CartItem, ReviewRecord};
 
 use crate::auth::CurrentUser;
 use crate::command::{execute, Answer};
@@ -47,25 +47,18 @@ struct ReadParams {
 
 /// A per-user document from its read model, waiting for `min_version` when asked; an absent
 /// document reads as `empty`.
-async fn read_document<D: eshop_infra::read_models::documents::Document>(
+async fn read_document<D: eshop_infra::read_models::JsonTable>(
     documents: &eshop_infra::read_models::documents::PgDocuments<D>,
     id: Uuid,
     min_version: Option<u64>,
-    version_of: fn(&D) -> u64,
 ) -> Result<Option<D>, ApiError> {
-    let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
-    loop {
-        let document = documents.get(id).await?;
-        let version = document.as_ref().map_or(0, version_of);
-        match min_version {
-            Some(wanted) if version < wanted => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(not_yet_visible(wanted));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            _ => return Ok(document),
-        }
+    match min_version {
+        Some(wanted) if wanted > 0 => documents
+            .wait_for_version(id, wanted, READ_YOUR_WRITES_WAIT)
+            .await?
+            .map(Some)
+            .ok_or_else(|| not_yet_visible(wanted)),
+        _ => Ok(documents.get(id).await?),
     }
 }
 
@@ -106,13 +99,7 @@ async fn show_cart(
     user: CurrentUser,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let cart = read_document(
-        &state.carts,
-        user.id,
-        params.min_version,
-        |cart: &CartRecord| cart.version,
-    )
-    .await?;
+    let cart = read_document(&state.carts, user.id, params.min_version).await?;
     let view = cart.map_or(
         CartView {
             items: Vec::new(),
@@ -209,13 +196,7 @@ async fn show_wishlist(
     user: CurrentUser,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let wishlist = read_document(
-        &state.wishlists,
-        user.id,
-        params.min_version,
-        |w: &WishlistRecord| w.version,
-    )
-    .await?;
+    let wishlist = read_document(&state.wishlists, user.id, params.min_version).await?;
     let view = wishlist.map_or(
         WishlistView {
             items: Vec::new(),

@@ -13,6 +13,7 @@ mod idempotency;
 mod logs;
 mod mail;
 mod orders;
+mod processes;
 mod products;
 mod protection;
 mod roles;

@@ -1,81 +1,39 @@
 //! The `orders` table: written by the orders projection, read by the order queries.
 
-use std::collections::HashMap;
-
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use eshop_projections::order::{apply, OrderRecord};
-use eshop_projections::RelayedEvent;
+use eshop_projections::order::OrderRecord;
 
-use super::{evolve, lock_json_records, ApplyError, ReadModel};
+use super::{JsonTable, Records};
 
-#[derive(Default)]
-pub struct OrdersProjection;
-
-impl ReadModel for OrdersProjection {
-    const NAME: &'static str = "orders";
-    const AGGREGATE_TYPE: &'static str = "order";
-
-    async fn apply(
-        &self,
-        connection: &mut PgConnection,
-        events: &[RelayedEvent],
-    ) -> Result<Vec<Uuid>, ApplyError> {
-        let mut records: HashMap<Uuid, OrderRecord> = lock_json_records(
-            &mut *connection,
-            "orders",
-            events,
-            |record: &OrderRecord| record.id,
-        )
-        .await?;
-        let changed = evolve(&mut records, events, apply)?;
-        for record in changed.iter().filter_map(|id| records.get(id)) {
-            let status = serde_json::to_value(record.status)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_string))
-                .unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO orders (id, customer_id, status, record, created_at, version)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE SET
-                     status = EXCLUDED.status, record = EXCLUDED.record, version = EXCLUDED.version
-                 WHERE orders.version < EXCLUDED.version",
-            )
-            .bind(record.id)
-            .bind(record.customer_id)
-            .bind(status)
-            .bind(Json(record))
-            .bind(record.created_at)
-            .bind(i64::try_from(record.version).unwrap_or(i64::MAX))
-            .execute(&mut *connection)
-            .await?;
-        }
-        Ok(changed)
-    }
-
-    async fn after_commit(&self, _changed: &[Uuid]) {}
+impl JsonTable for OrderRecord {
+    const TABLE: &'static str = "orders";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("customer_id", "(record->>'customer_id')::uuid"),
+        ("status", "record->>'status'"),
+        ("created_at", "(record->>'created_at')::timestamptz"),
+    ];
 }
 
 /// Queries over the `orders` table.
 #[derive(Clone)]
 pub struct PgOrders {
     pool: PgPool,
+    records: Records<OrderRecord>,
 }
 
 impl PgOrders {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            records: Records::new(pool.clone()),
+            pool,
+        }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
-        let row: Option<(Json<OrderRecord>,)> =
-            sqlx::query_as("SELECT record FROM orders WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(Json(record),)| record))
+        self.records.get(id).await
     }
 
     /// A customer's orders, newest first; `before` is the last order of the previous page.

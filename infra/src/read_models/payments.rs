@@ -1,75 +1,38 @@
 //! The `payments` table: written by the payments projection, read by the payment queries.
 
-use std::collections::HashMap;
-
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use eshop_projections::payment::{apply, PaymentRecord};
-use eshop_projections::RelayedEvent;
+use eshop_projections::payment::PaymentRecord;
 
-use super::{evolve, lock_json_records, ApplyError, ReadModel};
+use super::{JsonTable, Records};
 
-#[derive(Default)]
-pub struct PaymentsProjection;
-
-impl ReadModel for PaymentsProjection {
-    const NAME: &'static str = "payments";
-    const AGGREGATE_TYPE: &'static str = "payment";
-
-    async fn apply(
-        &self,
-        connection: &mut PgConnection,
-        events: &[RelayedEvent],
-    ) -> Result<Vec<Uuid>, ApplyError> {
-        let mut records: HashMap<Uuid, PaymentRecord> = lock_json_records(
-            &mut *connection,
-            "payments",
-            events,
-            |record: &PaymentRecord| record.id,
-        )
-        .await?;
-        let changed = evolve(&mut records, events, apply)?;
-        for record in changed.iter().filter_map(|id| records.get(id)) {
-            sqlx::query(
-                "INSERT INTO payments (id, customer_id, record, created_at, version)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record, version = EXCLUDED.version
-                 WHERE payments.version < EXCLUDED.version",
-            )
-            .bind(record.id)
-            .bind(record.customer_id)
-            .bind(Json(record))
-            .bind(record.created_at)
-            .bind(i64::try_from(record.version).unwrap_or(i64::MAX))
-            .execute(&mut *connection)
-            .await?;
-        }
-        Ok(changed)
-    }
-
-    async fn after_commit(&self, _changed: &[Uuid]) {}
+impl JsonTable for PaymentRecord {
+    const TABLE: &'static str = "payments";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("customer_id", "(record->>'customer_id')::uuid"),
+        ("created_at", "(record->>'created_at')::timestamptz"),
+    ];
 }
 
 /// Queries over the `payments` table.
 #[derive(Clone)]
 pub struct PgPayments {
     pool: PgPool,
+    records: Records<PaymentRecord>,
 }
 
 impl PgPayments {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            records: Records::new(pool.clone()),
+            pool,
+        }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<PaymentRecord>, sqlx::Error> {
-        let row: Option<(Json<PaymentRecord>,)> =
-            sqlx::query_as("SELECT record FROM payments WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(Json(record),)| record))
+        self.records.get(id).await
     }
 
     /// Newest first; one customer's, or everyone's when `customer_id` is `None`. `before` is

@@ -1,18 +1,15 @@
 //! The `products` table: written by the products projection, read by the catalog queries.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use chrono::NaiveDate;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use eshop_projections::product::{apply, ProductRecord};
+use eshop_projections::product::ProductRecord;
 use eshop_projections::query::{Cursor, Page, ProductQuery, SortKey, SortValue};
-use eshop_projections::RelayedEvent;
+use eshop_projections::ReadModel;
 
-use super::{aggregate_ids, evolve, ApplyError, ReadModel};
-use crate::cache::Cache;
+use super::progress::VersionWaits;
+use super::{version_column, Table};
 
 const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version";
 
@@ -92,42 +89,26 @@ fn into_record(row: Row) -> ProductRecord {
     }
 }
 
-pub struct ProductsProjection {
-    cache: Option<Arc<Cache>>,
-}
-
-impl ProductsProjection {
-    pub fn new(cache: Option<Arc<Cache>>) -> Self {
-        Self { cache }
-    }
-}
-
-impl ReadModel for ProductsProjection {
-    const NAME: &'static str = "products";
-    const AGGREGATE_TYPE: &'static str = "product";
-
-    async fn apply(
-        &self,
+impl Table for ProductRecord {
+    async fn load(
         connection: &mut PgConnection,
-        events: &[RelayedEvent],
-    ) -> Result<Vec<Uuid>, ApplyError> {
-        let ids = aggregate_ids(events)?;
+        ids: &[Uuid],
+        for_update: bool,
+    ) -> Result<Vec<Self>, sqlx::Error> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM products WHERE id = ANY($1) FOR UPDATE"
+            "SELECT {COLUMNS} FROM products WHERE id = ANY($1){lock}"
         ))
-        .bind(&ids)
-        .fetch_all(&mut *connection)
+        .bind(ids)
+        .fetch_all(connection)
         .await?;
-        let mut records: HashMap<Uuid, ProductRecord> = rows
-            .into_iter()
-            .map(into_record)
-            .map(|record| (record.id, record))
-            .collect();
-        let changed = evolve(&mut records, events, apply)?;
-        if changed.is_empty() {
-            return Ok(changed);
+        Ok(rows.into_iter().map(into_record).collect())
+    }
+
+    async fn upsert(connection: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
         }
-        let rows: Vec<&ProductRecord> = changed.iter().filter_map(|id| records.get(id)).collect();
         sqlx::query(
             "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, removed, version)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bool[], $10::bigint[])
@@ -147,16 +128,14 @@ impl ReadModel for ProductsProjection {
         .bind(rows.iter().map(|r| r.stock).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.category.clone()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.removed).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| i64::try_from(r.version).unwrap_or(i64::MAX)).collect::<Vec<_>>())
-        .execute(&mut *connection)
+        .bind(rows.iter().map(|r| version_column(r.version)).collect::<Vec<_>>())
+        .execute(connection)
         .await?;
-        Ok(changed)
+        Ok(())
     }
 
-    async fn after_commit(&self, changed: &[Uuid]) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate_products(changed).await;
-        }
+    fn shown_on_product(&self) -> Option<Uuid> {
+        Some(self.id)
     }
 }
 
@@ -164,6 +143,7 @@ impl ReadModel for ProductsProjection {
 #[derive(Clone)]
 pub struct PgProducts {
     pool: PgPool,
+    waits: VersionWaits,
     /// For `list` (see `connect_for_listing`); `pool` unless set.
     listing: PgPool,
 }
@@ -181,8 +161,14 @@ impl PgProducts {
     pub fn new(pool: PgPool) -> Self {
         Self {
             listing: pool.clone(),
+            waits: VersionWaits::new(pool.clone()),
             pool,
         }
+    }
+
+    /// Waits for versions on the process's shared listener.
+    pub fn waiting_on(self, waits: VersionWaits) -> Self {
+        Self { waits, ..self }
     }
 
     /// Runs list queries on `listing` instead.
@@ -396,23 +382,23 @@ impl PgProducts {
         })
     }
 
-    /// Waits until the row reaches `version` (read-your-writes), polling; `None` on timeout.
+    /// The product once it reflects `version` (read-your-writes), or `None` after `timeout`;
+    /// woken by the projection's announcements, not polling.
     pub async fn wait_for_version(
         &self,
         id: Uuid,
         version: u64,
         timeout: std::time::Duration,
     ) -> Result<Option<ProductRecord>, sqlx::Error> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let record = self.get(id).await?;
-            if record.as_ref().is_some_and(|r| r.version >= version) {
-                return Ok(record);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.waits
+            .read_when(
+                ProductRecord::NAME,
+                id,
+                version,
+                timeout,
+                || self.get(id),
+                |record| record.version,
+            )
+            .await
     }
 }

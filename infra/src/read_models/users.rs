@@ -1,15 +1,14 @@
 //! The `users` table: written by the users projection, read by the account queries.
 
-use std::collections::HashMap;
-
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use eshop_domain::values::Role;
-use eshop_projections::user::{apply, UserRecord};
-use eshop_projections::RelayedEvent;
+use eshop_projections::user::UserRecord;
+use eshop_projections::ReadModel;
 
-use super::{aggregate_ids, evolve, ApplyError, ReadModel};
+use super::progress::VersionWaits;
+use super::{version_column, Table};
 
 const COLUMNS: &str =
     "id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version";
@@ -57,32 +56,24 @@ fn into_record(row: Row) -> UserRecord {
     }
 }
 
-#[derive(Default)]
-pub struct UsersProjection;
-
-impl ReadModel for UsersProjection {
-    const NAME: &'static str = "users";
-    const AGGREGATE_TYPE: &'static str = "user";
-
-    async fn apply(
-        &self,
+impl Table for UserRecord {
+    async fn load(
         connection: &mut PgConnection,
-        events: &[RelayedEvent],
-    ) -> Result<Vec<Uuid>, ApplyError> {
-        let ids = aggregate_ids(events)?;
+        ids: &[Uuid],
+        for_update: bool,
+    ) -> Result<Vec<Self>, sqlx::Error> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM users WHERE id = ANY($1) FOR UPDATE"
+            "SELECT {COLUMNS} FROM users WHERE id = ANY($1){lock}"
         ))
-        .bind(&ids)
-        .fetch_all(&mut *connection)
+        .bind(ids)
+        .fetch_all(connection)
         .await?;
-        let mut records: HashMap<Uuid, UserRecord> = rows
-            .into_iter()
-            .map(into_record)
-            .map(|record| (record.id, record))
-            .collect();
-        let changed = evolve(&mut records, events, apply)?;
-        for record in changed.iter().filter_map(|id| records.get(id)) {
+        Ok(rows.into_iter().map(into_record).collect())
+    }
+
+    async fn upsert(connection: &mut PgConnection, records: &[&Self]) -> Result<(), sqlx::Error> {
+        for record in records {
             let roles: Vec<&str> = record.roles.iter().map(|role| role.as_str()).collect();
             sqlx::query(
                 "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
@@ -104,25 +95,32 @@ impl ReadModel for UsersProjection {
             .bind(record.is_active)
             .bind(record.balance_cents)
             .bind(record.erased)
-            .bind(i64::try_from(record.version).unwrap_or(i64::MAX))
+            .bind(version_column(record.version))
             .execute(&mut *connection)
             .await?;
         }
-        Ok(changed)
+        Ok(())
     }
-
-    async fn after_commit(&self, _changed: &[Uuid]) {}
 }
 
 /// Queries over the `users` table.
 #[derive(Clone)]
 pub struct PgUsers {
     pool: PgPool,
+    waits: VersionWaits,
 }
 
 impl PgUsers {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            waits: VersionWaits::new(pool.clone()),
+            pool,
+        }
+    }
+
+    /// Waits for versions on the process's shared listener.
+    pub fn waiting_on(self, waits: VersionWaits) -> Self {
+        Self { waits, ..self }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, sqlx::Error> {
@@ -150,23 +148,23 @@ impl PgUsers {
         Ok(rows.into_iter().map(into_record).collect())
     }
 
-    /// Waits until the row reaches `version` (read-your-writes), polling; `None` on timeout.
+    /// The account once it reflects `version` (read-your-writes), or `None` after `timeout`;
+    /// woken by the projection's announcements, not polling.
     pub async fn wait_for_version(
         &self,
         id: Uuid,
         version: u64,
         timeout: std::time::Duration,
     ) -> Result<Option<UserRecord>, sqlx::Error> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let record = self.get(id).await?;
-            if record.as_ref().is_some_and(|r| r.version >= version) {
-                return Ok(record);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.waits
+            .read_when(
+                UserRecord::NAME,
+                id,
+                version,
+                timeout,
+                || self.get(id),
+                |record| record.version,
+            )
+            .await
     }
 }
