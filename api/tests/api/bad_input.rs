@@ -652,7 +652,13 @@ fn every_route_with_adversarial_headers_and_bodies_never_answers_5xx() {
                 let what =
                     format!("{method} {path} headers={headers:?} body length={body_length:?}");
                 let outcome = runtime.block_on(async {
-                    let response = match request.send().await {
+                    let again = request.try_clone();
+                    let mut sent = request.send().await;
+                    if let (Err(_), Some(again)) = (&sent, again) {
+                        // Once more on a fresh connection: one cut short is a transport event.
+                        sent = again.send().await;
+                    }
+                    let response = match sent {
                         Ok(response) => response,
                         Err(error) => {
                             let mut chain = error.to_string();
