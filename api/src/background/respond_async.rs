@@ -223,8 +223,8 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
         "body": seal_text(&state.task_body_key, &task.id.to_string(), &String::from_utf8_lossy(&body)),
         // The events the command appends name the request that asked for it.
         "request_id": parts.headers.get(crate::request::REQUEST_ID).and_then(|id| id.to_str().ok()),
-        // Anonymous Idempotency-Keys are scoped by the caller's address.
-        "client_address": client_address,
+        // Anonymous Idempotency-Keys are scoped by the caller's address (kept only then).
+        "client_address": user.is_none().then_some(client_address),
     });
     if let Err(error) = state.task_queue.publish(&task, work).await {
         let problem = ApiError::Unavailable(error);
