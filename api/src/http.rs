@@ -5,11 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::sync::PoisonError;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -88,6 +94,71 @@ pub async fn request_timeout(limit: Duration, request: Request, next: Next) -> R
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout.into_response(),
     }
+}
+
+/// How much of a request body left unread by its answer is read before answering, and for how
+/// long at most.
+const DRAIN_LIMIT_BYTES: usize = 128 * 1024;
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// A request body the middleware below keeps a hold on while the route reads it.
+struct SharedBody(Arc<std::sync::Mutex<Body>>);
+
+impl HttpBody for SharedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut body = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Pin::new(&mut *body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .size_hint()
+    }
+}
+
+/// Reads what the route left of the request body before its answer goes out. An answer given
+/// before the body was read (401, 404, 405, 413, a refused task) makes hyper close the
+/// connection with the body unread; the client's remaining bytes then meet a TCP reset, which
+/// can destroy the answer before the client reads it. Bounded by size and time: a client that
+/// sends more, or slower, gets its answer and the close anyway.
+pub async fn drain_unread_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let shared = Arc::new(std::sync::Mutex::new(body));
+    let response = next
+        .run(Request::from_parts(
+            parts,
+            Body::new(SharedBody(shared.clone())),
+        ))
+        .await;
+    let mut rest = std::mem::take(&mut *shared.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut drained = 0usize;
+    let drain = async {
+        while !rest.is_end_stream() && drained <= DRAIN_LIMIT_BYTES {
+            match std::future::poll_fn(|cx| Pin::new(&mut rest).poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    drained += frame.data_ref().map_or(0, Bytes::len);
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_WAIT, drain).await;
+    response
 }
 
 fn fits(request_id: &HeaderValue) -> bool {

@@ -102,6 +102,8 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
     };
     routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // Inside the time limit: the rest of a body is read before an early answer goes out.
+        .layer(middleware::from_fn(http::drain_unread_body))
         .layer(middleware::from_fn(move |request, next| {
             http::request_timeout(request_limit, request, next)
         }))
