@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::{Config, ThrottleSettings};
+use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
 use eshop_api::server::{start, Running};
 use eshop_infra::relay::{Relay, RelaySettings};
 use eshop_infra::shutdown::shutdown_pair;
@@ -66,6 +66,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         cors_origins: Vec::new(),
         client_ip_header: None,
         throttle: ThrottleSettings::off(),
+        http: HttpSettings::default(),
         jwt_secret: "bench-secret-long-enough-for-production-use".into(),
         access_token_ttl_seconds: 3600,
         admin_email: Some(ADMIN_EMAIL.into()),

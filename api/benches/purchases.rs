@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use eshop_api::config::{Config, ThrottleSettings};
+use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
 use eshop_api::server::start;
 use eshop_infra::testing::fresh_database;
 use sqlx::PgPool;
@@ -45,6 +45,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         cors_origins: Vec::new(),
         client_ip_header: None,
         throttle: ThrottleSettings::off(),
+        http: HttpSettings::default(),
         jwt_secret: "bench-secret-long-enough-for-production-use".into(),
         access_token_ttl_seconds: 3600,
         admin_email: None,

@@ -96,6 +96,9 @@ pub struct Config {
     #[command(flatten)]
     pub throttle: ThrottleSettings,
 
+    #[command(flatten)]
+    pub http: HttpSettings,
+
     /// With ESHOP_ADMIN_PASSWORD: an admin account with this e-mail exists after start.
     #[arg(long, env = "ESHOP_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -237,6 +240,34 @@ impl Default for BackgroundSettings {
             order_sweep_seconds: 30,
             order_stalled_after_seconds: 30,
             order_give_up_after_seconds: 900,
+        }
+    }
+}
+
+/// What one connection and one request may take of the server.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// How long a client may take to send a request's headers (also an idle keep-alive
+    /// connection's next request), in milliseconds; then the connection is closed.
+    #[arg(long, env = "ESHOP_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Connections served at once; further clients wait in the listen backlog until one ends.
+    #[arg(long, env = "ESHOP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// How long a request may take from its headers to its answer, body upload included,
+    /// in milliseconds; then 408 `request_timeout`.
+    #[arg(long, env = "ESHOP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            max_connections: 1024,
+            request_timeout_ms: 30_000,
         }
     }
 }

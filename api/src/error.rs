@@ -41,6 +41,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
+    #[error("the request took too long (its body arrived too slowly, or the answer did)")]
+    RequestTimeout,
     #[error("authentication is required")]
     Unauthorized,
     #[error("the e-mail or password is wrong")]
@@ -92,6 +96,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken
@@ -114,6 +120,8 @@ impl ApiError {
             | Self::Unprocessable { code, .. } => code,
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
@@ -135,6 +143,7 @@ impl ApiError {
         matches!(
             self,
             Self::Unavailable(_)
+                | Self::RequestTimeout
                 | Self::Throttled { .. }
                 | Self::Internal(_)
                 | Self::Conflict {

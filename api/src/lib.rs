@@ -8,6 +8,8 @@ pub mod command;
 pub mod config;
 pub mod docs;
 pub mod error;
+pub mod http;
+pub mod json_body;
 pub mod request;
 pub mod routes;
 pub mod security;

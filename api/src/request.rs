@@ -13,6 +13,7 @@ use uuid::Uuid;
 use eshop_commands::idempotency::is_valid_key;
 
 use crate::error::{ApiError, FieldError};
+use crate::json_body::{self, BodyError};
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const CORRELATION_ID: &str = "x-correlation-id";
@@ -31,6 +32,24 @@ pub struct RequestMeta {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// A header that must be ASCII when present: one that is not is refused, not taken as absent
+/// (an Idempotency-Key ignored that way would let a retry apply twice).
+fn ascii_header(
+    headers: &HeaderMap,
+    name: &str,
+    display: &str,
+) -> Result<Option<String>, ApiError> {
+    headers
+        .get(name)
+        .map(|value| {
+            value
+                .to_str()
+                .map(str::to_string)
+                .map_err(|_| bad_header(display, "must be printable ASCII"))
+        })
+        .transpose()
 }
 
 fn bad_header(name: &str, detail: &str) -> ApiError {
@@ -57,7 +76,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let headers = &parts.headers;
-        let idempotency_key = header(headers, IDEMPOTENCY_KEY).map(str::to_string);
+        let idempotency_key = ascii_header(headers, IDEMPOTENCY_KEY, "Idempotency-Key")?;
         if let Some(key) = &idempotency_key {
             if !is_valid_key(key) {
                 return Err(bad_header(
@@ -66,7 +85,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 ));
             }
         }
-        let correlation_id = match header(headers, CORRELATION_ID) {
+        let correlation_id = match ascii_header(headers, CORRELATION_ID, "X-Correlation-Id")? {
             Some(raw) => Some(
                 raw.parse()
                     .map_err(|_| bad_header("X-Correlation-Id", "must be a UUID"))?,
@@ -155,6 +174,30 @@ fn field_with_nul(value: &Value, field: &str) -> Option<String> {
     }
 }
 
+/// A request body as JSON, checked as every endpoint checks it: malformed JSON is 400
+/// `malformed_json`; a key given twice, nesting deeper than `json_body::MAX_DEPTH` and U+0000
+/// anywhere are 422 `validation_failed`.
+pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    let raw = json_body::parse(bytes).map_err(|error| match error {
+        BodyError::Malformed(detail) => ApiError::BadRequest {
+            code: "malformed_json",
+            detail: format!("the body is not valid JSON: {detail}"),
+        },
+        BodyError::DuplicateKey(key) => ApiError::field(&key, "is given more than once"),
+        BodyError::TooDeep => ApiError::field(
+            "body",
+            format!("nests deeper than {} levels", json_body::MAX_DEPTH),
+        ),
+    })?;
+    if let Some(field) = field_with_nul(&raw, "body") {
+        return Err(ApiError::field(
+            &field,
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
+    Ok(raw)
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
@@ -175,23 +218,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
-        let raw: Value = serde_json::from_slice(&bytes).map_err(|error| ApiError::BadRequest {
-            code: "malformed_json",
-            detail: format!(
-                "the body is not valid JSON: {}",
-                error
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or_default()
-            ),
-        })?;
-        if let Some(field) = field_with_nul(&raw, "body") {
-            return Err(ApiError::field(
-                &field,
-                "must not contain the NUL character (U+0000)",
-            ));
-        }
+        let raw = parse_body(&bytes)?;
         let value = T::deserialize(&raw)
             .map_err(|error| ApiError::Validation(vec![serde_error_to_field(&error)]))?;
         Ok(Self { value, raw })

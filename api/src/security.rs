@@ -1,9 +1,10 @@
-//! Headers every answer carries, and the CORS policy.
+//! Headers every answer carries (`Cache-Control: no-store` unless a route sets its own), and
+//! the CORS policy.
 
 use axum::extract::Request;
 use axum::http::header::{
-    CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
@@ -28,6 +29,11 @@ pub async fn secure_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Answers carry tokens and personal data (RFC 6749 §5.1): no cache on the way keeps one,
+    // unless a route says otherwise.
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     if over_tls {
         headers.insert(
             STRICT_TRANSPORT_SECURITY,

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use eshop_commands::orders::{OrderProcess, Orders};
@@ -42,20 +41,25 @@ use crate::auth::read_only::auditors_read_only;
 use crate::auth::TokenKeys;
 use crate::background::respond_async::respond_async;
 use crate::bootstrap::ensure_admin;
-use crate::config::Config;
+use crate::config::{Config, HttpSettings};
 use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
 use crate::state::{AppState, Services};
-use crate::{security, throttle, workers};
+use crate::{http, security, throttle, workers};
 
 pub use eshop_commands::BoxError;
 
 /// Request bodies above this are refused with 413.
 const BODY_LIMIT_BYTES: usize = 64 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, &HttpSettings::default())
+}
+
+/// The router, with the request time limit of `http`.
+pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
+    let request_limit = Duration::from_millis(http.request_timeout_ms.max(1));
     let request_id = HeaderName::from_static(REQUEST_ID);
     let cors = security::cors(&state.cors_origins);
     let routes = Router::new()
@@ -72,12 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tasks::router())
         .merge(routes::schedules::router())
         .fallback(|| async { ApiError::NotFound("resource") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest {
-                code: "method_not_allowed",
-                detail: "this method is not allowed on this resource".into(),
-            }
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Around every route and inside every other layer: a request is queued only after the
         // checks every request goes through, and keeps its request id.
         .layer(middleware::from_fn_with_state(state.clone(), respond_async))
@@ -96,10 +95,11 @@ pub fn router(state: AppState) -> Router {
     };
     routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        // Inside the time limit: the rest of a body is read before an early answer goes out.
+        .layer(middleware::from_fn(http::drain_unread_body))
+        .layer(middleware::from_fn(move |request, next| {
+            http::request_timeout(request_limit, request, next)
+        }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
@@ -112,6 +112,8 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outside the layer that generates an id: one that does not fit is dropped first.
+        .layer(middleware::from_fn(http::fit_request_id))
         .layer(middleware::from_fn(security::secure_headers))
 }
 
@@ -250,7 +252,7 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let (stop_workers, shutdown) = shutdown_pair();
     let workers = if config.runs_workers() {
         // The workers replay requests through the router (background commands, the import).
-        let app = router(state.clone());
+        let app = router_with(state.clone(), &config.http);
         workers::spawn(&state, &app, config, &shutdown)
     } else {
         Vec::new()
@@ -259,7 +261,7 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = if config.runs_api() {
-        router(state.clone())
+        router_with(state.clone(), &config.http)
     } else {
         // A workers-only process answers what operators probe it with, and nothing else.
         Router::new()
@@ -267,16 +269,9 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
             .merge(routes::metrics::router())
             .with_state(state.clone())
     };
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let http_settings = config.http.clone();
+    let task =
+        tokio::spawn(async move { http::serve(listener, app, &http_settings, stopped).await });
     Ok(Running {
         addr,
         state,

@@ -27,7 +27,8 @@ impl Erasure {
 /// Deletes the user's personal-data key (the sealed fields of their events become unreadable
 /// for good), their e-mail claim (a digest of the address), the remembered answers to their
 /// requests (which may quote their e-mail), and their address, names and subjects in the
-/// mailer's sent-log (a mail still waiting is skipped). One transaction; a repeat changes
+/// mailer's sent-log (a mail still waiting is skipped), and the bodies and answers of the
+/// background tasks they (or an admin, about them) queued. One transaction; a repeat changes
 /// nothing.
 async fn erase(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
     let subject = user_id.to_string();
@@ -60,6 +61,27 @@ async fn erase(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
           WHERE user_id = $1",
     )
     .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    // Requests run in the background keep their body and answer in `tasks`: a registration
+    // (queued without a token; its answer names the new user), a profile change, an admin's
+    // change to this user. Their bodies and answers go; what was asked (method, path) and how
+    // it ended (status, problem) stay.
+    sqlx::query(
+        r#"UPDATE tasks
+              SET input = CASE WHEN jsonb_typeof(input) = 'object' AND input ? 'body'
+                               THEN jsonb_set(input, '{body}', '"[erased]"') ELSE '"[erased]"'::jsonb END,
+                  result = CASE WHEN result IS NULL THEN NULL
+                                WHEN jsonb_typeof(result) = 'object' AND result ? 'body'
+                                THEN jsonb_set(result, '{body}', '"[erased]"') ELSE '"[erased]"'::jsonb END,
+                  updated_at = now()
+            WHERE kind = 'command'
+              AND (owner_id = $1
+                   OR result -> 'body' ->> 'id' = $2
+                   OR strpos(input ->> 'path', $2) > 0)"#,
+    )
+    .bind(user_id)
+    .bind(&subject)
     .execute(&mut *tx)
     .await?;
     tx.commit().await

@@ -36,7 +36,7 @@ pub const PROCESSING: &str = "PROCESSING";
 pub const DONE: &str = "DONE";
 pub const FAILED: &str = "FAILED";
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TaskRecord {
     pub id: Uuid,
     pub kind: String,
@@ -53,6 +53,73 @@ pub struct TaskRecord {
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// False for a row whose stored JSON cannot be decoded (nested too deep, by an older
+    /// version): it shows as FAILED `unreadable_task`, is never run, and is purged in time.
+    #[serde(skip)]
+    pub readable: bool,
+}
+
+/// A row as stored; its JSON columns are read as text and decoded here, so that one row no
+/// decoder accepts cannot fail a whole list.
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    kind: String,
+    status: String,
+    progress: i16,
+    input: String,
+    result: Option<String>,
+    error: Option<String>,
+    owner_id: Option<Uuid>,
+    owner_roles: Vec<String>,
+    owner_session_id: Option<Uuid>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+pub const UNREADABLE_TASK: &str = "unreadable_task";
+
+fn unreadable_problem() -> Value {
+    serde_json::json!({
+        "code": UNREADABLE_TASK,
+        "detail": "this task's stored request or answer cannot be read; it is kept until purged",
+    })
+}
+
+impl From<TaskRow> for TaskRecord {
+    fn from(row: TaskRow) -> Self {
+        let decode = |text: &str| serde_json::from_str::<Value>(text);
+        let input = decode(&row.input);
+        let result = row.result.as_deref().map(decode).transpose();
+        let error = row.error.as_deref().map(decode).transpose();
+        let (status, input, result, error, readable) = match (input, result, error) {
+            (Ok(input), Ok(result), Ok(error)) => (row.status, input, result, error, true),
+            _ => (
+                FAILED.to_string(),
+                Value::Null,
+                None,
+                Some(unreadable_problem()),
+                false,
+            ),
+        };
+        Self {
+            id: row.id,
+            kind: row.kind,
+            status,
+            progress: row.progress,
+            input,
+            result,
+            error,
+            owner_id: row.owner_id,
+            owner_roles: row.owner_roles,
+            owner_session_id: row.owner_session_id,
+            attempts: row.attempts,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            readable,
+        }
+    }
 }
 
 impl TaskRecord {
@@ -69,7 +136,7 @@ pub struct TaskOwner {
     pub roles: Vec<String>,
 }
 
-const COLUMNS: &str = "id, kind, status, progress, input, result, error, owner_id, owner_roles, owner_session_id, attempts, created_at, updated_at";
+const COLUMNS: &str = "id, kind, status, progress, input::text AS input, result::text AS result, error::text AS error, owner_id, owner_roles, owner_session_id, attempts, created_at, updated_at";
 
 /// The `tasks` table.
 #[derive(Clone)]
@@ -88,7 +155,7 @@ impl PgTasks {
         input: &Value,
         owner: Option<&TaskOwner>,
     ) -> Result<TaskRecord, sqlx::Error> {
-        sqlx::query_as(&format!(
+        sqlx::query_as::<_, TaskRow>(&format!(
             "INSERT INTO tasks (id, kind, status, input, owner_id, owner_roles, owner_session_id)
              VALUES ($1, $2, 'PENDING', $3, $4, $5, $6) RETURNING {COLUMNS}"
         ))
@@ -101,13 +168,15 @@ impl PgTasks {
         .bind(owner.map(|owner| owner.session_id))
         .fetch_one(&self.pool)
         .await
+        .map(TaskRecord::from)
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<TaskRecord>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
+        sqlx::query_as::<_, TaskRow>(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
+            .map(|row| row.map(TaskRecord::from))
     }
 
     /// Newest first; one owner's, or everyone's. `before` is the last page's last task.
@@ -118,7 +187,7 @@ impl PgTasks {
         before: Option<(DateTime<Utc>, Uuid)>,
     ) -> Result<Vec<TaskRecord>, sqlx::Error> {
         let (before_at, before_id) = before.unzip();
-        sqlx::query_as(&format!(
+        sqlx::query_as::<_, TaskRow>(&format!(
             "SELECT {COLUMNS} FROM tasks
               WHERE ($1::uuid IS NULL OR owner_id = $1)
                 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
@@ -130,17 +199,19 @@ impl PgTasks {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
+        .map(|rows| rows.into_iter().map(TaskRecord::from).collect())
     }
 
     /// Marks the task PROCESSING (one more attempt); `None` when it is finished already.
     pub async fn start(&self, id: Uuid) -> Result<Option<TaskRecord>, sqlx::Error> {
-        sqlx::query_as(&format!(
+        sqlx::query_as::<_, TaskRow>(&format!(
             "UPDATE tasks SET status = 'PROCESSING', attempts = attempts + 1, updated_at = now()
               WHERE id = $1 AND status IN ('PENDING', 'PROCESSING') RETURNING {COLUMNS}"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await
+        .map(|row| row.map(TaskRecord::from))
     }
 
     pub async fn set_progress(&self, id: Uuid, percent: u8) -> Result<(), sqlx::Error> {
@@ -155,16 +226,17 @@ impl PgTasks {
         .map(|_| ())
     }
 
-    /// Deletes tasks that finished longer ago than `retention`; returns how many.
+    /// Deletes tasks that finished longer ago than `retention`, and tasks nothing has touched
+    /// for as long (abandoned: a row no worker can run, such as an unreadable one); returns
+    /// how many.
     pub async fn purge_finished(&self, retention: Duration) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query(
-            "DELETE FROM tasks WHERE status IN ('DONE', 'FAILED')
-                AND updated_at < now() - $1 * interval '1 second'",
+        Ok(
+            sqlx::query("DELETE FROM tasks WHERE updated_at < now() - $1 * interval '1 second'")
+                .bind(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
         )
-        .bind(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
     }
 
     /// Records the outcome unless the task finished already; true when this call finished it.
@@ -338,6 +410,15 @@ impl<R: TaskRunner> TaskWorker<R> {
                 return Settle::Nak(Some(Duration::from_secs(2)));
             }
         };
+        if !task.readable {
+            // Stored by an older version in a shape no decoder takes: it can never run.
+            let outcome = Outcome::Failed(unreadable_problem());
+            return if self.tasks.finish(id, &outcome).await.is_ok() {
+                Settle::Ack
+            } else {
+                Settle::Leave
+            };
+        }
         let attempts = task.attempts;
         if attempts > self.settings.max_attempts {
             // Every earlier run died without an outcome (a task that kills its worker, say):

@@ -89,9 +89,22 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
+    /// `None` unless it is a cursor this code could have made: its value of the type its
+    /// ordering sorts by (a text without U+0000, a date, a whole number, a finite rank).
     pub fn decode(raw: &str) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let cursor: Self = serde_json::from_slice(&bytes).ok()?;
+        cursor.value_fits().then_some(cursor)
+    }
+
+    fn value_fits(&self) -> bool {
+        match (&self.value, self.ordering.key) {
+            (SortValue::Text(text), SortKey::Title | SortKey::Author) => !text.contains('\0'),
+            (SortValue::Text(text), SortKey::PublishedDate) => text.parse::<NaiveDate>().is_ok(),
+            (SortValue::Integer(_), SortKey::PriceCents) => true,
+            (SortValue::Rank(rank), SortKey::Relevance) => rank.is_finite(),
+            _ => false,
+        }
     }
 }
 
@@ -158,5 +171,34 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("not a cursor"), None);
+        let odd = |ordering: Ordering, value: SortValue| {
+            Cursor::decode(
+                &Cursor {
+                    ordering,
+                    value,
+                    id: Uuid::now_v7(),
+                }
+                .encode(),
+            )
+        };
+        let by = |key| Ordering {
+            key,
+            descending: false,
+        };
+        assert_eq!(
+            odd(by(SortKey::PriceCents), SortValue::Text("1".into())),
+            None
+        );
+        assert_eq!(odd(by(SortKey::Title), SortValue::Integer(5)), None);
+        assert_eq!(odd(by(SortKey::Title), SortValue::Text("a\0".into())), None);
+        assert_eq!(
+            odd(by(SortKey::PublishedDate), SortValue::Text("soon".into())),
+            None
+        );
+        assert!(odd(
+            by(SortKey::PublishedDate),
+            SortValue::Text("1965-08-01".into())
+        )
+        .is_some());
     }
 }

@@ -45,12 +45,19 @@ impl CurrentUser {
     }
 }
 
+/// The token of a `Bearer` credential. The scheme is case-insensitive (RFC 9110 §11.1), so
+/// `bearer` and `BEARER` name it too.
+pub fn bearer_token(credential: &str) -> Option<&str> {
+    let (scheme, token) = credential.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// The claims of a well-signed, unexpired bearer token (its session is not checked here).
 pub fn bearer_claims(state: &AppState, headers: &HeaderMap) -> Option<Claims> {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))?;
+        .and_then(bearer_token)?;
     state
         .tokens
         .verify(token.trim(), chrono::Utc::now().timestamp())
@@ -110,5 +117,19 @@ impl FromRequestParts<AppState> for AuditReader {
         } else {
             Err(ApiError::Forbidden)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

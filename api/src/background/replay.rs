@@ -1,7 +1,10 @@
 //! Running a request in-process through the same router the server uses, so a background run
 //! goes through exactly the validation, auth, idempotency and error mapping of the endpoint.
 
+use std::net::SocketAddr;
+
 use axum::body::{to_bytes, Body};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use serde_json::Value;
@@ -30,6 +33,8 @@ pub struct Replay {
     /// Who runs it, in which session, with which roles; `None`: anonymously.
     pub as_user: Option<(Uuid, Uuid, Vec<Role>)>,
     pub request_id: String,
+    /// The address of the client that asked (stands in for the connection's peer).
+    pub client_address: Option<std::net::IpAddr>,
 }
 
 /// Marks a request the task worker runs in-process: its client was counted by the throttle
@@ -70,6 +75,11 @@ pub async fn run(state: &AppState, router: &Router, replay: Replay) -> Answered 
     let request = match builder.body(Body::from(replay.body)) {
         Ok(mut request) => {
             request.extensions_mut().insert(BackgroundRun);
+            if let Some(address) = replay.client_address {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::new(address, 0)));
+            }
             request
         }
         Err(error) => {

@@ -3,7 +3,7 @@
 //! router as the same user (`tasks`). No handler has to know.
 
 use axum::body::to_bytes;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, LOCATION};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -13,19 +13,22 @@ use serde_json::{json, Map, Value};
 use eshop_infra::personal_data::seal_text;
 use eshop_infra::tasks::TaskRecord;
 
+use crate::auth::credentials::{not_as_a_task, ISSUES_CREDENTIALS};
 use crate::auth::CurrentUser;
 use crate::background::replay::KEPT_HEADERS;
 use crate::error::ApiError;
+use crate::request::{parse_body, RequestMeta};
 use crate::state::AppState;
+use crate::throttle::ClientAddress;
 
 pub const COMMAND_TASK: &str = "command";
 const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-/// Paths that never run in the background: reading tasks, endpoints that are background
-/// tasks already, and logging in (its answer is a token, which must not sit in a table).
-const EXCLUDED: [&str; 4] = [
+/// Paths that run as they are even when asked to run in the background: reading tasks, and
+/// endpoints that are background tasks already. (Routes whose answer is a credential refuse
+/// to: `crate::auth::credentials`.)
+const EXCLUDED: [&str; 3] = [
     "/api/tasks",
-    "/api/auth/login",
     "/api/admin/reports/",
     "/api/admin/products/ratings/",
 ];
@@ -42,6 +45,42 @@ fn prefers_async(request: &Request) -> bool {
 
 fn is_command(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Field names that hold a credential.
+const CREDENTIAL_FIELDS: [&str; 3] = ["token", "secret", "password"];
+
+/// An answer as a task may keep it: every value under a credential's name, and every string
+/// that looks like a signed token (a JWT), replaced with `[redacted]`. Routes that answer with
+/// credentials do not run as tasks at all; this keeps any later one from leaking through.
+pub fn without_credentials(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| {
+                    let name_lower = name.to_ascii_lowercase();
+                    let credential = CREDENTIAL_FIELDS
+                        .iter()
+                        .any(|field| name_lower.contains(field));
+                    let value = if credential && !value.is_null() {
+                        json!("[redacted]")
+                    } else {
+                        without_credentials(value)
+                    };
+                    (name.clone(), value)
+                })
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_credentials).collect()),
+        Value::String(text) if looks_like_a_jwt(text) => json!("[redacted]"),
+        other => other.clone(),
+    }
+}
+
+fn looks_like_a_jwt(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .any(|word| word.starts_with("eyJ") && word.split('.').count() == 3)
 }
 
 /// Field names whose values stay out of the `tasks` table (the request itself, secrets
@@ -92,6 +131,13 @@ pub async fn respond_async(
     {
         return next.run(request).await;
     }
+    let issues_credentials = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|route| ISSUES_CREDENTIALS.contains(&route.as_str()));
+    if issues_credentials {
+        return not_as_a_task().into_response();
+    }
     match enqueue(&state, request).await {
         Ok(task) => accepted(&task),
         Err(error) => error.into_response(),
@@ -130,9 +176,22 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
     } else {
         None
     };
+    // The headers and body are checked as the endpoint will check them, before anything is
+    // stored: a task row must always be readable, and a retry must find its Idempotency-Key.
+    RequestMeta::from_request_parts(&mut parts, state).await?;
+    let ClientAddress(client_address) =
+        match ClientAddress::from_request_parts(&mut parts, state).await {
+            Ok(address) => address,
+            Err(never) => match never {},
+        };
     let body = to_bytes(body, BODY_LIMIT_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
+    let json_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(parse_body(&body)?)
+    };
     let headers: Map<String, Value> = KEPT_HEADERS
         .iter()
         .filter_map(|name| {
@@ -144,7 +203,6 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_string(), ToString::to_string);
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
     let input = json!({
         "method": parts.method.as_str(),
         "path": uri,
@@ -165,6 +223,8 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
         "body": seal_text(&state.task_body_key, &task.id.to_string(), &String::from_utf8_lossy(&body)),
         // The events the command appends name the request that asked for it.
         "request_id": parts.headers.get(crate::request::REQUEST_ID).and_then(|id| id.to_str().ok()),
+        // Anonymous Idempotency-Keys are scoped by the caller's address (kept only then).
+        "client_address": user.is_none().then_some(client_address),
     });
     if let Err(error) = state.task_queue.publish(&task, work).await {
         let problem = ApiError::Unavailable(error);
@@ -196,5 +256,19 @@ mod tests {
         assert_eq!(redacted["payment"]["method"], "card");
         assert_eq!(redacted["email"], "ann@example.com");
         assert_eq!(redacted["lines"][0]["quantity"], 1);
+    }
+
+    #[test]
+    fn answers_keep_no_credential() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let kept = without_credentials(&json!({
+            "access_token": jwt, "refresh_token": "opaque", "card_last4": "4242",
+            "nested": [{"note": format!("Bearer {jwt}")}], "balance_cents": 5,
+        }));
+        assert_eq!(kept["access_token"], "[redacted]");
+        assert_eq!(kept["refresh_token"], "[redacted]");
+        assert_eq!(kept["nested"][0]["note"], "[redacted]");
+        assert_eq!(kept["card_last4"], "4242");
+        assert_eq!(kept["balance_cents"], 5);
     }
 }

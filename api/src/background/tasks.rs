@@ -15,7 +15,7 @@ use eshop_infra::reports;
 use eshop_infra::tasks::{Outcome, Progress, TaskRecord, TaskRunner};
 
 use crate::background::replay::{self, Replay};
-use crate::background::respond_async::COMMAND_TASK;
+use crate::background::respond_async::{without_credentials, COMMAND_TASK};
 use crate::state::AppState;
 
 pub const SALES_REPORT: &str = "sales_report";
@@ -41,6 +41,9 @@ struct QueuedCommand {
     body: String,
     #[serde(default)]
     request_id: Option<String>,
+    /// The caller's address, for a request without a token (its Idempotency-Key scope).
+    #[serde(default)]
+    client_address: Option<String>,
 }
 
 pub struct TaskExecutor {
@@ -115,9 +118,14 @@ impl TaskExecutor {
                 request_id: command
                     .request_id
                     .unwrap_or_else(|| format!("task-{}", task.id)),
+                client_address: command
+                    .client_address
+                    .and_then(|address| address.parse().ok()),
             },
         )
         .await;
+        // A task's result is kept in a table: no credential goes there, whatever answered.
+        let body = without_credentials(&body);
         // `replayed`: the command had run before (an earlier delivery, or the client's key).
         let answer = json!({"status": status.as_u16(), "body": body, "replayed": replayed});
         if status.is_success() {

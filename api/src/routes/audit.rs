@@ -64,6 +64,10 @@ async fn stream(
     _reader: AuditReader,
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
 ) -> Result<Json<Vec<RelayedEvent>>, ApiError> {
+    // No stored id holds U+0000 (Postgres text cannot), and Postgres refuses it as a parameter.
+    if aggregate_type.contains('\0') || aggregate_id.contains('\0') {
+        return Err(ApiError::NotFound("stream"));
+    }
     let events = state
         .audit_log()
         .stream(&aggregate_type, &aggregate_id)

@@ -7,11 +7,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use eshop_commands::digest::sha256_hex;
 use eshop_commands::sessions::{Issued, RefreshError};
 use eshop_commands::{Actor, EventStore};
 use eshop_domain::user::{Registration, User, UserCommand, EMAIL_CLAIM};
 use eshop_domain::values::{EmailAddress, PersonName, Username};
 
+use crate::auth::credentials::issues_credentials;
 use crate::auth::policy::{self, AccountAttributes};
 use crate::auth::{password, CurrentUser};
 use crate::command::{execute, Answer};
@@ -25,8 +27,9 @@ use crate::views::UserView;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
+        // Their answers carry tokens: never a background task, never cached.
+        .route("/api/auth/login", issues_credentials(post(login)))
+        .route("/api/auth/refresh", issues_credentials(post(refresh)))
         .route("/api/auth/logout", post(logout))
 }
 
@@ -42,6 +45,7 @@ struct RegisterRequest {
 
 async fn register(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     meta: RequestMeta,
     JsonBody { value: body, raw }: JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
@@ -73,10 +77,13 @@ async fn register(
     };
     let plain_password = body.password;
     let bus = &state.bus;
+    // Without a caller to name, an Idempotency-Key is scoped by the client's address (as a
+    // digest: the records keep no address), so two clients choosing one key stay apart.
+    let scope = format!("anonymous:{}", sha256_hex(&[address.as_bytes()]));
     execute(
         &state,
         &meta,
-        "anonymous",
+        &scope,
         Actor::System,
         &raw,
         |mut context| async move {

@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use eshop_api::config::{Config, ThrottleSettings};
+use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
 use eshop_api::server::{start, Running};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -44,6 +44,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         cors_origins: Vec::new(),
         client_ip_header: None,
         throttle: ThrottleSettings::off(),
+        http: HttpSettings::default(),
         jwt_secret: "test-secret-not-the-default-0123456789".into(),
         access_token_ttl_seconds: 600,
         admin_email: Some(ADMIN_EMAIL.into()),

@@ -1,5 +1,6 @@
 //! HTTP tests: each spawns the app on port 0 over its own fresh database.
 
+mod every_route;
 mod helpers;
 mod proxy;
 
@@ -9,6 +10,7 @@ mod catalog;
 mod concurrency;
 mod erasure;
 mod errors;
+mod hardening;
 mod idempotency;
 mod logs;
 mod mail;

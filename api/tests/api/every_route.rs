@@ -1,0 +1,99 @@
+//! Every route the router serves, as (method, path template), for tests that must walk them all
+//! (credentials in tasks, the fuzz test). A test reads `api/src/routes/*.rs` and fails when a
+//! route is served that this list does not name, so the list cannot fall behind the router.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+
+pub const EVERY_ROUTE: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("POST", "/api/auth/register"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/refresh"),
+    ("POST", "/api/auth/logout"),
+    ("GET", "/api/users/me"),
+    ("PATCH", "/api/users/me"),
+    ("POST", "/api/users/me/deposits"),
+    ("POST", "/api/users/me/password"),
+    ("GET", "/api/users"),
+    ("GET", "/api/users/{id}"),
+    ("PATCH", "/api/users/{id}"),
+    ("DELETE", "/api/users/{id}"),
+    ("POST", "/api/users/{id}/reactivate"),
+    ("POST", "/api/users/{id}/roles"),
+    ("DELETE", "/api/users/{id}/roles/{role}"),
+    ("POST", "/api/admin/users/{id}/erase"),
+    ("GET", "/api/products"),
+    ("POST", "/api/products"),
+    ("GET", "/api/products/{id}"),
+    ("PATCH", "/api/products/{id}"),
+    ("DELETE", "/api/products/{id}"),
+    ("POST", "/api/products/{id}/restock"),
+    ("GET", "/api/products/{id}/reviews"),
+    ("POST", "/api/products/{id}/reviews"),
+    ("POST", "/api/purchases"),
+    ("GET", "/api/orders"),
+    ("POST", "/api/orders"),
+    ("GET", "/api/orders/{id}"),
+    ("POST", "/api/orders/{id}/cancel"),
+    ("GET", "/api/payments"),
+    ("GET", "/api/payments/{id}"),
+    ("GET", "/api/cart"),
+    ("PUT", "/api/cart/items/{product_id}"),
+    ("DELETE", "/api/cart/items/{product_id}"),
+    ("POST", "/api/cart/checkout"),
+    ("GET", "/api/wishlist"),
+    ("PUT", "/api/wishlist/items/{product_id}"),
+    ("DELETE", "/api/wishlist/items/{product_id}"),
+    ("GET", "/api/admin/projections"),
+    ("GET", "/api/admin/emails"),
+    ("GET", "/api/audit/events"),
+    ("GET", "/api/audit/streams/{aggregate_type}/{aggregate_id}"),
+    ("GET", "/api/tasks"),
+    ("GET", "/api/tasks/{id}"),
+    ("POST", "/api/admin/reports/sales"),
+    ("POST", "/api/admin/products/ratings/recompute"),
+    ("GET", "/api/admin/schedules"),
+    ("POST", "/api/admin/schedules"),
+    ("GET", "/api/admin/schedules/{id}"),
+    ("PATCH", "/api/admin/schedules/{id}"),
+    ("DELETE", "/api/admin/schedules/{id}"),
+    ("GET", "/api/admin/schedules/{id}/runs"),
+];
+
+pub fn method(name: &str) -> Method {
+    name.parse().expect("a method")
+}
+
+/// The path templates the route modules register (the first string literal after each
+/// `.route(`).
+fn served_paths() -> BTreeSet<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+    let mut paths = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("the routes folder") {
+        let source = std::fs::read_to_string(entry.expect("an entry").path()).expect("source");
+        for (at, _) in source.match_indices(".route(") {
+            let rest = &source[at..];
+            let Some(open) = rest.find('"') else { continue };
+            let Some(close) = rest[open + 1..].find('"') else {
+                continue;
+            };
+            paths.insert(rest[open + 1..open + 1 + close].to_string());
+        }
+    }
+    paths
+}
+
+#[test]
+fn the_route_list_names_every_served_path() {
+    let listed: BTreeSet<String> = EVERY_ROUTE
+        .iter()
+        .map(|(_, path)| (*path).to_string())
+        .collect();
+    let served = served_paths();
+    assert!(served.len() > 30, "found only {served:?}");
+    let missing: Vec<_> = served.difference(&listed).collect();
+    assert!(missing.is_empty(), "routes not in EVERY_ROUTE: {missing:?}");
+}
