@@ -83,6 +83,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         task_ack_wait_seconds: 60,
         task_step_delay_ms: 0,
         schedule_poll_ms: 1000,
+        events_max_age: None,
     }
 }
 

@@ -62,6 +62,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         task_ack_wait_seconds: 60,
         task_step_delay_ms: 0,
         schedule_poll_ms: 1000,
+        events_max_age: None,
     }
 }
 

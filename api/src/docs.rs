@@ -1,5 +1,10 @@
 //! `docs/events.md`, generated from the Rust event types so it cannot drift from them
-//! (a test compares the file with this output; `eshop docs events` prints it).
+//! (a test compares the file with this output; `eshop docs events` prints it). The AsyncAPI
+//! document and the committed schemas under `docs/schemas/` come from the same types.
+
+pub mod asyncapi;
+pub mod compatibility;
+pub mod schemas;
 
 use std::fmt::Write;
 
@@ -84,16 +89,8 @@ fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schem
             let _ = writeln!(out, "{description}\n");
         }
         match properties.get("data").cloned() {
-            Some(mut data) => {
-                for field in eshop_domain::unpublished_fields(aggregate_type) {
-                    if let Some(fields) = data.get_mut("properties").and_then(Value::as_object_mut)
-                    {
-                        fields.remove(*field);
-                    }
-                    if let Some(required) = data.get_mut("required").and_then(Value::as_array_mut) {
-                        required.retain(|name| name != field);
-                    }
-                }
+            Some(data) => {
+                let data = published_data(aggregate_type, data);
                 let pretty = serde_json::to_string_pretty(&data).unwrap_or_default();
                 let _ = writeln!(out, "JSON Schema of `data`:\n\n```json\n{pretty}\n```\n");
             }
@@ -111,8 +108,9 @@ fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schem
     }
 }
 
-pub fn events_markdown() -> String {
-    let mut out = PREAMBLE.to_string();
+/// Each aggregate type with its events' version and the JSON Schema of its event enum (a
+/// `oneOf` of `{type, data}` objects, definitions under `$defs`).
+pub fn aggregate_schemas() -> Vec<(&'static str, &'static str, Value)> {
     let aggregates = [
         (
             "user",
@@ -150,8 +148,35 @@ pub fn events_markdown() -> String {
             schemars::schema_for!(ReviewEvent),
         ),
     ];
-    for (aggregate_type, version, schema) in aggregates {
-        let schema = serde_json::to_value(schema).unwrap_or_default();
+    aggregates
+        .into_iter()
+        .map(|(aggregate_type, version, schema)| {
+            (
+                aggregate_type,
+                version,
+                serde_json::to_value(schema).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The schema of an event's `data` as it is published: without the fields that stay in the
+/// store (see `eshop_domain::unpublished_fields`).
+pub fn published_data(aggregate_type: &str, mut data: Value) -> Value {
+    for field in eshop_domain::unpublished_fields(aggregate_type) {
+        if let Some(fields) = data.get_mut("properties").and_then(Value::as_object_mut) {
+            fields.remove(*field);
+        }
+        if let Some(required) = data.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|name| name != field);
+        }
+    }
+    data
+}
+
+pub fn events_markdown() -> String {
+    let mut out = PREAMBLE.to_string();
+    for (aggregate_type, version, schema) in aggregate_schemas() {
         render_aggregate(&mut out, aggregate_type, version, &schema);
     }
     out

@@ -8,6 +8,7 @@ pub mod command;
 pub mod config;
 pub mod docs;
 pub mod error;
+pub mod replay;
 pub mod request;
 pub mod routes;
 pub mod security;

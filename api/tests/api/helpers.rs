@@ -62,6 +62,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         task_ack_wait_seconds: 30,
         task_step_delay_ms: 0,
         schedule_poll_ms: 200,
+        events_max_age: None,
     }
 }
 
