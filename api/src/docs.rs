@@ -54,7 +54,17 @@ Each message body is JSON:
 
 Headers: `Nats-Msg-Id` (the position), `Eshop-Event-Type`, `Eshop-Aggregate-Type`,
 `Eshop-Aggregate-Id`, `Eshop-Sequence`, `Eshop-Event-Id`, `Eshop-Correlation-Id`,
-`Eshop-Causation-Id`.
+`Eshop-Causation-Id`; and the CloudEvents 1.0 attributes (NATS binding, binary mode: the body is
+the event's `data`): `ce-specversion` (`1.0`), `ce-id` (the event id), `ce-source`
+(`/eshop/<aggregate_type>`), `ce-type` (`eshop.<aggregate_type>.<event_type>.v<event_version>`),
+`ce-time` (`recorded_at`), `ce-subject` (the aggregate id), `ce-datacontenttype`
+(`application/json`).
+
+The same contract as an AsyncAPI 3.0 document: `docs/asyncapi.json` (`eshop docs asyncapi`,
+or `GET /api/asyncapi.json` of a running eshop). Each event type's payload schema is committed
+under `docs/schemas/<aggregate_type>/<EventType>.v<version>.json`. History the stream no longer
+holds (`ESHOP_EVENTS_MAX_AGE`) can be republished to a stream of your own with
+`eshop relay replay`.
 
 Secrets stay in the event store and are never published: `UserRegistered` and
 `PasswordChanged` are stored with the password's argon2id hash, which the relay removes.
@@ -71,7 +81,9 @@ below show these fields as they are before sealing.
 ## Versioning
 
 A change to an event's shape bumps its `event_version`; old versions stay readable (the store
-upcasts them when loading aggregates). New optional fields may appear without a bump.
+upcasts them when loading aggregates). New optional fields may appear without a bump. A test
+(the compatibility gate) compares the types with the committed schemas and fails on a removed
+or retyped field or a new required one unless the event has a new version and an upcaster.
 "#;
 
 fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schema: &Value) {
