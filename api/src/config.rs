@@ -164,6 +164,11 @@ pub struct Config {
     #[arg(long, env = "ESHOP_SCHEDULE_POLL_MS", default_value_t = 1000)]
     pub schedule_poll_ms: u64,
 
+    /// How long the live event stream keeps a message (`90d`, `12h`, `30m`, `3600s` or
+    /// seconds). Unset: forever. The event store keeps everything; `eshop relay replay`
+    /// republishes what the stream dropped.
+    #[arg(long, env = "ESHOP_EVENTS_MAX_AGE", value_parser = parse_age)]
+    pub events_max_age: Option<Duration>,
     /// What this process runs (`--role`) and how its background workers are tuned.
     #[command(flatten)]
     pub background: BackgroundSettings,
@@ -340,6 +345,28 @@ impl ThrottleSettings {
     }
 }
 
+/// `90d`, `12h`, `30m`, `45s` or a plain number of seconds; more than zero.
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not an age like 90d, 12h, 30m or 3600s"))?;
+    let seconds = match unit.trim() {
+        "s" => Some(number),
+        "m" => number.checked_mul(60),
+        "h" => number.checked_mul(3600),
+        "d" => number.checked_mul(86_400),
+        _ => None,
+    }
+    .filter(|seconds| *seconds > 0)
+    .ok_or_else(|| format!("{text:?} is not an age like 90d, 12h, 30m or 3600s"))?;
+    Ok(Duration::from_secs(seconds))
+}
+
 impl Config {
     /// Whether this process serves the whole HTTP API.
     pub fn runs_api(&self) -> bool {
@@ -386,6 +413,23 @@ impl Config {
                 Some((email, password))
             }
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_age_reads_in_days_hours_minutes_or_seconds() {
+        assert_eq!(parse_age("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_age("3600"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "0", "0d", "d", "12w", "-1h", "1.5h"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
         }
     }
 }

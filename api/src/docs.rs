@@ -1,5 +1,10 @@
 //! `docs/events.md`, generated from the Rust event types so it cannot drift from them
-//! (a test compares the file with this output; `eshop docs events` prints it).
+//! (a test compares the file with this output; `eshop docs events` prints it). The AsyncAPI
+//! document and the committed schemas under `docs/schemas/` come from the same types.
+
+pub mod asyncapi;
+pub mod compatibility;
+pub mod schemas;
 
 use std::fmt::Write;
 
@@ -49,7 +54,17 @@ Each message body is JSON:
 
 Headers: `Nats-Msg-Id` (the position), `Eshop-Event-Type`, `Eshop-Aggregate-Type`,
 `Eshop-Aggregate-Id`, `Eshop-Sequence`, `Eshop-Event-Id`, `Eshop-Correlation-Id`,
-`Eshop-Causation-Id`.
+`Eshop-Causation-Id`; and the CloudEvents 1.0 attributes (NATS binding, binary mode: the body is
+the event's `data`): `ce-specversion` (`1.0`), `ce-id` (the event id), `ce-source`
+(`/eshop/<aggregate_type>`), `ce-type` (`eshop.<aggregate_type>.<event_type>.v<event_version>`),
+`ce-time` (`recorded_at`), `ce-subject` (the aggregate id), `ce-datacontenttype`
+(`application/json`).
+
+The same contract as an AsyncAPI 3.0 document: `docs/asyncapi.json` (`eshop docs asyncapi`,
+or `GET /api/asyncapi.json` of a running eshop). Each event type's payload schema is committed
+under `docs/schemas/<aggregate_type>/<EventType>.v<version>.json`. History the stream no longer
+holds (`ESHOP_EVENTS_MAX_AGE`) can be republished to a stream of your own with
+`eshop relay replay`.
 
 Secrets stay in the event store and are never published: `UserRegistered` and
 `PasswordChanged` are stored with the password's argon2id hash, which the relay removes.
@@ -66,7 +81,9 @@ below show these fields as they are before sealing.
 ## Versioning
 
 A change to an event's shape bumps its `event_version`; old versions stay readable (the store
-upcasts them when loading aggregates). New optional fields may appear without a bump.
+upcasts them when loading aggregates). New optional fields may appear without a bump. A test
+(the compatibility gate) compares the types with the committed schemas and fails on a removed
+or retyped field or a new required one unless the event has a new version and an upcaster.
 "#;
 
 fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schema: &Value) {
@@ -84,16 +101,8 @@ fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schem
             let _ = writeln!(out, "{description}\n");
         }
         match properties.get("data").cloned() {
-            Some(mut data) => {
-                for field in eshop_domain::unpublished_fields(aggregate_type) {
-                    if let Some(fields) = data.get_mut("properties").and_then(Value::as_object_mut)
-                    {
-                        fields.remove(*field);
-                    }
-                    if let Some(required) = data.get_mut("required").and_then(Value::as_array_mut) {
-                        required.retain(|name| name != field);
-                    }
-                }
+            Some(data) => {
+                let data = published_data(aggregate_type, data);
                 let pretty = serde_json::to_string_pretty(&data).unwrap_or_default();
                 let _ = writeln!(out, "JSON Schema of `data`:\n\n```json\n{pretty}\n```\n");
             }
@@ -111,8 +120,9 @@ fn render_aggregate(out: &mut String, aggregate_type: &str, version: &str, schem
     }
 }
 
-pub fn events_markdown() -> String {
-    let mut out = PREAMBLE.to_string();
+/// Each aggregate type with its events' version and the JSON Schema of its event enum (a
+/// `oneOf` of `{type, data}` objects, definitions under `$defs`).
+pub fn aggregate_schemas() -> Vec<(&'static str, &'static str, Value)> {
     let aggregates = [
         (
             "user",
@@ -150,8 +160,35 @@ pub fn events_markdown() -> String {
             schemars::schema_for!(ReviewEvent),
         ),
     ];
-    for (aggregate_type, version, schema) in aggregates {
-        let schema = serde_json::to_value(schema).unwrap_or_default();
+    aggregates
+        .into_iter()
+        .map(|(aggregate_type, version, schema)| {
+            (
+                aggregate_type,
+                version,
+                serde_json::to_value(schema).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The schema of an event's `data` as it is published: without the fields that stay in the
+/// store (see `eshop_domain::unpublished_fields`).
+pub fn published_data(aggregate_type: &str, mut data: Value) -> Value {
+    for field in eshop_domain::unpublished_fields(aggregate_type) {
+        if let Some(fields) = data.get_mut("properties").and_then(Value::as_object_mut) {
+            fields.remove(*field);
+        }
+        if let Some(required) = data.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|name| name != field);
+        }
+    }
+    data
+}
+
+pub fn events_markdown() -> String {
+    let mut out = PREAMBLE.to_string();
+    for (aggregate_type, version, schema) in aggregate_schemas() {
         render_aggregate(&mut out, aggregate_type, version, &schema);
     }
     out

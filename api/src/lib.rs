@@ -10,6 +10,7 @@ pub mod docs;
 pub mod error;
 pub mod http;
 pub mod json_body;
+pub mod replay;
 pub mod request;
 pub mod routes;
 pub mod security;

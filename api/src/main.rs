@@ -26,12 +26,31 @@ enum Command {
         #[command(subcommand)]
         document: Document,
     },
+    /// Work with the relay's output.
+    Relay {
+        #[command(subcommand)]
+        action: RelayAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayAction {
+    /// Republish stored history to a separate subject prefix and stream (never the live one).
+    Replay(eshop_api::replay::ReplayArgs),
 }
 
 #[derive(Subcommand)]
 enum Document {
     /// docs/events.md: the NATS stream and every event type with its JSON Schema.
     Events,
+    /// docs/asyncapi.json: the AsyncAPI 3.0 document of the NATS channels.
+    Asyncapi,
+    /// Writes each event type's payload schema into DIR (docs/schemas), refusing a change that
+    /// breaks consumers without a new event version and an upcaster.
+    Schemas {
+        #[arg(default_value = "docs/schemas")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -51,6 +70,27 @@ async fn main() -> std::process::ExitCode {
         } => {
             print!("{}", eshop_api::docs::events_markdown());
             Ok(())
+        }
+        Command::Docs {
+            document: Document::Asyncapi,
+        } => {
+            print!("{}", eshop_api::docs::asyncapi::document_text(""));
+            Ok(())
+        }
+        Command::Docs {
+            document: Document::Schemas { dir },
+        } => eshop_api::docs::schemas::write_current(&dir)
+            .map(|written| {
+                for key in written {
+                    eprintln!("wrote {}", dir.join(key.relative_path()).display());
+                }
+            })
+            .map_err(Into::into),
+        Command::Relay {
+            action: RelayAction::Replay(args),
+        } => {
+            telemetry::init(false);
+            eshop_api::replay::run(args).await
         }
     };
     match result {

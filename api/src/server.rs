@@ -75,6 +75,7 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         .merge(routes::metrics::router())
         .merge(routes::tasks::router())
         .merge(routes::schedules::router())
+        .merge(routes::contract::router())
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Around every route and inside every other layer: a request is queued only after the
@@ -154,7 +155,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     .await?;
     let subjects = EventSubjects::new(&config.nats_prefix);
     let jetstream = nats::connect(&config.nats_url).await?;
-    nats::ensure_event_stream(&jetstream, &subjects, None).await?;
+    nats::ensure_event_stream(&jetstream, &subjects, config.events_max_age).await?;
     nats::ensure_task_stream(&jetstream, &subjects).await?;
     let tz = config.time_zone()?;
     let transport = MailTransport::new(config.smtp_url.as_deref(), &config.mail_dir)?;

@@ -30,6 +30,11 @@ impl EventSubjects {
         }
     }
 
+    /// The prefix (`ESHOP_NATS_PREFIX`), empty in production.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn stream_name(&self) -> String {
         if self.prefix.is_empty() {
             "ESHOP_EVENTS".to_string()

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -273,7 +272,7 @@ impl Relay {
             };
             match self
                 .jetstream
-                .publish_with_headers(subject, headers_for(event), body)
+                .publish_with_headers(subject, crate::event_headers::headers_for(event), body)
                 .await
             {
                 Ok(ack) => pending.push(ack),
@@ -298,25 +297,6 @@ async fn count_acked(
         }
     }
     (acked, None)
-}
-
-fn headers_for(event: &RelayedEvent) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", event.position.to_string().as_str());
-    headers.insert("Eshop-Event-Type", event.event_type.as_str());
-    headers.insert("Eshop-Aggregate-Type", event.aggregate_type.as_str());
-    headers.insert("Eshop-Aggregate-Id", event.aggregate_id.as_str());
-    headers.insert("Eshop-Sequence", event.sequence.to_string().as_str());
-    for (header, field) in [
-        ("Eshop-Event-Id", "event_id"),
-        ("Eshop-Correlation-Id", "correlation_id"),
-        ("Eshop-Causation-Id", "causation_id"),
-    ] {
-        if let Some(value) = event.metadata.get(field).and_then(|v| v.as_str()) {
-            headers.insert(header, value);
-        }
-    }
-    headers
 }
 
 async fn load_checkpoint(connection: &mut PgConnection) -> Result<Checkpoint, BoxError> {

@@ -8,6 +8,7 @@ mod accounts;
 mod bad_input;
 mod catalog;
 mod concurrency;
+mod consumers;
 mod erasure;
 mod errors;
 mod hardening;
