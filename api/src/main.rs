@@ -26,6 +26,11 @@ enum Command {
         #[command(subcommand)]
         document: Document,
     },
+    /// Auditors' tools: export the history, verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: eshop_api::audit_cli::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -52,6 +57,7 @@ async fn main() -> std::process::ExitCode {
             print!("{}", eshop_api::docs::events_markdown());
             Ok(())
         }
+        Command::Audit { command } => eshop_api::audit_cli::run(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -327,6 +327,15 @@ fn spawn_workers(
         tokio::spawn(order_worker.run(shutdown.clone())),
         tokio::spawn(mailer.run(shutdown.clone())),
         tokio::spawn(scheduler.run(shutdown.clone())),
+        tokio::spawn(
+            eshop_infra::audit::sealer::Sealer::new(
+                state.pool.clone(),
+                state.jetstream.clone(),
+                state.subjects.clone(),
+                Default::default(),
+            )
+            .run(shutdown.clone()),
+        ),
     ];
     if config.task_concurrency > 0 {
         let task_worker = TaskWorker::new(

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod cache;
 pub mod claims;
+pub mod commit_order;
 pub mod database;
 pub mod erasure;
 pub mod event_store;

@@ -21,6 +21,7 @@ use sqlx::{PgConnection, PgPool};
 
 use eshop_projections::RelayedEvent;
 
+use crate::commit_order::COMMIT_SAFE_AFTER;
 use crate::leader::run_as_leader;
 use crate::nats::EventSubjects;
 use crate::shutdown::Shutdown;
@@ -352,8 +353,7 @@ async fn fetch_batch(
     let rows: Vec<RelayRow> = sqlx::query_as(&format!(
         "SELECT xid::text AS xid, {PUBLISHED_COLUMNS}
            FROM events
-          WHERE (xid, position) > ($1::text::xid8, $2)
-            AND xid < pg_snapshot_xmin(pg_current_snapshot())
+          WHERE {COMMIT_SAFE_AFTER}
           ORDER BY xid, position
           LIMIT $3"
     ))
