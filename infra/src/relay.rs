@@ -354,7 +354,7 @@ async fn fetch_batch(
         "SELECT xid::text AS xid, {PUBLISHED_COLUMNS}
            FROM events
           WHERE {COMMIT_SAFE_AFTER}
-          ORDER BY xid, position
+          ORDER BY events.xid, events.position
           LIMIT $3"
     ))
     .bind(after.xid.to_string())

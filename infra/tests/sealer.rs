@@ -160,7 +160,7 @@ async fn every_event_is_linked_and_sealed_and_a_recomputed_chain_shows_at_its_se
         sqlx::query(sql).execute(&mut *tx).await.expect(sql);
     }
     let events: Vec<StoredEvent> = sqlx::query_as(&format!(
-        "SELECT {STORED_COLUMNS} FROM events ORDER BY xid, position"
+        "SELECT {STORED_COLUMNS} FROM events ORDER BY events.xid, events.position"
     ))
     .fetch_all(&mut *tx)
     .await

@@ -115,7 +115,10 @@ impl Export {
         if range.aggregate_type.is_some() {
             sql += &format!(" AND aggregate_type = ${}", parameter());
         }
-        sql += &format!(" ORDER BY xid, position LIMIT ${}", parameter());
+        sql += &format!(
+            " ORDER BY events.xid, events.position LIMIT ${}",
+            parameter()
+        );
         Ok(Self {
             pool: pool.clone(),
             cursor,

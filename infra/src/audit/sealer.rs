@@ -184,7 +184,7 @@ impl Sealer {
         let events: Vec<StoredEvent> = sqlx::query_as(&format!(
             "SELECT {STORED_COLUMNS} FROM events
               WHERE {COMMIT_SAFE_AFTER}
-              ORDER BY xid, position
+              ORDER BY events.xid, events.position
               LIMIT $3"
         ))
         .bind(head.point.xid.to_string())

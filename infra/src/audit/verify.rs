@@ -114,7 +114,7 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, BoxError> {
     let events_sql = format!(
         "SELECT {STORED_COLUMNS} FROM events
           WHERE (xid, position) <= ($1::text::xid8, $2)
-          ORDER BY xid, position"
+          ORDER BY events.xid, events.position"
     );
     let mut events = sqlx::query_as::<_, StoredEvent>(&events_sql)
         .bind(head.point.xid.to_string())
