@@ -337,7 +337,6 @@ async fn main() {
         format!("{} ({:.1?})", per_second(stored, elapsed), elapsed),
     ]);
 
-    drop(report);
     println!("| benchmark | target | measured |");
     println!("| --- | --- | --- |");
     for [what, target, measured] in rows {
