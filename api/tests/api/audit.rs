@@ -373,8 +373,17 @@ async fn the_export_is_the_published_stream_in_commit_order_and_resumes() {
     assert_eq!(erased.status(), 200);
     let total = app.event_count().await;
 
-    let all = export_lines(&app, "", &admin).await;
-    assert_eq!(all.len() as i64, total);
+    // The export reads in commit-safe order: an event shows once no transaction begun before
+    // its own is still in flight (a projection's write may be, for a moment).
+    let all = eventually(
+        Duration::from_secs(10),
+        "every event exportable",
+        || async {
+            let lines = export_lines(&app, "", &admin).await;
+            (lines.len() as i64 == total).then_some(lines)
+        },
+    )
+    .await;
     // Exactly what the relay published on NATS, event for event.
     let state = app.state();
     let published = eventually(
