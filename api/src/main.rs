@@ -26,6 +26,11 @@ enum Command {
         #[command(subcommand)]
         document: Document,
     },
+    /// Auditors' tools: export the history, verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: eshop_api::audit_cli::AuditCommand,
+    },
     /// Work with the relay's output.
     Relay {
         #[command(subcommand)]
@@ -92,6 +97,7 @@ async fn main() -> std::process::ExitCode {
             telemetry::init(false);
             eshop_api::replay::run(args).await
         }
+        Command::Audit { command } => eshop_api::audit_cli::run(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,7 +7,6 @@ use sqlx::PgPool;
 
 use eshop_commands::orders::{OrderProcess, Orders};
 use eshop_commands::{CommandBus, Idempotency};
-use eshop_infra::audit::AuditLog;
 use eshop_infra::cache::Cache;
 use eshop_infra::erasure::Erasure;
 use eshop_infra::mail::outbox::Outbox;
@@ -88,11 +87,6 @@ pub struct Services {
 
 /// Adapters that need nothing but the pool, made when asked for.
 impl Services {
-    /// The event history as auditors read it.
-    pub fn audit_log(&self) -> AuditLog {
-        AuditLog::new(self.pool.clone())
-    }
-
     /// Erases what is derived from a user's personal data.
     pub fn erasure(&self) -> Erasure {
         Erasure::new(self.pool.clone())

@@ -79,6 +79,17 @@ pub fn spawn(
         .run(shutdown.clone()),
     )];
 
+    // The hash chain over the history (one sealer leads per cluster).
+    workers.push(tokio::spawn(
+        eshop_infra::audit::sealer::Sealer::new(
+            state.pool.clone(),
+            state.jetstream.clone(),
+            state.subjects.clone(),
+            Default::default(),
+        )
+        .run(shutdown.clone()),
+    ));
+
     let projections = ProjectorContext {
         pool: state.pool.clone(),
         jetstream: state.jetstream.clone(),

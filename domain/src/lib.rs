@@ -10,6 +10,7 @@ pub mod payment;
 pub mod personal;
 pub mod product;
 pub mod review;
+pub mod upcasting;
 pub mod user;
 pub mod values;
 pub mod wishlist;

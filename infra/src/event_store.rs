@@ -77,7 +77,7 @@ impl PgEventStore {
             reader: PostgresEventRepository::new(pool.clone()),
             keys: PersonalDataKeys::new(pool.clone()),
             pool,
-            upcasters: Vec::new(),
+            upcasters: vec![Box::new(eshop_domain::upcasting::Upcasters::shipped())],
         }
     }
 

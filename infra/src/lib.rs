@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod cache;
 pub mod claims;
+pub mod commit_order;
 pub mod consumer;
 pub mod database;
 pub mod erasure;

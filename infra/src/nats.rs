@@ -89,6 +89,24 @@ impl EventSubjects {
     pub fn all_tasks(&self) -> String {
         format!("{}.>", self.tasks_root())
     }
+
+    /// The stream that keeps the hash chain's seals (`ESHOP_SEALS`, or `<P>_ESHOP_SEALS`).
+    pub fn seals_stream_name(&self) -> String {
+        if self.prefix.is_empty() {
+            "ESHOP_SEALS".to_string()
+        } else {
+            format!("{}_ESHOP_SEALS", self.prefix.to_uppercase())
+        }
+    }
+
+    /// The subject seals are published on: `eshop.seals`, prefixed like the events.
+    pub fn seals(&self) -> String {
+        if self.prefix.is_empty() {
+            "eshop.seals".to_string()
+        } else {
+            format!("{}.eshop.seals", self.prefix)
+        }
+    }
 }
 
 /// How long JetStream remembers `Nats-Msg-Id`s to drop a re-published event.
@@ -173,3 +191,35 @@ pub async fn ensure_event_stream(
 }
 
 const STREAM_CREATE_ATTEMPTS: u32 = 5;
+
+/// Creates the stream that keeps every seal (never expiring), or brings an existing one to this
+/// configuration.
+pub async fn ensure_seal_stream(
+    jetstream: &jetstream::Context,
+    subjects: &EventSubjects,
+) -> Result<(), NatsError> {
+    let config = stream::Config {
+        name: subjects.seals_stream_name(),
+        subjects: vec![subjects.seals()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    let mut attempt = 1;
+    loop {
+        match jetstream.create_or_update_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt < STREAM_CREATE_ATTEMPTS => {
+                tracing::warn!(error = %error, attempt, "creating the seal stream failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(NatsError::Stream(
+                    subjects.seals_stream_name(),
+                    Box::new(error),
+                ));
+            }
+        }
+    }
+}

@@ -20,6 +20,7 @@ use sqlx::{PgConnection, PgPool};
 
 use eshop_projections::RelayedEvent;
 
+use crate::commit_order::COMMIT_SAFE_AFTER;
 use crate::leader::run_as_leader;
 use crate::nats::EventSubjects;
 use crate::shutdown::Shutdown;
@@ -332,9 +333,8 @@ async fn fetch_batch(
     let rows: Vec<RelayRow> = sqlx::query_as(&format!(
         "SELECT xid::text AS xid, {PUBLISHED_COLUMNS}
            FROM events
-          WHERE (xid, position) > ($1::text::xid8, $2)
-            AND xid < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY xid, position
+          WHERE {COMMIT_SAFE_AFTER}
+          ORDER BY events.xid, events.position
           LIMIT $3"
     ))
     .bind(after.xid.to_string())

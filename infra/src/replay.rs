@@ -183,7 +183,8 @@ impl Replay {
                     AND xid < $3::text::xid8
                     AND position >= $4
                     AND ($5::text IS NULL OR aggregate_type = $5)
-                  ORDER BY xid, position
+                  -- the table's xid8, not the text column of the same name selected above
+                  ORDER BY events.xid, events.position
                   LIMIT $6"
             ))
             .bind(&after.0)

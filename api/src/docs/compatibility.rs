@@ -283,8 +283,10 @@ fn display_path(path: &str) -> String {
 /// Whether eshop ships an upcaster that reads `event_type` at `version` (turns it into a newer
 /// shape). No event type has changed shape since version 1, so none is shipped yet; when one
 /// is, this asks the event store's upcasters (`EventUpcaster::can_upcast`).
-pub fn has_shipped_upcaster(_event_type: &str, _version: &str) -> bool {
-    false
+pub fn has_shipped_upcaster(event_type: &str, version: &str) -> bool {
+    eshop_domain::upcasting::SHIPPED
+        .iter()
+        .any(|step| step.event_type == event_type && step.from_version == version)
 }
 
 /// Judges the current schemas against the committed ones. For every event type:

@@ -258,6 +258,7 @@ impl TestApp {
             running.shutdown().await.expect("clean shutdown");
             let _ = jetstream.delete_stream(subjects.stream_name()).await;
             let _ = jetstream.delete_stream(subjects.tasks_stream_name()).await;
+            let _ = jetstream.delete_stream(subjects.seals_stream_name()).await;
             let _ = std::fs::remove_dir_all(default_mail_dir(&self.namespace));
         }
     }
@@ -286,6 +287,7 @@ impl Drop for TestApp {
             let streams = [
                 running.state.subjects.stream_name(),
                 running.state.subjects.tasks_stream_name(),
+                running.state.subjects.seals_stream_name(),
             ];
             let _ = std::fs::remove_dir_all(default_mail_dir(&self.namespace));
             std::thread::spawn(move || {

@@ -5,6 +5,7 @@ mod helpers;
 mod proxy;
 
 mod accounts;
+mod audit;
 mod bad_input;
 mod catalog;
 mod concurrency;

@@ -498,6 +498,38 @@ async fn every_endpoint_answers_each_role_as_its_access_rule_says() {
             Value::Null,
             Access::Audit,
         ),
+        (
+            Method::GET,
+            format!(
+                "/api/audit/events?aggregate_type=user&actor={owner_id}&event_type=UserRegistered"
+            ),
+            Value::Null,
+            Access::Audit,
+        ),
+        (
+            Method::GET,
+            format!("/api/audit/correlations/{order}"),
+            Value::Null,
+            Access::Audit,
+        ),
+        (
+            Method::GET,
+            format!("/api/audit/streams/user/{owner_id}/state?version=1"),
+            Value::Null,
+            Access::Audit,
+        ),
+        (
+            Method::GET,
+            "/api/audit/export".into(),
+            Value::Null,
+            Access::Audit,
+        ),
+        (
+            Method::GET,
+            "/api/audit/verify".into(),
+            Value::Null,
+            Access::Audit,
+        ),
         // Last: it ends the session it is called with.
         (
             Method::POST,
