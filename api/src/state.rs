@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use eshop_commands::orders::{OrderProcess, Orders};
 use eshop_commands::{CommandBus, Idempotency};
@@ -18,6 +19,7 @@ use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::users::PgUsers;
+use eshop_infra::read_models::JsonTable;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
 use eshop_infra::sessions::PgSessions;
@@ -28,6 +30,8 @@ use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::TokenKeys;
 use crate::config::ThrottleSettings;
+use crate::error::ApiError;
+use crate::routes::{not_yet_visible, READ_YOUR_WRITES_WAIT};
 
 /// Cheap to clone (one `Arc`): every request clones it once per extractor and middleware, and
 /// the services inside hold NATS contexts and pools whose clones are not cheap.
@@ -90,5 +94,22 @@ impl Services {
     /// Erases what is derived from a user's personal data.
     pub fn erasure(&self) -> Erasure {
         Erasure::new(self.pool.clone())
+    }
+}
+
+/// A per-user document from its read model, waiting for `min_version` when asked; an absent
+/// document reads as `empty`.
+pub async fn read_document<D: JsonTable>(
+    documents: &PgDocuments<D>,
+    id: Uuid,
+    min_version: Option<u64>,
+) -> Result<Option<D>, ApiError> {
+    match min_version {
+        Some(wanted) if wanted > 0 => documents
+            .wait_for_version(id, wanted, READ_YOUR_WRITES_WAIT)
+            .await?
+            .map(Some)
+            .ok_or_else(|| not_yet_visible(wanted)),
+        _ => Ok(documents.get(id).await?),
     }
 }

@@ -157,10 +157,10 @@ pub fn spawn(
     workers.push(tokio::spawn(
         Scheduler::new(
             state.schedules.clone(),
-            Arc::new(ScheduledJobs::new(
-                state.clone(),
-                config.import_feed.clone(),
-            )),
+            Arc::new(
+                ScheduledJobs::new(state.clone(), config.import_feed.clone())
+                    .sweeping_with(settings.sweep()),
+            ),
             SchedulerSettings {
                 tz: state.tz,
                 poll: Duration::from_millis(config.schedule_poll_ms.max(50)),

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::shutdown::Shutdown;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 /// A durable pull consumer and how to run it.
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ use crate::personal_data::PersonalDataKeys;
 use crate::read_models::{apply_events, progress, ApplyError, StoreReader, Table};
 use crate::shutdown::Shutdown;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use eshop_commands::BoxError;
 
 pub fn consumer_name(projection: &str) -> String {
     format!("projection_{projection}")

@@ -102,6 +102,8 @@ pub struct ScheduledJobs<D = PgUserDirectory> {
     /// Whom the mailing jobs write to.
     directory: D,
     import_feed: Option<std::path::PathBuf>,
+    /// What housekeeping's order sweep counts as stalled (the order worker's settings).
+    sweep: SweepSettings,
 }
 
 /// The id of the mail a run sends one user: the same for every attempt at that tick.
@@ -134,7 +136,14 @@ impl<D: UserDirectory> ScheduledJobs<D> {
             state,
             directory,
             import_feed,
+            sweep: SweepSettings::default(),
         }
+    }
+
+    /// Housekeeping sweeps orders as the order worker is configured to.
+    pub fn sweeping_with(mut self, sweep: SweepSettings) -> Self {
+        self.sweep = sweep;
+        self
     }
 
     async fn mail_users(
@@ -300,7 +309,7 @@ impl<D: UserDirectory> ScheduledJobs<D> {
             self.state.orders.clone(),
             self.state.jetstream.clone(),
             self.state.subjects.clone(),
-            SweepSettings::default(),
+            self.sweep,
         );
         let orders = sweeper.sweep_once().await.map_err(|e| e.to_string())?;
         let purged = self

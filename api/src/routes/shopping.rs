@@ -18,7 +18,8 @@ use crate::auth::CurrentUser;
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
-use crate::routes::{not_yet_visible, parse_id, READ_YOUR_WRITES_WAIT};
+use crate::routes::parse_id;
+use crate::state::read_document;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -43,23 +44,6 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct ReadParams {
     min_version: Option<u64>,
-}
-
-/// A per-user document from its read model, waiting for `min_version` when asked; an absent
-/// document reads as `empty`.
-async fn read_document<D: eshop_infra::read_models::JsonTable>(
-    documents: &eshop_infra::read_models::documents::PgDocuments<D>,
-    id: Uuid,
-    min_version: Option<u64>,
-) -> Result<Option<D>, ApiError> {
-    match min_version {
-        Some(wanted) if wanted > 0 => documents
-            .wait_for_version(id, wanted, READ_YOUR_WRITES_WAIT)
-            .await?
-            .map(Some)
-            .ok_or_else(|| not_yet_visible(wanted)),
-        _ => Ok(documents.get(id).await?),
-    }
 }
 
 async fn product_exists(state: &AppState, product_id: Uuid) -> Result<(), ApiError> {
