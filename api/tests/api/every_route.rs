@@ -51,7 +51,10 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("GET", "/api/admin/emails"),
     ("GET", "/api/audit/events"),
     ("GET", "/api/audit/streams/{aggregate_type}/{aggregate_id}"),
-    ("GET", "/api/audit/streams/{aggregate_type}/{aggregate_id}/state"),
+    (
+        "GET",
+        "/api/audit/streams/{aggregate_type}/{aggregate_id}/state",
+    ),
     ("GET", "/api/audit/correlations/{correlation_id}"),
     ("GET", "/api/audit/export"),
     ("GET", "/api/audit/verify"),
