@@ -4,6 +4,7 @@
 
 pub mod asyncapi;
 pub mod compatibility;
+pub mod openapi;
 pub mod schemas;
 
 use std::fmt::Write;

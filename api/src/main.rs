@@ -50,6 +50,8 @@ enum Document {
     Events,
     /// docs/asyncapi.json: the AsyncAPI 3.0 document of the NATS channels.
     Asyncapi,
+    /// The OpenAPI 3.1 document of the HTTP API (as `GET /api/openapi.json` serves it).
+    Openapi,
     /// Writes each event type's payload schema into DIR (docs/schemas), refusing a change that
     /// breaks consumers without a new event version and an upcaster.
     Schemas {
@@ -80,6 +82,16 @@ async fn main() -> std::process::ExitCode {
             document: Document::Asyncapi,
         } => {
             print!("{}", eshop_api::docs::asyncapi::document_text(""));
+            Ok(())
+        }
+        Command::Docs {
+            document: Document::Openapi,
+        } => {
+            let document = eshop_api::docs::openapi::document();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).unwrap_or_default()
+            );
             Ok(())
         }
         Command::Docs {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 /// `?cursor=&limit=` of a list endpoint.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     pub cursor: Option<String>,

@@ -24,10 +24,12 @@ pub async fn secure_headers(request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // A route that serves a page (the API explorer) sets its own, as narrow.
+    headers
+        .entry(CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     // Answers carry tokens and personal data (RFC 6749 §5.1): no cache on the way keeps one,
     // unless a route says otherwise.

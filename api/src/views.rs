@@ -12,7 +12,7 @@ use eshop_infra::tasks::TaskRecord;
 use eshop_projections::product::ProductRecord;
 use eshop_projections::user::UserRecord;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UserView {
     pub id: Uuid,
     /// `None` once the user was erased.
@@ -61,7 +61,7 @@ impl From<UserRecord> for UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ProductView {
     pub id: Uuid,
     pub title: String,
@@ -79,7 +79,7 @@ pub struct ProductView {
     pub ratings: Option<Ratings>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 pub struct Ratings {
     pub rating_average: Option<f64>,
     pub rating_count: i64,
@@ -126,14 +126,14 @@ impl From<ProductRecord> for ProductView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// A task as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TaskView {
     pub id: Uuid,
     pub kind: String,

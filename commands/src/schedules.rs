@@ -11,7 +11,7 @@ use uuid::Uuid;
 pub use spec::{ScheduleSpec, SpecError};
 
 /// A schedule as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ScheduleRecord {
     pub id: Uuid,
     pub name: String,

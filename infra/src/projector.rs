@@ -264,7 +264,7 @@ async fn keep_lead(mut lock: PgConnection) -> BoxError {
 }
 
 /// One projection's health, for `GET /api/admin/projections`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProjectionReport {
     pub name: String,
     /// The JetStream stream sequence of the last event applied.

@@ -74,7 +74,7 @@ impl From<ScheduleRow> for ScheduleRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct RunRecord {
     pub id: Uuid,
     pub schedule_id: Uuid,

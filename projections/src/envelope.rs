@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::ProjectionError;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RelayedEvent {
     /// Global position in the event store. Unique; not ascending in delivery order.
     pub position: i64,

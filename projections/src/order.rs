@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{step, ProjectionError, RelayedEvent, Step};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelineEntry {
     pub status: OrderStatus,
     pub at: DateTime<Utc>,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{step, ProjectionError, RelayedEvent, Step};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CartItem {
     pub product_id: Uuid,
     pub quantity: i64,

@@ -23,7 +23,7 @@ pub const RECOMPUTE_RATINGS: &str = "recompute_ratings";
 /// Products per step of the ratings recompute.
 const RATINGS_BATCH: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SalesReportInput {
     pub from: NaiveDate,

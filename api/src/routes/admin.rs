@@ -18,9 +18,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/emails", get(emails))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct EmailParams {
+pub(crate) struct EmailParams {
     /// `pending`, `sent`, `failed` or `skipped`.
     status: Option<String>,
     limit: Option<i64>,

@@ -41,9 +41,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/audit/verify", get(verify))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct FeedQuery {
+pub(crate) struct FeedQuery {
     after: Option<i64>,
     limit: Option<i64>,
     aggregate_type: Option<String>,
@@ -55,8 +55,8 @@ struct FeedQuery {
     to: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
-struct Feed {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Feed {
     items: Vec<RelayedEvent>,
     /// Pass as `after` for the next page; absent at the end.
     next_after: Option<i64>,
@@ -154,9 +154,9 @@ async fn correlation(
     Ok(Json(events))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct StateQuery {
+pub(crate) struct StateQuery {
     as_of: Option<DateTime<Utc>>,
     version: Option<u64>,
 }
@@ -194,9 +194,9 @@ async fn state_as_of(
         .ok_or(ApiError::NotFound("aggregate event by then"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ExportQuery {
+pub(crate) struct ExportQuery {
     after: Option<i64>,
     /// A position (the last event included, in commit order) or an RFC 3339 time.
     until: Option<String>,

@@ -33,9 +33,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/logout", post(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
+pub(crate) struct RegisterRequest {
     email: String,
     username: String,
     password: String,
@@ -114,15 +114,15 @@ async fn register(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct TokenResponse {
     access_token: String,
     refresh_token: String,
     token_type: &'static str,
@@ -199,9 +199,9 @@ async fn login(
     Ok(Json(tokens_for(&state, &user, issued)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     refresh_token: String,
 }
 

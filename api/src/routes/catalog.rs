@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::ProductView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailParams {
     min_version: Option<u64>,
@@ -97,7 +97,7 @@ pub async fn show(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     title: Option<String>,

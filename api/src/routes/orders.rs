@@ -40,15 +40,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/cart/checkout", post(checkout))
 }
 
-#[derive(Debug, Serialize)]
-struct PaymentSummary {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct PaymentSummary {
     id: Option<Uuid>,
     method: PaymentMethod,
     card_last4: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct OrderView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct OrderView {
     id: Uuid,
     status: OrderStatus,
     reason: Option<String>,
@@ -106,9 +106,9 @@ fn pending(order_id: Uuid) -> Result<Answer, ApiError> {
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PurchaseBody {
+pub(crate) struct PurchaseBody {
     product_id: String,
     quantity: i64,
     payment_method: String,
@@ -158,25 +158,25 @@ async fn purchase(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LineRequest {
+pub(crate) struct LineRequest {
     product_id: String,
     quantity: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PaymentRequest {
+pub(crate) struct PaymentRequest {
     method: String,
     card: Option<String>,
     paypal_email: Option<String>,
     bank_account: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderRequest {
+pub(crate) struct OrderRequest {
     lines: Vec<LineRequest>,
     payment: PaymentRequest,
 }
@@ -219,9 +219,9 @@ fn placed(placement: Placement) -> Result<Answer, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CheckoutRequest {
+pub(crate) struct CheckoutRequest {
     payment: PaymentRequest,
 }
 

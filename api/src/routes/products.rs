@@ -88,7 +88,7 @@ async fn run(
 }
 
 /// A new product, as `POST /api/products` (and the catalog import feed) takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddRequest {
     pub title: String,
@@ -152,9 +152,9 @@ async fn add(
     run(&state, &meta, &admin, Target::New, &raw, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateRequest {
+pub(crate) struct UpdateRequest {
     title: Option<String>,
     author: Option<String>,
     published_date: Option<String>,
@@ -236,9 +236,9 @@ async fn remove(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RestockRequest {
+pub(crate) struct RestockRequest {
     quantity: i64,
 }
 

@@ -39,9 +39,9 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ScheduleBody {
+pub(crate) struct ScheduleBody {
     name: Option<String>,
     job_kind: Option<String>,
     params: Option<Value>,
@@ -236,9 +236,9 @@ async fn remove(
     answer(axum::http::StatusCode::OK, &current)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RunsParams {
+pub(crate) struct RunsParams {
     limit: Option<i64>,
     /// Runs with a tick before this (the last tick of the previous page).
     before: Option<DateTime<Utc>>,

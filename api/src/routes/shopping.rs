@@ -40,9 +40,9 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReadParams {
+pub(crate) struct ReadParams {
     min_version: Option<u64>,
 }
 
@@ -58,8 +58,8 @@ async fn product_exists(state: &AppState, product_id: Uuid) -> Result<(), ApiErr
     }
 }
 
-#[derive(Serialize)]
-struct CartView {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct CartView {
     items: Vec<CartItem>,
     version: u64,
 }
@@ -130,9 +130,9 @@ async fn run_cart(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct QuantityRequest {
+pub(crate) struct QuantityRequest {
     quantity: i64,
 }
 
@@ -169,8 +169,8 @@ async fn remove_cart_item(
     .await
 }
 
-#[derive(Serialize)]
-struct WishlistView {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct WishlistView {
     items: Vec<Uuid>,
     version: u64,
 }
@@ -247,16 +247,16 @@ async fn remove_wish(
     run_wishlist(&state, &user, &meta, WishlistCommand::Remove { product_id }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReviewRequest {
+pub(crate) struct ReviewRequest {
     rating: u8,
     #[serde(default)]
     comment: String,
 }
 
-#[derive(Serialize)]
-struct ReviewView {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ReviewView {
     id: Uuid,
     product_id: Uuid,
     user_id: Uuid,
@@ -325,9 +325,9 @@ async fn write_review(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+pub(crate) struct ListParams {
     limit: Option<i64>,
 }
 

@@ -37,9 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/{id}/roles/{role}", delete(revoke_role))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReadParams {
+pub(crate) struct ReadParams {
     min_version: Option<u64>,
 }
 
@@ -111,9 +111,9 @@ async fn me(
     Answer::ok(view).map(Answer::into_response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ProfileChanges {
+pub(crate) struct ProfileChanges {
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
@@ -158,9 +158,9 @@ async fn update_me(
     run(&state, &meta, &user, user.id, &raw, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DepositRequest {
+pub(crate) struct DepositRequest {
     amount_cents: i64,
 }
 
@@ -183,9 +183,9 @@ async fn deposit(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordChange {
+pub(crate) struct PasswordChange {
     current_password: String,
     new_password: String,
 }
@@ -358,9 +358,9 @@ async fn reactivate(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleRequest {
+pub(crate) struct RoleRequest {
     role: String,
 }
 

@@ -30,7 +30,7 @@ pub enum AsOf {
     Time(DateTime<Utc>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AggregateState {
     pub aggregate_type: String,
     pub aggregate_id: String,

@@ -76,7 +76,7 @@ pub struct NewMail {
 }
 
 /// One sent-log row, for `GET /api/admin/emails`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct MailRecord {
     pub source_id: Uuid,
     pub template: String,

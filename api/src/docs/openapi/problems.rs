@@ -1,0 +1,190 @@
+//! The problem+json answers (RFC 9457) of the document: one shared response per status, with
+//! the `code`s `ApiError` gives under it.
+
+use serde_json::{json, Map, Value};
+
+/// Each status eshop answers with a problem, the codes it carries, and what they mean.
+pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
+    vec![
+        (
+            400,
+            "The request is malformed: a header that does not fit (`invalid_header`), a body that is not JSON (`malformed_json`), or `Prefer: respond-async` on a route that answers with credentials (`respond_async_not_allowed`).",
+            &["invalid_header", "malformed_json", "respond_async_not_allowed"],
+        ),
+        (
+            401,
+            "No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`), a wrong e-mail or password (`invalid_credentials`), an unknown or expired refresh token (`invalid_refresh_token`), or a session that was ended (`session_revoked`).",
+            &["unauthorized", "invalid_credentials", "invalid_refresh_token", "session_revoked"],
+        ),
+        (
+            403,
+            "The caller lacks the role (`forbidden`); auditors may only read.",
+            &["forbidden"],
+        ),
+        (404, "No such resource (`not_found`); another user's resource is also 404.", &["not_found"]),
+        (
+            408,
+            "The body arrived too slowly, or the answer took too long (`request_timeout`).",
+            &["request_timeout"],
+        ),
+        (
+            409,
+            "The change conflicts with the state: `email_taken`, `username_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`, or `conflict` (a concurrent change won; retry).",
+            &[
+                "email_taken",
+                "username_taken",
+                "already_exists",
+                "already_active",
+                "out_of_stock",
+                "insufficient_balance",
+                "invalid_transition",
+                "no_reservation",
+                "user_deactivated",
+                "user_erased",
+                "builtin_schedule",
+                "conflict",
+            ],
+        ),
+        (
+            412,
+            "`If-Match` names another version than the aggregate's (`version_mismatch`, with `expected_version` and `current_version`).",
+            &["version_mismatch"],
+        ),
+        (413, "The body is over 64 KiB (`payload_too_large`).", &["payload_too_large"]),
+        (
+            415,
+            "The body is not `application/json` (`unsupported_media_type`).",
+            &["unsupported_media_type"],
+        ),
+        (
+            422,
+            "Invalid fields or parameters (`validation_failed`, each in `errors` as `{field, message}`), a reused `Idempotency-Key` with another body (`idempotency_key_reused`), or a rule of the domain: `cart_empty`, `cart_full`, `wishlist_full`, `stock_limit`, `balance_limit`.",
+            &[
+                "validation_failed",
+                "idempotency_key_reused",
+                "cart_empty",
+                "cart_full",
+                "wishlist_full",
+                "stock_limit",
+                "balance_limit",
+            ],
+        ),
+        (
+            429,
+            "Too many requests (`throttled`, with `retry_after_seconds` and `Retry-After`).",
+            &["throttled"],
+        ),
+        (
+            503,
+            "A dependency is down (`service_unavailable`), or the read model has not reached `min_version` within 5 s (`not_yet_visible`); both with `Retry-After`.",
+            &["service_unavailable", "not_yet_visible"],
+        ),
+    ]
+}
+
+pub fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "An RFC 9457 problem document.",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string", "description": "`urn:eshop:problem:<code>`"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string", "description": "For people; branch on `code`."},
+            "code": {"type": "string", "description": "Stable; see the response's description for the values."},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}}
+                }
+            },
+            "expected_version": {"type": "integer"},
+            "current_version": {"type": "integer"},
+            "retry_after_seconds": {"type": "integer"}
+        }
+    })
+}
+
+/// `Problem<status>` for every status, and `Queued` (202 of `Prefer: respond-async`).
+pub fn responses() -> Value {
+    let mut responses = Map::new();
+    for (status, description, codes) in problem_codes() {
+        responses.insert(
+            format!("Problem{status}"),
+            json!({
+                "description": description,
+                "content": {
+                    "application/problem+json": {
+                        "schema": {
+                            "allOf": [
+                                {"$ref": "#/components/schemas/Problem"},
+                                {"properties": {"status": {"const": status}, "code": {"enum": codes}}}
+                            ]
+                        }
+                    }
+                }
+            }),
+        );
+    }
+    responses.insert(
+        "Queued".into(),
+        json!({
+            "description": "Queued as a background task (`Prefer: respond-async`): `Location` is the task.",
+            "headers": {
+                "Location": {"schema": {"type": "string"}},
+                "Preference-Applied": {"schema": {"type": "string"}}
+            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Queued"}}}
+        }),
+    );
+    Value::Object(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A code `ApiError` gives for itself is listed under the status it answers with.
+    #[test]
+    fn the_fixed_codes_are_listed_under_their_status() {
+        use crate::error::ApiError;
+        let errors = [
+            ApiError::field("x", "y"),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::RequestTimeout,
+            ApiError::Unauthorized,
+            ApiError::InvalidCredentials,
+            ApiError::InvalidRefreshToken,
+            ApiError::SessionRevoked,
+            ApiError::Forbidden,
+            ApiError::NotFound("thing"),
+            ApiError::VersionMismatch {
+                expected: 1,
+                actual: 2,
+            },
+            ApiError::IdempotencyKeyReused,
+            ApiError::NotYetVisible { version: 1 },
+            ApiError::Throttled {
+                retry_after_seconds: 1,
+            },
+        ];
+        let listed = problem_codes();
+        for error in errors {
+            let status = error.status().as_u16();
+            let codes = listed
+                .iter()
+                .find(|(listed, _, _)| *listed == status)
+                .map(|(_, _, codes)| *codes)
+                .unwrap_or_default();
+            assert!(
+                codes.contains(&error.code()),
+                "{} ({status}) is not listed",
+                error.code()
+            );
+        }
+    }
+}
