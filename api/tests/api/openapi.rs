@@ -166,3 +166,63 @@ async fn the_index_links_every_resource() {
     );
     app.shutdown().await;
 }
+
+/// The (method, path) pairs README's route table names: the first cell of each row of the
+/// table under "## API", where a bare method (`GET`, `POST /x`) shares the next path.
+fn readme_routes() -> BTreeSet<(String, String)> {
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("\n## API\n")
+        .nth(1)
+        .and_then(|section| section.split("| method and path |").nth(1))
+        .expect("README's route table under ## API");
+    let mut routes = BTreeSet::new();
+    for row in table
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+    {
+        let cell = row[1..].replace("\\|", "¦");
+        let cell = cell.split('|').next().unwrap_or_default();
+        let mut pending: Vec<&str> = Vec::new();
+        for (index, span) in cell.split('`').enumerate() {
+            if index % 2 == 0 {
+                continue;
+            }
+            let mut words = span.splitn(2, ' ');
+            let Some(method) = words.next().filter(|word| METHODS.contains(word)) else {
+                continue;
+            };
+            pending.push(method);
+            if let Some(path) = words.next().filter(|rest| rest.starts_with('/')) {
+                let path = path.split(['?', ' ']).next().unwrap_or_default();
+                for method in pending.drain(..) {
+                    routes.insert((method.to_string(), path.to_string()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_readme_route_table_and_the_document_agree() {
+    let readme = readme_routes();
+    assert!(readme.len() > 30, "read only {readme:?}");
+    let documented = document_operations(&eshop_api::docs::openapi::document());
+    let not_in_readme: Vec<String> = documented
+        .difference(&readme)
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    let not_documented: Vec<String> = readme
+        .difference(&documented)
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    assert!(
+        not_in_readme.is_empty() && not_documented.is_empty(),
+        "README's route table (## API) lacks {not_in_readme:?}; it names operations the \
+         OpenAPI document lacks: {not_documented:?}"
+    );
+}
