@@ -16,6 +16,7 @@ use eshop_infra::tasks::TaskRecord;
 use crate::auth::credentials::{not_as_a_task, ISSUES_CREDENTIALS};
 use crate::auth::CurrentUser;
 use crate::background::replay::KEPT_HEADERS;
+use crate::docs::openapi;
 use crate::error::ApiError;
 use crate::request::{parse_body, RequestMeta};
 use crate::state::AppState;
@@ -144,6 +145,14 @@ pub async fn respond_async(
     }
 }
 
+/// Whether the OpenAPI document says the route takes a bearer token and cannot go without.
+fn needs_a_token(parts: &axum::http::request::Parts) -> bool {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .is_some_and(|route| openapi::needs_a_token(parts.method.as_str(), route.as_str()))
+}
+
 /// 202 with where to watch the task.
 pub fn accepted(task: &TaskRecord) -> Response {
     let status_url = format!("/api/tasks/{}", task.id);
@@ -173,6 +182,10 @@ async fn enqueue(state: &AppState, request: Request) -> Result<TaskRecord, ApiEr
             )
             .await?,
         )
+    } else if needs_a_token(&parts) {
+        // A route that needs a token refuses an anonymous request now, as it would in the
+        // foreground, rather than queue a task that can only fail.
+        return Err(ApiError::Unauthorized);
     } else {
         None
     };

@@ -10,6 +10,9 @@
 mod operations;
 mod problems;
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
@@ -241,9 +244,12 @@ impl Operation<'_> {
                 json!({"$ref": "#/components/parameters/IfMatch"}),
                 json!({"$ref": "#/components/parameters/CorrelationId"}),
             ]);
-            problems.extend([400, 412]);
+            // 422 `idempotency_key_reused` too: a key sent before with another request.
+            problems.extend([400, 412, 422]);
         }
         if background {
+            // A token sent along is checked before the request is queued.
+            problems.push(401);
             parameters.push(json!({"$ref": "#/components/parameters/Prefer"}));
             answers.insert(
                 "202".into(),
@@ -334,6 +340,33 @@ fn operation_id(method: &str, path: &str) -> String {
         }
     }
     id
+}
+
+/// Whether the operation `method path` (`path` as the router spells it) needs a bearer token:
+/// its security names only `bearer`. Unknown operations do not.
+pub fn needs_a_token(method: &str, path: &str) -> bool {
+    static NEED_TOKENS: OnceLock<HashSet<(String, String)>> = OnceLock::new();
+    NEED_TOKENS
+        .get_or_init(|| {
+            let document = document();
+            let mut operations = HashSet::new();
+            for (path, item) in document["paths"].as_object().into_iter().flatten() {
+                for (method, operation) in item.as_object().into_iter().flatten() {
+                    let security = operation["security"].as_array();
+                    let needs = security.is_some_and(|alternatives| {
+                        !alternatives.is_empty()
+                            && alternatives
+                                .iter()
+                                .all(|alternative| alternative.get("bearer").is_some())
+                    });
+                    if needs {
+                        operations.insert((method.to_ascii_uppercase(), path.clone()));
+                    }
+                }
+            }
+            operations
+        })
+        .contains(&(method.to_ascii_uppercase(), path.to_string()))
 }
 
 const DESCRIPTION: &str = "\
@@ -443,6 +476,10 @@ mod tests {
             "bearer"
         );
         assert!(document["paths"]["/api/users/me"]["get"]["security"].is_array());
+        assert!(needs_a_token("PATCH", "/api/users/{id}"));
+        assert!(!needs_a_token("POST", "/api/auth/register"));
+        assert!(!needs_a_token("GET", "/api/tasks/{id}"));
+        assert!(!needs_a_token("GET", "/api/nowhere"));
     }
 
     /// Every `$ref` names something the document has.

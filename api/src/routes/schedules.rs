@@ -39,11 +39,21 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A job's parameters as the OpenAPI document shows them: an object of plain values (which
+/// ones depends on `job_kind`).
+fn job_params(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["object", "null"],
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"]}
+    })
+}
+
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleBody {
     name: Option<String>,
     job_kind: Option<String>,
+    #[schemars(schema_with = "job_params")]
     params: Option<Value>,
     #[serde(default, deserialize_with = "some_or_null")]
     cron: Option<Option<String>>,

@@ -23,5 +23,6 @@ mod products;
 mod protection;
 mod roles;
 mod schedules;
+mod schemathesis;
 mod sessions;
 mod tasks;

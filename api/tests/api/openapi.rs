@@ -167,6 +167,38 @@ async fn the_index_links_every_resource() {
     app.shutdown().await;
 }
 
+/// Found by schemathesis: an anonymous `Prefer: respond-async` request to a route that needs a
+/// token was queued (202) instead of refused; the task could only fail.
+#[tokio::test]
+async fn an_anonymous_background_request_to_a_route_that_needs_a_token_is_refused_at_once() {
+    let app = spawn_app().await;
+    let response = app
+        .request(reqwest::Method::PATCH, "/api/users/me", None)
+        .header("prefer", "respond-async")
+        .json(&serde_json::json!({"first_name": "Eve"}))
+        .send()
+        .await
+        .expect("answered");
+    crate::helpers::assert_problem(response, 401, "unauthorized").await;
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tasks, 0);
+    // Registering needs no token: it still runs in the background.
+    let queued = app
+        .request(reqwest::Method::POST, "/api/auth/register", None)
+        .header("prefer", "respond-async")
+        .json(&serde_json::json!({
+            "email": "bg@example.com", "username": "bground", "password": "plum-velvet-42"
+        }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(queued.status(), 202);
+    app.shutdown().await;
+}
+
 /// The (method, path) pairs README's route table names: the first cell of each row of the
 /// table under "## API", where a bare method (`GET`, `POST /x`) shares the next path.
 fn readme_routes() -> BTreeSet<(String, String)> {

@@ -549,7 +549,7 @@ fn auditing(spec: &mut Spec) {
     )
     .access(Access::Auditor)
     .answer_schema(200, "The events in commit order.", events)
-    .problems(&[404])
+    .problems(&[404, 422])
     .add();
     spec.route(
         "GET",
