@@ -25,6 +25,7 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     pub cursor: Option<String>,
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
 }
 

@@ -127,6 +127,7 @@ impl From<ProductRecord> for ProductView {
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PageOf{T}")]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

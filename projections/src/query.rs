@@ -139,6 +139,7 @@ impl ProductQuery {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "PageWithTotalOf{T}")]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

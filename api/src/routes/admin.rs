@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
 pub(crate) struct EmailParams {
     /// `pending`, `sent`, `failed` or `skipped`.
     status: Option<String>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<i64>,
     /// Mails recorded before this time (the last `created_at` of the previous page).
     before: Option<chrono::DateTime<chrono::Utc>>,

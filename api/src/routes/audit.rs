@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedQuery {
     after: Option<i64>,
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<i64>,
     aggregate_type: Option<String>,
     aggregate_id: Option<String>,
@@ -158,6 +159,7 @@ async fn correlation(
 #[serde(deny_unknown_fields)]
 pub(crate) struct StateQuery {
     as_of: Option<DateTime<Utc>>,
+    #[schemars(range(min = 1))]
     version: Option<u64>,
 }
 

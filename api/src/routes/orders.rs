@@ -111,6 +111,7 @@ fn pending(order_id: Uuid) -> Result<Answer, ApiError> {
 pub(crate) struct PurchaseBody {
     product_id: String,
     quantity: i64,
+    #[schemars(extend("enum" = ["balance"]))]
     payment_method: String,
 }
 
@@ -168,6 +169,7 @@ pub(crate) struct LineRequest {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PaymentRequest {
+    #[schemars(extend("enum" = ["balance", "card", "paypal", "bank_transfer"]))]
     method: String,
     card: Option<String>,
     paypal_email: Option<String>,

@@ -249,6 +249,7 @@ async fn remove(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunsParams {
+    #[schemars(range(min = 1, max = 100))]
     limit: Option<i64>,
     /// Runs with a tick before this (the last tick of the previous page).
     before: Option<DateTime<Utc>>,

@@ -250,6 +250,7 @@ async fn remove_wish(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReviewRequest {
+    #[schemars(range(min = 1, max = 5))]
     rating: u8,
     #[serde(default)]
     comment: String,
@@ -328,6 +329,7 @@ async fn write_review(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListParams {
+    #[schemars(range(min = 1, max = 200))]
     limit: Option<i64>,
 }
 

@@ -361,6 +361,7 @@ async fn reactivate(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleRequest {
+    #[schemars(extend("enum" = ["admin", "auditor"]))]
     role: String,
 }
 
