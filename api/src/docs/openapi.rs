@@ -36,6 +36,8 @@ pub enum Access {
 pub struct Spec {
     generator: SchemaGenerator,
     paths: Map<String, Value>,
+    /// In the order `operations` first names them: the explorer shows them so.
+    tags: Vec<String>,
 }
 
 impl Spec {
@@ -46,6 +48,7 @@ impl Spec {
         Self {
             generator: settings.into_generator(),
             paths: Map::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -219,6 +222,9 @@ impl Operation<'_> {
         } = self;
         value["operationId"] = json!(operation_id(&method, &path));
         value["tags"] = json!([tag]);
+        if !spec.tags.contains(&tag) {
+            spec.tags.push(tag);
+        }
         match access {
             Access::Anyone => {}
             Access::OptionalUser => {
@@ -387,7 +393,12 @@ pub fn document() -> Value {
     let Spec {
         mut generator,
         paths,
+        tags,
     } = spec;
+    let tags: Vec<Value> = tags
+        .into_iter()
+        .map(|name| json!({ "name": name }))
+        .collect();
     let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     schemas.insert("Problem".into(), problems::problem_schema());
     schemas.insert("Queued".into(), queued_schema());
@@ -399,7 +410,7 @@ pub fn document() -> Value {
             "description": DESCRIPTION,
             "license": { "name": "MIT", "identifier": "MIT" }
         },
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "tags": tags,
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -13,8 +13,8 @@ use crate::helpers::spawn_app;
 
 /// Generated cases per operation and phase: about a minute for the whole API on two cores.
 const EXAMPLES_PER_OPERATION: &str = "10";
-/// The whole run is killed past this.
-const TIME_LIMIT: Duration = Duration::from_secs(240);
+/// The whole run is killed past this (alone it takes 1 to 2 minutes; nextest ends a test at 5).
+const TIME_LIMIT: Duration = Duration::from_secs(270);
 /// A fixed seed: the same cases each run, so a failure reproduces.
 const SEED: &str = "18";
 
@@ -42,13 +42,14 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     };
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let me: serde_json::Value = app
-        .get("/api/users/me", Some(&admin))
-        .await
-        .json()
-        .await
-        .expect("the admin's account");
-    let admin_id = me["id"].as_str().expect("an id").to_string();
+    // The admin's id is the token's subject (no wait for the users read model).
+    let claims = admin.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    let admin_id = claims["sub"].as_str().expect("a subject").to_string();
     let base = format!("http://{}", app.addr);
     let report = std::env::temp_dir().join(format!("eshop-schemathesis-{}", app.namespace));
     // Hypothesis keeps its example database in the working directory: a temporary one.
@@ -65,7 +66,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", EXAMPLES_PER_OPERATION])
         .args(["--seed", SEED])
-        .args(["--workers", "2"])
+        // One worker: Python 3.11 (before 3.11.8) can fail compiling in two threads at once
+        // ("AST constructor recursion depth mismatch"), and the generation holds the GIL anyway.
+        .args(["--workers", "1"])
         .args(["--request-timeout", "20"])
         // "No 5xx, every answer matches the document", and auth is not ignored. Not the checks
         // that a valid request is accepted or an invalid one refused: the document does not
