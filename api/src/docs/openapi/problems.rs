@@ -29,10 +29,14 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         ),
         (
             409,
-            "The change conflicts with the state: `email_taken`, `username_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`, or `conflict` (a concurrent change won; retry).",
+            "The change conflicts with the state: `email_taken`, `username_taken`, `already_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`; an order that failed: `product_unavailable`, `payment_declined`, `order_failed`; or `conflict` (a concurrent change won; retry).",
             &[
                 "email_taken",
                 "username_taken",
+                "already_taken",
+                "product_unavailable",
+                "payment_declined",
+                "order_failed",
                 "already_exists",
                 "already_active",
                 "out_of_stock",
@@ -146,6 +150,47 @@ pub fn responses() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `code: "…"` the API's source spells out is listed under some status, so a new
+    /// code cannot be left out of the document unnoticed.
+    #[test]
+    fn every_code_in_the_source_is_listed() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("a folder").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|ext| ext == "rs") {
+                    found.push(std::fs::read_to_string(&path).expect("source"));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+            &mut files,
+        );
+        let listed: Vec<&str> = problem_codes()
+            .iter()
+            .flat_map(|(_, _, codes)| codes.iter().copied())
+            .collect();
+        let mut missing = Vec::new();
+        for source in &files {
+            for (at, _) in source.match_indices("code: \"") {
+                let rest = &source[at + 7..];
+                let code = &rest[..rest.find('"').unwrap_or(0)];
+                let is_code =
+                    !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+                if is_code && !listed.contains(&code) {
+                    missing.push(code.to_string());
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "problem codes missing from docs/openapi/problems.rs: {missing:?}"
+        );
+    }
 
     /// A code `ApiError` gives for itself is listed under the status it answers with.
     #[test]
