@@ -172,6 +172,9 @@ pub struct Config {
     /// What this process runs (`--role`) and how its background workers are tuned.
     #[command(flatten)]
     pub background: BackgroundSettings,
+    /// What `/ready` and the operators' views go by.
+    #[command(flatten)]
+    pub operations: OperationsSettings,
 }
 
 /// What a process runs: the HTTP API, the background workers, or both.
@@ -265,6 +268,23 @@ pub struct HttpSettings {
     /// in milliseconds; then 408 `request_timeout`.
     #[arg(long, env = "ESHOP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+}
+
+/// Readiness for load balancers and orchestrators.
+#[derive(Debug, Clone, Args)]
+pub struct OperationsSettings {
+    /// `GET /ready` answers 503 while a projection lags more than this many seconds behind the
+    /// stream, so a load balancer sends reads elsewhere.
+    #[arg(long, env = "ESHOP_READY_MAX_LAG_SECONDS", default_value_t = 30)]
+    pub ready_max_lag_seconds: u64,
+}
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        Self {
+            ready_max_lag_seconds: 30,
+        }
+    }
 }
 
 impl Default for HttpSettings {

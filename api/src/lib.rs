@@ -10,6 +10,7 @@ pub mod config;
 pub mod docs;
 pub mod error;
 pub mod http;
+pub mod http_metrics;
 pub mod json_body;
 pub mod replay;
 pub mod request;

@@ -46,7 +46,7 @@ use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
 use crate::state::{AppState, Services};
-use crate::{http, security, throttle, workers};
+use crate::{http, http_metrics, security, throttle, workers};
 
 pub use eshop_commands::BoxError;
 
@@ -62,6 +62,7 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
     let request_limit = Duration::from_millis(http.request_timeout_ms.max(1));
     let request_id = HeaderName::from_static(REQUEST_ID);
     let cors = security::cors(&state.cors_origins);
+    let metrics = state.http_metrics.clone();
     let routes = Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router())
@@ -116,6 +117,11 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         // Outside the layer that generates an id: one that does not fit is dropped first.
         .layer(middleware::from_fn(http::fit_request_id))
         .layer(middleware::from_fn(security::secure_headers))
+        // Outermost: every answer is counted, the early ones included.
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            http_metrics::record,
+        ))
 }
 
 /// The shortest HS256 key accepted outside development: 256 bits.
@@ -216,6 +222,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         task_queue: TaskQueue::new(jetstream.clone(), subjects.clone()),
         schedules: PgSchedules::new(pool.clone()),
         tz,
+        http_metrics: Arc::default(),
+        ready_max_lag: Duration::from_secs(config.operations.ready_max_lag_seconds),
         pool,
     });
     if let Some((email, password)) = config.admin_account() {

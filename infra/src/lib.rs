@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod leader;
 pub mod mail;
 pub mod nats;
+pub mod operations;
 pub mod order_worker;
 pub mod personal_data;
 pub mod projector;
