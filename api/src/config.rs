@@ -39,7 +39,8 @@ pub struct Config {
     #[arg(long, env = "ESHOP_NATS_PREFIX", default_value = "")]
     pub nats_prefix: String,
 
-    /// Redis, for the read cache.
+    /// Redis, for the read cache and rate limits (empty: run without Redis; reads then come
+    /// from Postgres and rate limits let requests through).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
 
@@ -277,12 +278,28 @@ pub struct OperationsSettings {
     /// stream, so a load balancer sends reads elsewhere.
     #[arg(long, env = "ESHOP_READY_MAX_LAG_SECONDS", default_value_t = 30)]
     pub ready_max_lag_seconds: u64,
+
+    /// Start private Postgres and NATS servers (from the installed binaries, data under
+    /// `ESHOP_DATA_DIR`) and run without Redis: nothing to set up by hand.
+    #[arg(long, env = "ESHOP_EMBEDDED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub embedded: bool,
+
+    /// Load a demo catalog and two shoppers with money at start, and print how to sign in.
+    #[arg(long, env = "ESHOP_DEMO", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub demo: bool,
+
+    /// Where `--embedded` keeps its servers' data (`pg/`, `nats/`).
+    #[arg(long, env = "ESHOP_DATA_DIR", default_value = "var")]
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for OperationsSettings {
     fn default() -> Self {
         Self {
             ready_max_lag_seconds: 30,
+            embedded: false,
+            demo: false,
+            data_dir: "var".into(),
         }
     }
 }

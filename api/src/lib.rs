@@ -7,6 +7,7 @@ pub mod background;
 pub mod bootstrap;
 pub mod command;
 pub mod config;
+pub mod demo;
 pub mod docs;
 pub mod error;
 pub mod http;

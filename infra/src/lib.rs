@@ -8,6 +8,7 @@ pub mod claims;
 pub mod commit_order;
 pub mod consumer;
 pub mod database;
+pub mod embedded;
 pub mod erasure;
 pub mod event_headers;
 pub mod event_store;

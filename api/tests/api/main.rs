@@ -10,6 +10,7 @@ mod bad_input;
 mod catalog;
 mod concurrency;
 mod consumers;
+mod embedded;
 mod erasure;
 mod errors;
 mod hardening;
