@@ -13,6 +13,7 @@ mod consumers;
 mod embedded;
 mod erasure;
 mod errors;
+mod faults;
 mod hardening;
 mod idempotency;
 mod logs;
