@@ -13,8 +13,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// The servers, running until `stop`.
 pub struct EmbeddedServices {
-    postgres: Child,
-    postgres_data: PathBuf,
+    postgres: PrivatePostgres,
     nats: Child,
     pub database_url: String,
     pub nats_url: String,
@@ -26,19 +25,18 @@ impl EmbeddedServices {
     pub fn start(data_dir: &Path) -> Result<Self, BoxError> {
         std::fs::create_dir_all(data_dir)?;
         let data_dir = data_dir.canonicalize()?;
-        let (postgres, postgres_data, database_url) = start_postgres(&data_dir.join("pg"))?;
+        let mut postgres = PrivatePostgres::start(&data_dir.join("pg"))?;
         let (nats, nats_url) = match start_nats(&data_dir.join("nats")) {
             Ok(started) => started,
             Err(error) => {
-                stop_postgres(postgres, &postgres_data);
+                postgres.stop();
                 return Err(error);
             }
         };
         Ok(Self {
+            database_url: postgres.url("eshop"),
             postgres,
-            postgres_data,
             nats,
-            database_url,
             nats_url,
         })
     }
@@ -47,71 +45,99 @@ impl EmbeddedServices {
     pub fn stop(mut self) {
         signal(&self.nats, "TERM");
         let _ = self.nats.wait();
-        stop_postgres(self.postgres, &self.postgres_data);
-    }
-
-    /// Process ids, for tests that check nothing outlives eshop.
-    pub fn pids(&self) -> (u32, u32) {
-        (self.postgres.id(), self.nats.id())
+        self.postgres.stop();
     }
 }
 
-fn start_postgres(data: &Path) -> Result<(Child, PathBuf, String), BoxError> {
-    let bin = postgres_bin_dir()?;
-    let as_root = is_root();
-    if !data.join("PG_VERSION").exists() {
-        std::fs::create_dir_all(data)?;
-        if as_root {
-            // Postgres refuses to run as root: its files belong to the `postgres` user.
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(data))?;
+/// A Postgres server of eshop's own: its data in one directory, reachable only on a Unix socket
+/// there, trusted. Stopped and started again on the same port (fault tests do).
+pub struct PrivatePostgres {
+    child: Option<Child>,
+    data: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// Starts a server on `data` (made with `initdb` when empty), on a free port.
+    pub fn start(data: &Path) -> Result<Self, BoxError> {
+        let bin = postgres_bin_dir()?;
+        if !data.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(data)?;
+            if is_root() {
+                // Postgres refuses to run as root: its files belong to the `postgres` user.
+                run(Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(data))?;
+            }
+            let mut initdb = server_command(&bin.join("initdb"));
+            initdb.arg("-D").arg(data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ]);
+            run(&mut initdb)?;
         }
-        let mut initdb = server_command(&bin.join("initdb"), as_root);
-        initdb.arg("-D").arg(data).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-instructions",
-        ]);
-        run(&mut initdb)?;
+        // A server left running by an eshop that was killed holds the data: stop it first.
+        if data.join("postmaster.pid").exists() {
+            let mut stop = server_command(&bin.join("pg_ctl"));
+            stop.arg("stop").arg("-D").arg(data).args(["-m", "fast"]);
+            let _ = stop.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+        let mut server = Self {
+            child: None,
+            data: data.to_path_buf(),
+            bin,
+            port: free_port()?,
+        };
+        server.start_again()?;
+        Ok(server)
     }
-    // A server left running by an eshop that was killed holds the data: stop it first.
-    let leftover = data.join("postmaster.pid");
-    if leftover.exists() {
-        let mut stop = server_command(&bin.join("pg_ctl"), as_root);
-        stop.arg("stop").arg("-D").arg(data).args(["-m", "fast"]);
-        let _ = stop.stdout(Stdio::null()).stderr(Stdio::null()).status();
+
+    /// Starts the server again after `stop`, on the same port and data.
+    pub fn start_again(&mut self) -> Result<(), BoxError> {
+        let mut postgres = server_command(&self.bin.join("postgres"));
+        postgres
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-p")
+            .arg(self.port.to_string())
+            // Only a Unix socket in the data directory: nothing else on the machine reaches it.
+            .arg("-k")
+            .arg(&self.data)
+            .args(["-c", "listen_addresses="])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(postgres.spawn()?);
+        let socket = self.data.join(format!(".s.PGSQL.{}", self.port));
+        wait_until("Postgres", || socket.exists())
     }
-    let port = free_port()?;
-    let mut postgres = server_command(&bin.join("postgres"), as_root);
-    postgres
-        .arg("-D")
-        .arg(data)
-        .arg("-p")
-        .arg(port.to_string())
-        // Only a Unix socket in the data directory: nothing else on the machine can reach it.
-        .arg("-k")
-        .arg(data)
-        .args(["-c", "listen_addresses="])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = postgres.spawn()?;
-    let socket = data.join(format!(".s.PGSQL.{port}"));
-    wait_until("Postgres", || socket.exists())?;
-    let url = format!(
-        "postgres://postgres@localhost:{port}/eshop?host={}",
-        data.display()
-    );
-    Ok((child, data.to_path_buf(), url))
+
+    /// Stops it with a fast shutdown (SIGINT: sessions end, it checkpoints and exits).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "INT");
+            let _ = child.wait();
+        }
+    }
+
+    /// The URL of one of its databases.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@localhost:{}/{database}?host={}",
+            self.port,
+            self.data.display()
+        )
+    }
 }
 
-fn stop_postgres(mut postgres: Child, _data: &Path) {
-    // SIGINT is Postgres's fast shutdown: sessions end, it checkpoints and exits.
-    signal(&postgres, "INT");
-    let _ = postgres.wait();
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 fn start_nats(store: &Path) -> Result<(Child, String), BoxError> {
@@ -167,8 +193,8 @@ fn find_binary(name: &str, extra_dirs: &[&str]) -> Result<PathBuf, BoxError> {
 }
 
 /// The server binary, run as the `postgres` user when eshop runs as root.
-fn server_command(binary: &Path, as_root: bool) -> Command {
-    if as_root {
+fn server_command(binary: &Path) -> Command {
+    if is_root() {
         let mut command = Command::new("setpriv");
         command
             .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])

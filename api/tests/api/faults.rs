@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use eshop_infra::embedded::PrivatePostgres;
+
 use crate::helpers::{eventually, spawn_app_with};
 
 fn free_port() -> u16 {
@@ -111,8 +113,9 @@ async fn while_redis_does_not_answer_reads_come_from_postgres_and_no_stale_entry
         let app = &app;
         async move {
             let response = app.get(&path, None).await;
-            assert_eq!(response.status(), 200);
+            let status = response.status();
             let body: Value = response.json().await.expect("json");
+            assert_eq!(status, 200, "{path}: {body}");
             body["title"].as_str().expect("title").to_string()
         }
     };
@@ -251,4 +254,71 @@ async fn nats_down_for_5_s_under_writes_loses_and_repeats_nothing() {
     .await;
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_answers_503_promptly_and_recovers_without_losing_what_was_acknowledged()
+{
+    let dir = std::env::temp_dir().join(format!("eshop-pg-{}", uuid::Uuid::new_v4()));
+    let mut postgres = PrivatePostgres::start(&dir.join("pg")).expect("private Postgres");
+    let url = postgres.url("eshop");
+    let app = spawn_app_with(|config| config.database_url = url).await;
+    let (_, customer) = app.customer("restart").await;
+    for _ in 0..10 {
+        let deposit = app
+            .post(
+                "/api/users/me/deposits",
+                Some(&customer),
+                json!({"amount_cents": 100}),
+            )
+            .await;
+        assert_eq!(deposit.status(), 200);
+    }
+
+    tokio::task::block_in_place(|| postgres.stop());
+    for (method, path, body) in [
+        ("GET", "/api/users/me", None),
+        (
+            "POST",
+            "/api/users/me/deposits",
+            Some(json!({"amount_cents": 100})),
+        ),
+    ] {
+        let started = Instant::now();
+        let response = match body {
+            Some(body) => app.post(path, Some(&customer), body).await,
+            None => app.get(path, Some(&customer)).await,
+        };
+        assert_eq!(
+            response.status(),
+            503,
+            "{method} {path} while Postgres is down"
+        );
+        let problem: Value = response.json().await.expect("problem");
+        assert_eq!(problem["code"], "service_unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{method} {path} answered in {:?}",
+            started.elapsed()
+        );
+    }
+
+    tokio::task::block_in_place(|| postgres.start_again()).expect("Postgres again");
+    // The same process recovers: every acknowledged deposit is there, and new ones work.
+    let deposit: Value = eventually(Duration::from_secs(30), "a deposit after", || async {
+        let response = app
+            .post(
+                "/api/users/me/deposits",
+                Some(&customer),
+                json!({"amount_cents": 100}),
+            )
+            .await;
+        (response.status() == 200).then_some(())?;
+        response.json().await.ok()
+    })
+    .await;
+    assert_eq!(deposit["balance_cents"], 1_100, "{deposit}");
+    app.shutdown().await;
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(&dir);
 }
