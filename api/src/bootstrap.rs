@@ -13,17 +13,7 @@ use crate::state::AppState;
 /// derived from the e-mail, so a second start (or a second replica) appends nothing new. An
 /// existing account keeps its password.
 pub async fn ensure_admin(state: &AppState, email: &str, password: &str) -> Result<(), ApiError> {
-    let email = EmailAddress::parse(email)
-        .map_err(|invalid| ApiError::field("ESHOP_ADMIN_EMAIL", invalid.0))?;
-    let holder = state
-        .bus
-        .store()
-        .claim_holder(EMAIL_CLAIM, email.as_str())
-        .await?;
-    let user_id = match holder {
-        Some(id) => id,
-        None => register(state, &email, password).await?,
-    };
+    let user_id = ensure_account(state, email, password, None).await?;
     let context = CommandContext::repeatable(
         Actor::System,
         "bootstrap",
@@ -42,10 +32,32 @@ pub async fn ensure_admin(state: &AppState, email: &str, password: &str) -> Resu
     Ok(())
 }
 
+/// The id of the account with this e-mail, registered (with this password, and `username` or
+/// one derived from its id) when there is none. An existing account keeps its password.
+pub async fn ensure_account(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    username: Option<&str>,
+) -> Result<String, ApiError> {
+    let email = EmailAddress::parse(email)
+        .map_err(|invalid| ApiError::field("ESHOP_ADMIN_EMAIL", invalid.0))?;
+    let holder = state
+        .bus
+        .store()
+        .claim_holder(EMAIL_CLAIM, email.as_str())
+        .await?;
+    match holder {
+        Some(id) => Ok(id),
+        None => register(state, &email, password, username).await,
+    }
+}
+
 async fn register(
     state: &AppState,
     email: &EmailAddress,
     password: &str,
+    username: Option<&str>,
 ) -> Result<String, ApiError> {
     let attributes = AccountAttributes {
         email: email.as_str(),
@@ -59,8 +71,12 @@ async fn register(
         &["bootstrap-admin", email.as_str()],
     );
     let user_id = context.new_aggregate_id();
-    let username = Username::parse(&format!("admin-{}", &user_id.simple().to_string()[..8]))
-        .map_err(|invalid| ApiError::Internal(invalid.0.into()))?;
+    let username = match username {
+        Some(name) => name.to_string(),
+        None => format!("admin-{}", &user_id.simple().to_string()[..8]),
+    };
+    let username =
+        Username::parse(&username).map_err(|invalid| ApiError::Internal(invalid.0.into()))?;
     let registration = Registration {
         email: email.clone(),
         username,

@@ -39,7 +39,8 @@ pub struct Config {
     #[arg(long, env = "ESHOP_NATS_PREFIX", default_value = "")]
     pub nats_prefix: String,
 
-    /// Redis, for the read cache.
+    /// Redis, for the read cache and rate limits (empty: run without Redis; reads then come
+    /// from Postgres and rate limits let requests through).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
 
@@ -172,6 +173,9 @@ pub struct Config {
     /// What this process runs (`--role`) and how its background workers are tuned.
     #[command(flatten)]
     pub background: BackgroundSettings,
+    /// What `/ready` and the operators' views go by.
+    #[command(flatten)]
+    pub operations: OperationsSettings,
 }
 
 /// What a process runs: the HTTP API, the background workers, or both.
@@ -265,6 +269,39 @@ pub struct HttpSettings {
     /// in milliseconds; then 408 `request_timeout`.
     #[arg(long, env = "ESHOP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+}
+
+/// Readiness for load balancers and orchestrators.
+#[derive(Debug, Clone, Args)]
+pub struct OperationsSettings {
+    /// `GET /ready` answers 503 while a projection lags more than this many seconds behind the
+    /// stream, so a load balancer sends reads elsewhere.
+    #[arg(long, env = "ESHOP_READY_MAX_LAG_SECONDS", default_value_t = 30)]
+    pub ready_max_lag_seconds: u64,
+
+    /// Start private Postgres and NATS servers (from the installed binaries, data under
+    /// `ESHOP_DATA_DIR`) and run without Redis: nothing to set up by hand.
+    #[arg(long, env = "ESHOP_EMBEDDED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub embedded: bool,
+
+    /// Load a demo catalog and two shoppers with money at start, and print how to sign in.
+    #[arg(long, env = "ESHOP_DEMO", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub demo: bool,
+
+    /// Where `--embedded` keeps its servers' data (`pg/`, `nats/`).
+    #[arg(long, env = "ESHOP_DATA_DIR", default_value = "var")]
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        Self {
+            ready_max_lag_seconds: 30,
+            embedded: false,
+            demo: false,
+            data_dir: "var".into(),
+        }
+    }
 }
 
 impl Default for HttpSettings {

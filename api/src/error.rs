@@ -71,6 +71,8 @@ pub enum ApiError {
     Throttled { retry_after_seconds: u64 },
     #[error("a dependency is unavailable; try again")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("this replica is not ready to take traffic")]
+    NotReady { reasons: Vec<String> },
     #[error("an unexpected error occurred")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -106,7 +108,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::Unavailable(_) | Self::NotYetVisible { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotYetVisible { .. } | Self::NotReady { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,6 +136,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "service_unavailable",
             Self::NotYetVisible { .. } => "not_yet_visible",
+            Self::NotReady { .. } => "not_ready",
             Self::Throttled { .. } => "throttled",
             Self::Internal(_) => "internal",
         }
@@ -143,6 +148,7 @@ impl ApiError {
         matches!(
             self,
             Self::Unavailable(_)
+                | Self::NotReady { .. }
                 | Self::RequestTimeout
                 | Self::Throttled { .. }
                 | Self::Internal(_)
@@ -172,6 +178,7 @@ impl ApiError {
             Self::Throttled {
                 retry_after_seconds,
             } => problem["retry_after_seconds"] = json!(retry_after_seconds),
+            Self::NotReady { reasons } => problem["reasons"] = json!(reasons),
             _ => {}
         }
         problem

@@ -46,7 +46,8 @@ use crate::error::ApiError;
 use crate::request::REQUEST_ID;
 use crate::routes;
 use crate::state::{AppState, Services};
-use crate::{http, security, throttle, workers};
+use crate::{demo, http, http_metrics, security, throttle, workers};
+use eshop_infra::embedded::EmbeddedServices;
 
 pub use eshop_commands::BoxError;
 
@@ -62,6 +63,7 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
     let request_limit = Duration::from_millis(http.request_timeout_ms.max(1));
     let request_id = HeaderName::from_static(REQUEST_ID);
     let cors = security::cors(&state.cors_origins);
+    let metrics = state.http_metrics.clone();
     let routes = Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router())
@@ -116,6 +118,11 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         // Outside the layer that generates an id: one that does not fit is dropped first.
         .layer(middleware::from_fn(http::fit_request_id))
         .layer(middleware::from_fn(security::secure_headers))
+        // Outermost: every answer is counted, the early ones included.
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            http_metrics::record,
+        ))
 }
 
 /// The shortest HS256 key accepted outside development: 256 bits.
@@ -216,6 +223,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         task_queue: TaskQueue::new(jetstream.clone(), subjects.clone()),
         schedules: PgSchedules::new(pool.clone()),
         tz,
+        http_metrics: Arc::default(),
+        ready_max_lag: Duration::from_secs(config.operations.ready_max_lag_seconds),
         pool,
     });
     if let Some((email, password)) = config.admin_account() {
@@ -283,11 +292,43 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     })
 }
 
-pub async fn serve(config: Config) -> Result<(), BoxError> {
+pub async fn serve(mut config: Config) -> Result<(), BoxError> {
+    let stop = shutdown_signal();
+    if !config.operations.embedded {
+        return serve_until(config, stop).await;
+    }
+    let data_dir = config.operations.data_dir.clone();
+    let services =
+        tokio::task::spawn_blocking(move || EmbeddedServices::start(&data_dir)).await??;
+    tracing::info!(
+        data_dir = %config.operations.data_dir.display(),
+        nats = %services.nats_url,
+        "embedded Postgres and NATS started; running without Redis"
+    );
+    config.database_url = services.database_url.clone();
+    config.nats_url = services.nats_url.clone();
+    config.redis_url = String::new();
+    let served = serve_until(config, stop).await;
+    tokio::task::spawn_blocking(move || services.stop()).await?;
+    served
+}
+
+async fn serve_until(
+    config: Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), BoxError> {
     let running = start(&config).await?;
+    if config.operations.demo {
+        let added = demo::load(&running.state).await?;
+        tracing::info!(added, "demo catalog and shoppers loaded");
+        println!(
+            "{}",
+            demo::instructions(&format!("http://{}", running.addr))
+        );
+    }
     tracing::info!(addr = %running.addr, "eshop is serving");
     let purge = tokio::spawn(purge_idempotency_records(running.state.clone()));
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing requests in flight");
     purge.abort();
     running.shutdown().await?;
@@ -318,29 +359,37 @@ async fn purge_idempotency_records(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGTERM or Ctrl-C. The listeners are registered when this is called, not when
+/// it is first awaited: a signal that arrives while eshop is still starting then stops it
+/// cleanly (embedded servers included) instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listeners = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        async move {
+            match listeners {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(error = %error, "cannot listen for SIGTERM or SIGINT");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -12,12 +12,17 @@ use eshop_infra::cache::Cache;
 use eshop_infra::erasure::Erasure;
 use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
+use eshop_infra::operations::{self, StatusCounts};
+pub use eshop_infra::operations::{process_figures, ConsumerBacklog};
 use eshop_infra::personal_data::SealingKey;
+use eshop_infra::projector::report;
+pub use eshop_infra::projector::ProjectionReport;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
+use eshop_infra::read_models::registry;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::read_models::JsonTable;
 use eshop_infra::relay::RelayStatus;
@@ -31,6 +36,7 @@ use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 use crate::auth::TokenKeys;
 use crate::config::ThrottleSettings;
 use crate::error::ApiError;
+use crate::http_metrics::HttpMetrics;
 use crate::routes::{not_yet_visible, READ_YOUR_WRITES_WAIT};
 
 /// Cheap to clone (one `Arc`): every request clones it once per extractor and middleware, and
@@ -87,10 +93,69 @@ pub struct Services {
     pub schedules: PgSchedules,
     /// The shop's time zone (`ESHOP_TZ`).
     pub tz: chrono_tz::Tz,
+    /// Request counts and latencies for `/metrics`.
+    pub http_metrics: Arc<HttpMetrics>,
+    /// `/ready` answers 503 when a projection lags more than this.
+    pub ready_max_lag: std::time::Duration,
 }
 
 /// Adapters that need nothing but the pool, made when asked for.
 impl Services {
+    /// Every registered projection: how far it got and how far behind it is.
+    pub async fn projection_reports(&self) -> Result<Vec<ProjectionReport>, ApiError> {
+        let names = registry::shop().names();
+        report(&self.pool, &self.jetstream, &self.subjects, &names)
+            .await
+            .map_err(ApiError::Unavailable)
+    }
+
+    /// Tasks and orders by status.
+    pub async fn status_counts(&self) -> Result<StatusCounts, ApiError> {
+        operations::status_counts(&self.pool)
+            .await
+            .map_err(ApiError::Unavailable)
+    }
+
+    /// Every durable consumer's backlog on the event and task streams.
+    pub async fn consumer_backlogs(&self) -> Result<Vec<ConsumerBacklog>, ApiError> {
+        operations::consumer_backlogs(&self.jetstream, &self.subjects)
+            .await
+            .map_err(ApiError::Unavailable)
+    }
+
+    /// Why this replica should not take traffic now (empty: it should): Postgres or NATS not
+    /// answering within a second, or a projection further behind than `ready_max_lag`.
+    pub async fn unreadiness(&self) -> Vec<String> {
+        const LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+        let mut reasons = Vec::new();
+        if let Err(error) = operations::postgres_answers(&self.pool, LIMIT).await {
+            reasons.push(format!("postgres: {error}"));
+        }
+        if let Err(error) =
+            operations::jetstream_answers(&self.jetstream, &self.subjects, LIMIT).await
+        {
+            reasons.push(format!("nats: {error}"));
+        }
+        if reasons.is_empty() {
+            match tokio::time::timeout(LIMIT * 2, self.projection_reports()).await {
+                Ok(Ok(reports)) => reasons.extend(
+                    reports
+                        .iter()
+                        .filter(|report| report.lag_seconds > self.ready_max_lag.as_secs_f64())
+                        .map(|report| {
+                            format!(
+                                "projection {} lags {:.0} s ({} events)",
+                                report.name, report.lag_seconds, report.lag_events
+                            )
+                        }),
+                ),
+                Ok(Err(error)) => reasons.push(format!("projections: {error}")),
+                Err(_) => reasons.push("projections: no report within 2 s".to_string()),
+            }
+        }
+        reasons
+    }
+
     /// Erases what is derived from a user's personal data.
     pub fn erasure(&self) -> Erasure {
         Erasure::new(self.pool.clone())

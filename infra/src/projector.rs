@@ -282,6 +282,12 @@ type StatusRow = (
     Option<String>,
 );
 
+/// Seconds from a time (nanoseconds since the epoch) until now; 0 for a time in the future.
+fn seconds_since(unix_nanos: i128) -> f64 {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as i128;
+    ((now - unix_nanos).max(0) as f64) / 1e9
+}
+
 /// Reports on the named projections (from Postgres, and JetStream's view of their consumers).
 pub async fn report(
     pool: &PgPool,
@@ -300,23 +306,41 @@ pub async fn report(
         .await?;
         let (position, last_recorded_at, status, last_error) =
             row.unwrap_or((0, None, "starting".into(), None));
-        let lag_events = match stream
+        let (lag_events, oldest_unapplied) = match stream
             .get_consumer::<pull::Config>(&consumer_name(name))
             .await
         {
-            Ok(mut consumer) => consumer
-                .info()
-                .await
-                .map(|info| info.num_pending + info.num_ack_pending as u64)
-                .unwrap_or_default(),
-            Err(_) => 0,
+            Ok(mut consumer) => match consumer.info().await {
+                Ok(info) => {
+                    let lag = info.num_pending + info.num_ack_pending as u64;
+                    let oldest = if lag == 0 {
+                        None
+                    } else {
+                        // The first event of the consumer's subjects past what it has
+                        // acknowledged: its age is how far behind the projection is.
+                        stream
+                            .get_first_raw_message_by_subject(
+                                &info.config.filter_subject,
+                                info.ack_floor.stream_sequence + 1,
+                            )
+                            .await
+                            .ok()
+                            .map(|message| message.time)
+                    };
+                    (lag, oldest)
+                }
+                Err(_) => (0, None),
+            },
+            Err(_) => (0, None),
         };
-        let lag_seconds = match (lag_events, last_recorded_at) {
-            (0, _) => 0.0,
-            (_, Some(at)) => (chrono::Utc::now() - at)
+        let lag_seconds = match (lag_events, oldest_unapplied, last_recorded_at) {
+            (0, _, _) => 0.0,
+            (_, Some(published), _) => seconds_since(published.unix_timestamp_nanos()),
+            // The stream no longer has it (aged out): time since the last apply, as a bound.
+            (_, None, Some(at)) => (chrono::Utc::now() - at)
                 .to_std()
                 .map_or(0.0, |age| age.as_secs_f64()),
-            (_, None) => 0.0,
+            (_, None, None) => 0.0,
         };
         reports.push(ProjectionReport {
             name: (*name).to_string(),

@@ -12,21 +12,29 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 pub struct RedisLink {
-    client: redis::Client,
+    /// `None` when eshop runs without Redis (an empty URL): every caller takes its fallback.
+    client: Option<redis::Client>,
     /// The connection (it reconnects by itself once made) and when we last tried to make one.
     connection: RwLock<(Option<ConnectionManager>, Option<Instant>)>,
 }
 
 impl RedisLink {
+    /// An empty `url` runs without Redis.
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
+        let client = if url.is_empty() {
+            None
+        } else {
+            Some(redis::Client::open(url)?)
+        };
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client,
             connection: RwLock::new((None, None)),
         })
     }
 
     /// A connection, or `None` while Redis is unreachable.
     pub async fn connection(&self) -> Option<ConnectionManager> {
+        let client = self.client.as_ref()?;
         {
             let slot = self.connection.read().unwrap_or_else(|p| p.into_inner());
             if let Some(connection) = &slot.0 {
@@ -50,7 +58,7 @@ impl RedisLink {
             .set_number_of_retries(1);
         match tokio::time::timeout(
             CONNECT_TIMEOUT * 2,
-            ConnectionManager::new_with_config(self.client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
         {

@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::state::AppState;
+use crate::http_metrics::escape_label;
+use crate::state::{process_figures, AppState, ConsumerBacklog, ProjectionReport};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -105,5 +106,136 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ] {
         gauge(name, help, value.load(Ordering::Relaxed).to_string());
     }
+    state.http_metrics.render(&mut text);
+    operations(&state, &mut text).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// One metric family with labelled samples.
+fn family(text: &mut String, name: &str, help: &str, samples: &[(String, String)]) {
+    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(text, "{name} {value}");
+        } else {
+            let _ = writeln!(text, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+fn label(key: &str, value: &str) -> String {
+    format!("{key}=\"{}\"", escape_label(value))
+}
+
+/// Projection lag, consumer backlogs, the pool, task and order counts, and the process. A
+/// dependency that does not answer leaves its families out rather than failing the scrape.
+async fn operations(state: &AppState, text: &mut String) {
+    if let Ok(reports) = state.projection_reports().await {
+        let by_projection = |value: &dyn Fn(&ProjectionReport) -> String| {
+            reports
+                .iter()
+                .map(|report| (label("projection", &report.name), value(report)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            text,
+            "eshop_projection_lag_events",
+            "Events on the stream a projection has not applied yet.",
+            &by_projection(&|report| report.lag_events.to_string()),
+        );
+        family(
+            text,
+            "eshop_projection_lag_seconds",
+            "How long a lagging projection has gone without applying an event (0 when caught up).",
+            &by_projection(&|report| report.lag_seconds.to_string()),
+        );
+    }
+    if let Ok(backlogs) = state.consumer_backlogs().await {
+        let samples = |value: &dyn Fn(&ConsumerBacklog) -> u64| {
+            backlogs
+                .iter()
+                .map(|backlog| {
+                    (
+                        format!(
+                            "{},{}",
+                            label("stream", &backlog.stream),
+                            label("consumer", &backlog.consumer)
+                        ),
+                        value(backlog).to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            text,
+            "eshop_consumer_pending_messages",
+            "Messages a durable JetStream consumer has not been delivered yet.",
+            &samples(&|backlog| backlog.pending),
+        );
+        family(
+            text,
+            "eshop_consumer_ack_pending_messages",
+            "Messages delivered to a durable consumer and not acknowledged yet.",
+            &samples(&|backlog| backlog.ack_pending),
+        );
+    }
+    let pool = &state.pool;
+    let idle = pool.num_idle() as u32;
+    family(
+        text,
+        "db_client_connections_usage",
+        "Postgres pool connections by state (sqlx does not expose waiting acquirers).",
+        &[
+            (
+                label("state", "used"),
+                pool.size().saturating_sub(idle).to_string(),
+            ),
+            (label("state", "idle"), idle.to_string()),
+        ],
+    );
+    family(
+        text,
+        "db_client_connections_max",
+        "The Postgres pool's size limit.",
+        &[(
+            String::new(),
+            pool.options().get_max_connections().to_string(),
+        )],
+    );
+    if let Ok(counts) = state.status_counts().await {
+        let by_status = |rows: &[(String, i64)]| {
+            rows.iter()
+                .map(|(status, count)| (label("status", status), count.to_string()))
+                .collect::<Vec<_>>()
+        };
+        family(
+            text,
+            "eshop_tasks",
+            "Background tasks by status (queued, running, done, failed).",
+            &by_status(&counts.tasks),
+        );
+        family(
+            text,
+            "eshop_orders",
+            "Orders by status in the orders read model (placed, confirmed, failed, ...).",
+            &by_status(&counts.orders),
+        );
+    }
+    let process = process_figures();
+    if let Some(bytes) = process.resident_bytes {
+        family(
+            text,
+            "process_resident_memory_bytes",
+            "Resident memory of this eshop process.",
+            &[(String::new(), bytes.to_string())],
+        );
+    }
+    if let Some(files) = process.open_files {
+        family(
+            text,
+            "process_open_fds",
+            "Open file descriptors of this eshop process.",
+            &[(String::new(), files.to_string())],
+        );
+    }
 }

@@ -9,6 +9,7 @@ use reqwest::Method;
 pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/metrics"),
+    ("GET", "/ready"),
     ("POST", "/api/auth/register"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/refresh"),

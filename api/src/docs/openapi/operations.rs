@@ -55,6 +55,13 @@ fn meta(spec: &mut Spec) {
             json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}),
         )
         .add();
+    spec.route("GET", "/ready", "Whether this replica should take traffic")
+        .answer_schema(
+            200,
+            "Postgres and NATS answer and no projection lags more than ESHOP_READY_MAX_LAG_SECONDS (otherwise 503 `not_ready` with `reasons`).",
+            json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "ready"}}}),
+        )
+        .add();
     spec.route("GET", "/metrics", "Prometheus metrics of this replica")
         .answer_raw(200, "Prometheus text exposition format.", "text/plain")
         .add();

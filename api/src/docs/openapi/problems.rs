@@ -80,8 +80,8 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         ),
         (
             503,
-            "A dependency is down (`service_unavailable`), or the read model has not reached `min_version` within 5 s (`not_yet_visible`); both with `Retry-After`.",
-            &["service_unavailable", "not_yet_visible"],
+            "A dependency is down (`service_unavailable`), the read model has not reached `min_version` within 5 s (`not_yet_visible`), both with `Retry-After`; or, on `/ready`, this replica should not take traffic (`not_ready`, with `reasons`).",
+            &["service_unavailable", "not_yet_visible", "not_ready"],
         ),
     ]
 }
