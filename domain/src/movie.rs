@@ -456,7 +456,7 @@ impl Movie {
                 self.require_added()?;
                 Ok(self.tagged(given).into_iter().collect())
             }
-            MovieCommand::Import(imported) => self.imported(imported),
+            MovieCommand::Import(imported) => self.import_events(imported),
         }
     }
 
@@ -504,7 +504,8 @@ impl Movie {
         })
     }
 
-    fn imported(&self, imported: ImportedMovie) -> Result<Vec<MovieEvent>, MovieError> {
+    /// The events importing `imported` appends: only what differs from the movie now.
+    pub fn import_events(&self, imported: ImportedMovie) -> Result<Vec<MovieEvent>, MovieError> {
         let mut events = Vec::new();
         // Decided on a copy, so that two rows of one rater in one import keep only the change
         // the later row makes.
