@@ -17,6 +17,7 @@ pub mod mail;
 pub mod nats;
 pub mod order_worker;
 pub mod personal_data;
+pub mod profile;
 pub mod projector;
 pub mod rate_limit;
 pub mod read_models;
