@@ -11,6 +11,8 @@ pub mod docs;
 pub mod error;
 pub mod http;
 pub mod json_body;
+pub mod movie_cli;
+pub mod profiling;
 pub mod replay;
 pub mod request;
 pub mod routes;

@@ -34,7 +34,10 @@ impl MovieRecord {
 
     /// The sum of the ratings in half stars (exact).
     pub fn half_stars_sum(&self) -> i64 {
-        self.ratings.values().map(|(half, _)| i64::from(*half)).sum()
+        self.ratings
+            .values()
+            .map(|(half, _)| i64::from(*half))
+            .sum()
     }
 
     /// The average in stars, rounded to two decimals; `None` without ratings.
@@ -67,7 +70,10 @@ impl MovieRecord {
 
     /// Genres lower-cased: what the genre filters match.
     pub fn genre_keys(&self) -> Vec<String> {
-        self.genres.iter().map(|genre| genre.to_lowercase()).collect()
+        self.genres
+            .iter()
+            .map(|genre| genre.to_lowercase())
+            .collect()
     }
 
     /// The `limit` most given tags (case-insensitive, shown as first written), most first,
@@ -178,7 +184,9 @@ pub fn apply(
                     rater,
                     tag,
                     tagged_at,
-                } => row.tags.push((rater.to_string(), tag, tagged_at.timestamp())),
+                } => row
+                    .tags
+                    .push((rater.to_string(), tag, tagged_at.timestamp())),
             }
             row
         }
@@ -248,9 +256,12 @@ mod tests {
             .expect("applies")
             .expect("changed");
         for (sequence, (rater, stars)) in [(1, 4.0), (2, 3.5), (1, 5.0)].into_iter().enumerate() {
-            row = apply(Some(&row), &relayed(sequence as u64 + 2, rated(rater, stars)))
-                .expect("applies")
-                .expect("changed");
+            row = apply(
+                Some(&row),
+                &relayed(sequence as u64 + 2, rated(rater, stars)),
+            )
+            .expect("applies")
+            .expect("changed");
         }
         assert_eq!(row.ratings_count(), 2);
         assert_eq!(row.rating_average(), Some(4.25));

@@ -96,14 +96,13 @@ pub fn to_query(raw: Option<String>) -> Result<MovieQuery, ApiError> {
             "min_rating" => {
                 filter.min_rating = fields.check(
                     &name,
-                    number::<f64>(&value, "a number from 0 to 5")
-                        .and_then(|n| {
-                            if (0.0..=5.0).contains(&n) {
-                                Ok(n)
-                            } else {
-                                Err(InvalidValue("must be a number from 0 to 5".into()))
-                            }
-                        }),
+                    number::<f64>(&value, "a number from 0 to 5").and_then(|n| {
+                        if (0.0..=5.0).contains(&n) {
+                            Ok(n)
+                        } else {
+                            Err(InvalidValue("must be a number from 0 to 5".into()))
+                        }
+                    }),
                 )
             }
             "min_ratings" => {
@@ -162,10 +161,7 @@ async fn list(
     movie_cache::list(&state, &query).await
 }
 
-async fn show(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id, "movie")?;
     movie_cache::detail(&state, id).await
 }
@@ -351,11 +347,7 @@ async fn update(
     JsonBody { value: body, raw }: JsonBody<MovieRequest>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "movie")?;
-    let current = state
-        .bus
-        .load::<Movie>(&id.to_string())
-        .await?
-        .aggregate;
+    let current = state.bus.load::<Movie>(&id.to_string()).await?.aggregate;
     if !current.added {
         return Err(ApiError::NotFound("movie"));
     }
@@ -418,7 +410,15 @@ async fn withdraw(
     let command = MovieCommand::WithdrawRating {
         rater: Rater::User(user.id),
     };
-    run(&state, &meta, &user, Some(id), &serde_json::Value::Null, command).await
+    run(
+        &state,
+        &meta,
+        &user,
+        Some(id),
+        &serde_json::Value::Null,
+        command,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

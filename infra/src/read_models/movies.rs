@@ -260,13 +260,12 @@ impl PgMovies {
             };
             sql.push(", ").push_bind(after.id).push(")");
         }
-        sql.push(format!(" ORDER BY {sort} {direction}, id {direction} LIMIT "))
-            .push_bind(i64::from(query.limit) + 1);
-        let rows: Vec<CardRow> = timed(
-            "movies.list",
-            sql.build_query_as().fetch_all(&self.pool),
-        )
-        .await?;
+        sql.push(format!(
+            " ORDER BY {sort} {direction}, id {direction} LIMIT "
+        ))
+        .push_bind(i64::from(query.limit) + 1);
+        let rows: Vec<CardRow> =
+            timed("movies.list", sql.build_query_as().fetch_all(&self.pool)).await?;
         let mut items: Vec<MovieCard> = rows.into_iter().map(MovieCard::from).collect();
         let next_cursor = if items.len() > query.limit as usize {
             items.truncate(query.limit as usize);
