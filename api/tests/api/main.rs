@@ -16,6 +16,7 @@ mod hardening;
 mod idempotency;
 mod logs;
 mod mail;
+mod movies;
 mod orders;
 mod processes;
 mod products;
