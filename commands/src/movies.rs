@@ -9,7 +9,10 @@ use std::future::Future;
 use serde::Serialize;
 use uuid::Uuid;
 
-use eshop_domain::movie::{movielens_movie_id, Movie, MovieCommand, MovieError, MovieEvent};
+use eshop_domain::movie::{
+    movielens_movie_id, ImportedMovie, Movie, MovieCommand, MovieError, MovieEvent,
+};
+use futures::{FutureExt, StreamExt};
 
 use crate::bus::{CommandBus, CommandError, Executed};
 use crate::context::{Actor, CommandContext};
@@ -172,6 +175,7 @@ impl<'a, S: EventStore> Movies<'a, S> {
         }
         // A unique id per run, so that each movie's append records its own applied command.
         let run = Uuid::now_v7().to_string();
+        let mut chunks: Vec<(Vec<(Uuid, ImportedMovie)>, u64)> = Vec::new();
         let mut chunk = Vec::new();
         let mut chunk_rows = 0_u64;
         let mut movies = movies.into_iter().peekable();
@@ -179,13 +183,33 @@ impl<'a, S: EventStore> Movies<'a, S> {
             chunk_rows += rows_of(&movie);
             chunk.push((id, movie));
             if chunk_rows >= ROWS_PER_COMMIT || movies.peek().is_none() {
-                self.commit_chunk(&chunk, actor, request_id, &run, &mut report)
-                    .await?;
-                done += chunk_rows;
-                progress(Progress { done, total });
-                chunk.clear();
+                chunks.push((std::mem::take(&mut chunk), chunk_rows));
                 chunk_rows = 0;
             }
+        }
+        // Two transactions in flight: one chunk is decided and serialized here while Postgres
+        // writes the one before. Chunks hold distinct movies, so they never wait on each other.
+        let run = run.as_str();
+        // Collected first: a stream over a borrowing closure would not be `Send` for every
+        // lifetime, which a spawned import needs.
+        let pending: Vec<_> = chunks
+            .iter()
+            .map(|(chunk, rows)| {
+                let rows = *rows;
+                self.commit_chunk(chunk, actor, request_id, run)
+                    .map(move |committed| committed.map(|counted| (counted, rows)))
+            })
+            .collect();
+        let mut commits = futures::stream::iter(pending).buffered(2);
+        while let Some(committed) = commits.next().await {
+            let (counted, rows) = committed?;
+            report.movies += counted.movies;
+            report.ratings += counted.ratings;
+            report.tags += counted.tags;
+            report.links += counted.links;
+            report.events += counted.events;
+            done += rows;
+            progress(Progress { done, total });
         }
         let changed_rows = report.movies + report.ratings + report.tags + report.links;
         report.skipped_total = skipped.len() as u64;
@@ -202,12 +226,11 @@ impl<'a, S: EventStore> Movies<'a, S> {
     /// One transaction for the movies of `chunk`, again from a fresh read after a conflict.
     async fn commit_chunk(
         &self,
-        chunk: &[(Uuid, eshop_domain::movie::ImportedMovie)],
+        chunk: &[(Uuid, ImportedMovie)],
         actor: Actor,
         request_id: &str,
         run: &str,
-        report: &mut ImportReport,
-    ) -> Result<(), ImportError> {
+    ) -> Result<ImportReport, ImportError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -249,14 +272,7 @@ impl<'a, S: EventStore> Movies<'a, S> {
                     .await?;
             }
             match batch.commit().await {
-                Ok(()) => {
-                    report.movies += counted.movies;
-                    report.ratings += counted.ratings;
-                    report.tags += counted.tags;
-                    report.links += counted.links;
-                    report.events += counted.events;
-                    return Ok(());
-                }
+                Ok(()) => return Ok(counted),
                 Err(StoreError::Conflict) if attempt < CHUNK_ATTEMPTS => {
                     tokio::time::sleep(self.bus.retry_policy().delay_before(attempt)).await;
                 }
