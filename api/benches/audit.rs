@@ -73,6 +73,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         http: Default::default(),
         background: Default::default(),
         operations: Default::default(),
+        movies: Default::default(),
         events_max_age: None,
     }
 }

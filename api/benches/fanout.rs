@@ -86,6 +86,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         schedule_poll_ms: 1000,
         background: Default::default(),
         operations: Default::default(),
+        movies: Default::default(),
         events_max_age: None,
     }
 }

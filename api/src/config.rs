@@ -176,6 +176,18 @@ pub struct Config {
     /// What `/ready` and the operators' views go by.
     #[command(flatten)]
     pub operations: OperationsSettings,
+
+    #[command(flatten)]
+    pub movies: MovieSettings,
+}
+
+/// The movies catalog and per-request profiling.
+#[derive(Debug, Clone, Args, Default)]
+pub struct MovieSettings {
+    /// `true`: each request's log line lists its SQL statements and their durations
+    /// (`Server-Timing` carries their count and total either way).
+    #[arg(long, env = "ESHOP_PROFILE_SQL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub profile_sql: bool,
 }
 
 /// What a process runs: the HTTP API, the background workers, or both.

@@ -12,6 +12,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use eshop_domain::cart::{self, CartEvent};
+use eshop_domain::movie::{self, MovieEvent};
 use eshop_domain::order::{self, OrderEvent};
 use eshop_domain::payment::{self, PaymentEvent};
 use eshop_domain::product::{self, ProductEvent};
@@ -159,6 +160,11 @@ pub fn aggregate_schemas() -> Vec<(&'static str, &'static str, Value)> {
             "review",
             review::EVENT_VERSION,
             schemars::schema_for!(ReviewEvent),
+        ),
+        (
+            "movie",
+            movie::EVENT_VERSION,
+            schemars::schema_for!(MovieEvent),
         ),
     ];
     aggregates

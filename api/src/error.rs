@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use eshop_commands::orders::{FailureReason, InvalidPayment, OrderingError, ProcessError};
 use eshop_commands::{CommandError, StoreError};
 use eshop_domain::cart::CartError;
+use eshop_domain::movie::MovieError;
 use eshop_domain::order::OrderError;
 use eshop_domain::product::ProductError;
 use eshop_domain::review::ReviewError;
@@ -417,6 +418,29 @@ impl From<ReviewError> for ApiError {
         match error {
             ReviewError::InvalidRating => Self::field("rating", detail),
             ReviewError::CommentTooLong => Self::field("comment", detail),
+        }
+    }
+}
+
+impl From<MovieError> for ApiError {
+    fn from(error: MovieError) -> Self {
+        let detail = error.to_string();
+        match error {
+            MovieError::NotFound => Self::NotFound("movie"),
+            MovieError::AlreadyExists => Self::Conflict {
+                code: "already_exists",
+                detail,
+            },
+            MovieError::NotRated => Self::Conflict {
+                code: "not_rated",
+                detail,
+            },
+            MovieError::InvalidRating => Self::field("rating", detail),
+            MovieError::InvalidTitle => Self::field("title", detail),
+            MovieError::InvalidYear => Self::field("year", detail),
+            MovieError::InvalidGenre => Self::field("genres", detail),
+            MovieError::InvalidTag => Self::field("tag", detail),
+            MovieError::InvalidLink => Self::field("imdb_id", detail),
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod error;
 pub mod http;
 pub mod http_metrics;
 pub mod json_body;
+pub mod movie_cli;
+pub mod profiling;
 pub mod replay;
 pub mod request;
 pub mod routes;

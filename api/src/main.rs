@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         command: eshop_api::audit_cli::AuditCommand,
     },
+    /// Import data into the catalog.
+    Import {
+        #[command(subcommand)]
+        command: eshop_api::movie_cli::ImportCommand,
+    },
     /// Work with the relay's output.
     Relay {
         #[command(subcommand)]
@@ -110,6 +115,10 @@ async fn main() -> std::process::ExitCode {
             eshop_api::replay::run(args).await
         }
         Command::Audit { command } => eshop_api::audit_cli::run(command).await,
+        Command::Import { command } => {
+            telemetry::init(false);
+            eshop_api::movie_cli::run(command).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -22,6 +22,7 @@ use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::personal_data::SealingKey;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
+use eshop_infra::read_models::movies::PgMovies;
 use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
@@ -78,6 +79,9 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         .merge(routes::tasks::router())
         .merge(routes::schedules::router())
         .merge(routes::contract::router())
+        .merge(routes::movies::router().layer(DefaultBodyLimit::max(
+            routes::movie_import::MAX_UPLOAD_BYTES,
+        )))
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Around every route and inside every other layer: a request is queued only after the
@@ -90,6 +94,10 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             throttle::throttle,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::profiling::server_timing,
         ))
         .with_state(state);
     let routes = match cors {
@@ -201,6 +209,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         carts: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
         wishlists: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
         reviews: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
+        movies: PgMovies::new(pool.clone()),
+        profile_sql: config.movies.profile_sql,
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),

@@ -19,6 +19,7 @@ use eshop_infra::projector::report;
 pub use eshop_infra::projector::ProjectionReport;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
+use eshop_infra::read_models::movies::PgMovies;
 use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
@@ -29,6 +30,8 @@ use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
 use eshop_infra::sessions::PgSessions;
 use eshop_infra::simulated_gateway::SimulatedGateway;
+/// How a task ended, for tasks a route runs itself (the movies import).
+pub use eshop_infra::tasks::Outcome as TaskOutcome;
 use eshop_infra::tasks::{PgTasks, TaskQueue};
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
@@ -78,6 +81,10 @@ pub struct Services {
     pub carts: PgDocuments<CartRecord>,
     pub wishlists: PgDocuments<WishlistRecord>,
     pub reviews: PgDocuments<ReviewRecord>,
+    /// The movies catalog's reads.
+    pub movies: PgMovies,
+    /// `ESHOP_PROFILE_SQL`: log each request's statements.
+    pub profile_sql: bool,
     /// The use cases of buying: purchases, orders, checkout, cancellation.
     pub ordering: Orders<PgEventStore, SimulatedGateway>,
     /// The process manager those orders run through (also driven by the order worker).

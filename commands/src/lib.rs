@@ -18,6 +18,7 @@ pub mod digest;
 pub mod directory;
 pub mod error;
 pub mod idempotency;
+pub mod movies;
 pub mod orders;
 pub mod payment_gateway;
 pub mod schedules;

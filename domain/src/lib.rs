@@ -5,6 +5,7 @@
 
 pub mod cart;
 pub mod claims;
+pub mod movie;
 pub mod order;
 pub mod payment;
 pub mod personal;

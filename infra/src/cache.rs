@@ -21,6 +21,7 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
+use crate::profile::{self, CacheOutcome};
 use crate::redis_link::RedisLink;
 use uuid::Uuid;
 
@@ -71,6 +72,9 @@ impl Cache {
         match entry {
             Entry::Product(id) => format!("{}gen:product:{id}", self.prefix),
             Entry::ProductList(_) => format!("{}gen:lists", self.prefix),
+            Entry::Movie(id) | Entry::MovieCard(id) => format!("{}gen:movie:{id}", self.prefix),
+            Entry::MovieList(_) => format!("{}gen:movie-lists", self.prefix),
+            Entry::Genres => format!("{}gen:genres", self.prefix),
         }
     }
 
@@ -81,6 +85,13 @@ impl Cache {
                 let digest = eshop_commands::digest::sha256_hex(&[query.as_bytes()]);
                 format!("{}list:{digest}", self.prefix)
             }
+            Entry::Movie(id) => format!("{}movie:{id}", self.prefix),
+            Entry::MovieCard(id) => format!("{}movie-card:{id}", self.prefix),
+            Entry::MovieList(query) => {
+                let digest = eshop_commands::digest::sha256_hex(&[query.as_bytes()]);
+                format!("{}movie-list:{digest}", self.prefix)
+            }
+            Entry::Genres => format!("{}genres", self.prefix),
         }
     }
 
@@ -111,6 +122,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Bytes>, E>>,
     {
+        let started = std::time::Instant::now();
         let mut connection = self.connection().await;
         let key = self.base_key(&entry);
         let mut stamp = None;
@@ -134,9 +146,11 @@ impl Cache {
                             .and_then(|value| value.strip_prefix(current.as_bytes()))
                         {
                             self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                            profile::cache(CacheOutcome::Hit, started.elapsed());
                             return Ok(Some(Bytes::copy_from_slice(payload)));
                         }
                         self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                        profile::cache(CacheOutcome::Miss, started.elapsed());
                         stamp = Some(current);
                     }
                     Err(error) => {
@@ -150,6 +164,7 @@ impl Cache {
         }
         if connection.is_none() {
             self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+            profile::cache(CacheOutcome::Bypass, started.elapsed());
         }
         let value = self.load_once(entry, load).await?;
         if let (Some(mut conn), Some(stamp), Some(bytes)) = (connection, stamp, &value) {
@@ -217,6 +232,41 @@ impl Cache {
             .cmd("INCR")
             .arg(self.generation_key(&Entry::ProductList(String::new())))
             .ignore();
+        let bumped: redis::RedisResult<()> = pipeline.query_async(&mut connection).await;
+        if let Err(error) = bumped {
+            tracing::warn!(error = %error, "cache invalidation failed; the whole cache will be dropped when Redis answers");
+            self.epoch_bump_owed.store(true, Ordering::Release);
+        }
+    }
+
+    /// After the movies projection committed: the changed movies' entries (details and cards)
+    /// and every movie list page become stale; the genre counts too when `genres` (a movie was
+    /// added or its details changed).
+    pub async fn invalidate_movies(&self, ids: &[Uuid], genres: bool) {
+        if ids.is_empty() {
+            return;
+        }
+        let Some(mut connection) = self.connection().await else {
+            self.epoch_bump_owed.store(true, Ordering::Release);
+            return;
+        };
+        let mut pipeline = redis::pipe();
+        for id in ids {
+            pipeline
+                .cmd("INCR")
+                .arg(self.generation_key(&Entry::Movie(*id)))
+                .ignore();
+        }
+        pipeline
+            .cmd("INCR")
+            .arg(self.generation_key(&Entry::MovieList(String::new())))
+            .ignore();
+        if genres {
+            pipeline
+                .cmd("INCR")
+                .arg(self.generation_key(&Entry::Genres))
+                .ignore();
+        }
         let bumped: redis::RedisResult<()> = pipeline.query_async(&mut connection).await;
         if let Err(error) = bumped {
             tracing::warn!(error = %error, "cache invalidation failed; the whole cache will be dropped when Redis answers");

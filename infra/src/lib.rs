@@ -19,6 +19,7 @@ pub mod nats;
 pub mod operations;
 pub mod order_worker;
 pub mod personal_data;
+pub mod profile;
 pub mod projector;
 pub mod rate_limit;
 pub mod read_models;

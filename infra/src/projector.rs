@@ -22,6 +22,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use eshop_projections::RelayedEvent;
+use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::consumer::{ConsumerRunner, ConsumerSpec, Handled, Handler, Settle};
@@ -213,6 +214,15 @@ impl<R: Table> Projector<R> {
             products.dedup();
             if !products.is_empty() {
                 cache.invalidate_products(&products).await;
+            }
+            let movies: Vec<(Uuid, bool)> = changed
+                .iter()
+                .filter_map(|record| record.shown_on_movie(&events))
+                .collect();
+            if !movies.is_empty() {
+                let ids: Vec<Uuid> = movies.iter().map(|(id, _)| *id).collect();
+                let genres = movies.iter().any(|(_, genres)| *genres);
+                cache.invalidate_movies(&ids, genres).await;
             }
         }
         // Only now: a read woken by it must find the cache dropped too ("applied" means no read

@@ -5,6 +5,7 @@
 //! and `registry::shop` lists the ones this shop keeps.
 
 pub mod documents;
+pub mod movies;
 pub mod orders;
 pub mod payments;
 pub mod products;
@@ -55,6 +56,12 @@ pub trait Table: ReadModel {
 
     /// The product whose cached views show this record (dropped from the cache once it changed).
     fn shown_on_product(&self) -> Option<Uuid> {
+        None
+    }
+
+    /// The movie whose cached views show this record, and whether `events` (the batch that
+    /// changed it) may have changed the genre counts.
+    fn shown_on_movie(&self, _events: &[RelayedEvent]) -> Option<(Uuid, bool)> {
         None
     }
 }

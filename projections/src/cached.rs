@@ -7,4 +7,12 @@ pub enum Entry {
     Product(Uuid),
     /// A list or search page, named by its canonical query.
     ProductList(String),
+    /// A movie's detail answer.
+    Movie(Uuid),
+    /// A movie's card, the fragment list pages are assembled from.
+    MovieCard(Uuid),
+    /// A movie list page's ids and cursor, named by its canonical query.
+    MovieList(String),
+    /// Every genre with its count of movies.
+    Genres,
 }

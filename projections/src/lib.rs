@@ -3,6 +3,7 @@
 
 pub mod cached;
 pub mod envelope;
+pub mod movie;
 pub mod order;
 pub mod payment;
 pub mod product;

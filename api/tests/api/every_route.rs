@@ -74,6 +74,17 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("PATCH", "/api/admin/schedules/{id}"),
     ("DELETE", "/api/admin/schedules/{id}"),
     ("GET", "/api/admin/schedules/{id}/runs"),
+    ("GET", "/api/movies"),
+    ("POST", "/api/movies"),
+    ("GET", "/api/movies/{id}"),
+    ("PATCH", "/api/movies/{id}"),
+    ("GET", "/api/movies/{id}/ratings"),
+    ("GET", "/api/movies/{id}/tags"),
+    ("POST", "/api/movies/{id}/tags"),
+    ("PUT", "/api/movies/{id}/rating"),
+    ("DELETE", "/api/movies/{id}/rating"),
+    ("GET", "/api/genres"),
+    ("POST", "/api/admin/imports/movielens"),
 ];
 
 pub fn method(name: &str) -> Method {

@@ -65,6 +65,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         schedule_poll_ms: 200,
         background: Default::default(),
         operations: Default::default(),
+        movies: Default::default(),
         events_max_age: None,
     }
 }

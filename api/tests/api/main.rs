@@ -18,6 +18,7 @@ mod hardening;
 mod idempotency;
 mod logs;
 mod mail;
+mod movies;
 mod openapi;
 mod operations;
 mod orders;
