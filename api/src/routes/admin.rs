@@ -4,13 +4,10 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use eshop_infra::projector::{report, ProjectionReport};
-use eshop_infra::read_models::registry;
-
 use crate::auth::AdminUser;
 use crate::error::ApiError;
 use crate::request::ApiQuery;
-use crate::state::AppState;
+use crate::state::{AppState, ProjectionReport};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,8 +55,8 @@ async fn projections(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> Result<Json<Vec<ProjectionReport>>, ApiError> {
-    let names = registry::shop().names();
-    report(&state.pool, &state.jetstream, &state.subjects, &names)
+    state
+        .projection_reports()
         .await
         .map(Json)
         .map_err(ApiError::Unavailable)
