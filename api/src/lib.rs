@@ -11,6 +11,7 @@ pub mod docs;
 pub mod error;
 pub mod http;
 pub mod json_body;
+pub mod projections_cli;
 pub mod replay;
 pub mod request;
 pub mod routes;

@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         command: eshop_api::audit_cli::AuditCommand,
     },
+    /// Read models: rebuild one (or every one) without downtime.
+    Projections {
+        #[command(subcommand)]
+        command: eshop_api::projections_cli::ProjectionsCommand,
+    },
     /// Work with the relay's output.
     Relay {
         #[command(subcommand)]
@@ -98,6 +103,10 @@ async fn main() -> std::process::ExitCode {
             eshop_api::replay::run(args).await
         }
         Command::Audit { command } => eshop_api::audit_cli::run(command).await,
+        Command::Projections { command } => {
+            telemetry::init(false);
+            eshop_api::projections_cli::run(command).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -154,6 +154,13 @@ impl Services {
         eshop_infra::audit::verify::verify(&self.pool).await
     }
 
+    /// Whether the shop keeps a read model of that name.
+    pub fn is_read_model(&self, name: &str) -> bool {
+        eshop_infra::read_models::registry::shop()
+            .get(name)
+            .is_some()
+    }
+
     /// How far each of the shop's read models got, and how far behind it is.
     pub async fn projection_reports(&self) -> Result<Vec<ProjectionReport>, BoxError> {
         let names = eshop_infra::read_models::registry::shop().names();

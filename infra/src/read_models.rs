@@ -9,6 +9,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod progress;
+pub mod rebuild;
 pub mod registry;
 pub mod users;
 
@@ -40,6 +41,10 @@ pub enum ApplyError {
 
 /// Where a read model's records live: one row per aggregate, with its version.
 pub trait Table: ReadModel {
+    /// The tables it owns (a rebuild builds them anew beside these and swaps them in); the
+    /// first has the record's `id` and `version` columns.
+    const TABLES: &'static [&'static str];
+
     /// The records of `ids` that exist; with `for_update`, locked for the caller's transaction.
     fn load(
         connection: &mut PgConnection,
@@ -72,6 +77,8 @@ pub trait JsonTable: ReadModel + Serialize + DeserializeOwned {
 }
 
 impl<R: JsonTable> Table for R {
+    const TABLES: &'static [&'static str] = &[R::TABLE];
+
     async fn load(
         connection: &mut PgConnection,
         ids: &[Uuid],

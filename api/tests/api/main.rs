@@ -20,6 +20,7 @@ mod orders;
 mod processes;
 mod products;
 mod protection;
+mod rebuild;
 mod roles;
 mod schedules;
 mod sessions;
