@@ -21,6 +21,7 @@
 //! publishes or sends. One rebuild per read model at a time (an advisory lock); its progress is
 //! kept in `projection_rebuilds` for `GET /api/admin/projections`.
 
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +32,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{apply_events, progress, ApplyError, StoreReader, Table};
+use eshop_projections::RelayedEvent;
+
+use super::{apply_events, fold_events, progress, ApplyError, StoreReader, Table};
 use crate::cache::Cache;
 use crate::leader::lock_key;
 use crate::personal_data::PersonalDataKeys;
@@ -45,6 +48,9 @@ pub struct RebuildSettings {
     pub lock_timeout: Duration,
     /// Swaps tried (each after catching up again) before the rebuild gives up.
     pub swap_attempts: u32,
+    /// Records kept in memory while building (each written once per this many): events of
+    /// one aggregate fold into its record before the record is written.
+    pub fold_records: usize,
 }
 
 impl Default for RebuildSettings {
@@ -53,6 +59,7 @@ impl Default for RebuildSettings {
             page: 5000,
             lock_timeout: Duration::from_secs(2),
             swap_attempts: 10,
+            fold_records: 50_000,
         }
     }
 }
@@ -157,6 +164,14 @@ struct Reporter {
 
 impl Reporter {
     async fn set(&mut self, phase: Phase, done: u64) {
+        if phase != self.current.phase {
+            tracing::info!(
+                read_model = self.name,
+                phase = phase.as_str(),
+                events = done,
+                "rebuild"
+            );
+        }
         self.current.phase = phase;
         self.current.events_done = done;
         self.current.events_total = self.current.events_total.max(done);
@@ -357,6 +372,12 @@ impl<R: Table> Shadow<R> {
         sqlx::query(&format!("SET search_path TO {schema}, \"{live}\""))
             .execute(&mut connection)
             .await?;
+        // A generic plan of the page query (whatever the cursor) sorted every remaining event
+        // of the type for each page: 0.6 s a page over 200,000 events, against 15 ms planned
+        // for the cursor at hand (the commit-order index, read in order).
+        sqlx::query("SET plan_cache_mode = force_custom_plan")
+            .execute(&mut connection)
+            .await?;
         let keys = PersonalDataKeys::new(context.pool.clone());
         Ok(Self {
             connection,
@@ -405,46 +426,82 @@ impl<R: Table> Shadow<R> {
         Err(RebuildError::SwapTimedOut(R::NAME.into()))
     }
 
-    /// Applies the events after the cursor, page by page, each page in its own transaction,
-    /// up to the commit-safe horizon (nothing can later commit before it).
+    /// Applies the events after the cursor up to the commit-safe horizon (nothing can later
+    /// commit before it), page by page, folding them into records kept in memory that are
+    /// written once per `fold_records` (and at the end).
     async fn catch_up(
         &mut self,
         context: &RebuildContext,
         mut reporter: Option<&mut Reporter>,
     ) -> Result<(), RebuildError> {
+        let mut records: HashMap<Uuid, R> = HashMap::new();
+        let mut dirty: HashSet<Uuid> = HashSet::new();
         loop {
-            let mut tx = self.connection.begin().await?;
-            let read = Self::apply_page(
-                &mut tx,
+            let timer = Instant::now();
+            let events = Self::read_page(
+                &mut self.connection,
                 &mut self.cursor,
                 context.settings.page,
                 true,
                 &self.keys,
+            )
+            .await?;
+            let read_in = timer.elapsed();
+            fold_events(
+                &mut self.connection,
+                &mut records,
+                &mut dirty,
+                &events,
                 &self.store,
             )
             .await?;
-            tx.commit().await?;
-            self.applied += read;
+            self.applied += events.len() as u64;
+            tracing::debug!(
+                read_model = R::NAME,
+                events = events.len(),
+                read_ms = read_in.as_millis(),
+                fold_ms = (timer.elapsed() - read_in).as_millis(),
+                "page"
+            );
+            if records.len() >= context.settings.fold_records {
+                self.flush(&mut records, &mut dirty).await?;
+            }
             if let Some(reporter) = reporter.as_deref_mut() {
                 reporter.set(reporter.current.phase, self.applied).await;
             }
-            if read < u64::try_from(context.settings.page).unwrap_or(u64::MAX) {
-                return Ok(());
+            if (events.len() as i64) < context.settings.page {
+                return self.flush(&mut records, &mut dirty).await;
             }
         }
     }
 
-    /// Reads one page of the read model's events after `cursor` in `(xid, position)` order and
-    /// applies it inside `connection`'s transaction. `safe`: only below the horizon (otherwise
-    /// every committed event, for the swap, which holds the live tables meanwhile).
-    async fn apply_page(
+    /// Writes the records that changed, in statements of a few thousand, and forgets them all.
+    async fn flush(
+        &mut self,
+        records: &mut HashMap<Uuid, R>,
+        dirty: &mut HashSet<Uuid>,
+    ) -> Result<(), RebuildError> {
+        let changed: Vec<&R> = dirty.iter().filter_map(|id| records.get(id)).collect();
+        let mut tx = self.connection.begin().await?;
+        for chunk in changed.chunks(5000) {
+            R::upsert(&mut tx, chunk).await?;
+        }
+        tx.commit().await?;
+        records.clear();
+        dirty.clear();
+        Ok(())
+    }
+
+    /// The read model's next events after `cursor` in `(xid, position)` order, personal fields
+    /// opened; moves the cursor. `safe`: only below the horizon (otherwise every committed
+    /// event, for the swap, which holds the live tables meanwhile).
+    async fn read_page(
         connection: &mut PgConnection,
         cursor: &mut (String, i64),
         page: i64,
         safe: bool,
         keys: &PersonalDataKeys,
-        store: &StoreReader,
-    ) -> Result<u64, RebuildError> {
+    ) -> Result<Vec<RelayedEvent>, RebuildError> {
         let horizon = if safe {
             "AND xid < pg_snapshot_xmin(pg_current_snapshot())"
         } else {
@@ -462,11 +519,9 @@ impl<R: Table> Shadow<R> {
         .fetch_all(&mut *connection)
         .await?;
         let Some(last_xid) = rows.last().map(|row| row.xid.clone()) else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
-        let read = rows.len() as u64;
         let mut events: Vec<_> = rows.into_iter().map(|row| row.event.published()).collect();
-        let next = (last_xid, events.last().map_or(0, |event| event.position));
         keys.unseal_all(events.iter_mut().map(|event| {
             (
                 event.aggregate_type.as_str(),
@@ -475,9 +530,8 @@ impl<R: Table> Shadow<R> {
             )
         }))
         .await?;
-        apply_events::<R>(&mut *connection, &events, store).await?;
-        *cursor = next;
-        Ok(read)
+        *cursor = (last_xid, events.last().map_or(0, |event| event.position));
+        Ok(events)
     }
 
     /// The live tables' other indexes, with their names, then fresh statistics.
@@ -557,17 +611,17 @@ impl<R: Table> Shadow<R> {
         // Every event committed by now, horizon or not: the live builder cannot have applied
         // one that is not (it only gets relayed, committed events, and it is held).
         loop {
-            let read = Self::apply_page(
+            let events = Self::read_page(
                 &mut tx,
                 &mut self.cursor,
                 context.settings.page,
                 false,
                 &self.keys,
-                &self.store,
             )
             .await?;
-            self.applied += read;
-            if read < u64::try_from(context.settings.page).unwrap_or(u64::MAX) {
+            apply_events::<R>(&mut tx, &events, &self.store).await?;
+            self.applied += events.len() as u64;
+            if (events.len() as i64) < context.settings.page {
                 break;
             }
         }
