@@ -428,25 +428,38 @@ impl<R: Table> Shadow<R> {
 
     /// Applies the events after the cursor up to the commit-safe horizon (nothing can later
     /// commit before it), page by page, folding them into records kept in memory that are
-    /// written once per `fold_records` (and at the end).
+    /// written once per `fold_records` (and at the end). A connection of its own reads the next
+    /// page while this one folds the last.
     async fn catch_up(
         &mut self,
         context: &RebuildContext,
         mut reporter: Option<&mut Reporter>,
     ) -> Result<(), RebuildError> {
+        let page = context.settings.page;
+        let mut reader = context.pool.acquire().await?.detach();
+        sqlx::query("SET plan_cache_mode = force_custom_plan")
+            .execute(&mut reader)
+            .await?;
+        let (pages, mut arriving) = tokio::sync::mpsc::channel(2);
+        let (mut cursor, keys) = (self.cursor.clone(), self.keys.clone());
+        let reading = tokio::spawn(async move {
+            loop {
+                let read = Self::read_page(&mut reader, &mut cursor, page, true, &keys).await;
+                let last = !matches!(&read, Ok(events) if events.len() as i64 == page);
+                let sent = pages
+                    .send(read.map(|events| (events, cursor.clone())))
+                    .await;
+                if sent.is_err() || last {
+                    break;
+                }
+            }
+            let _ = reader.close().await;
+        });
         let mut records: HashMap<Uuid, R> = HashMap::new();
         let mut dirty: HashSet<Uuid> = HashSet::new();
-        loop {
+        while let Some(read) = arriving.recv().await {
+            let (events, cursor) = read?;
             let timer = Instant::now();
-            let events = Self::read_page(
-                &mut self.connection,
-                &mut self.cursor,
-                context.settings.page,
-                true,
-                &self.keys,
-            )
-            .await?;
-            let read_in = timer.elapsed();
             fold_events(
                 &mut self.connection,
                 &mut records,
@@ -455,12 +468,12 @@ impl<R: Table> Shadow<R> {
                 &self.store,
             )
             .await?;
+            self.cursor = cursor;
             self.applied += events.len() as u64;
             tracing::debug!(
                 read_model = R::NAME,
                 events = events.len(),
-                read_ms = read_in.as_millis(),
-                fold_ms = (timer.elapsed() - read_in).as_millis(),
+                fold_ms = timer.elapsed().as_millis(),
                 "page"
             );
             if records.len() >= context.settings.fold_records {
@@ -469,10 +482,9 @@ impl<R: Table> Shadow<R> {
             if let Some(reporter) = reporter.as_deref_mut() {
                 reporter.set(reporter.current.phase, self.applied).await;
             }
-            if (events.len() as i64) < context.settings.page {
-                return self.flush(&mut records, &mut dirty).await;
-            }
         }
+        let _ = reading.await;
+        self.flush(&mut records, &mut dirty).await
     }
 
     /// Writes the records that changed, in statements of a few thousand, and forgets them all.
