@@ -15,6 +15,7 @@ pub mod http_metrics;
 pub mod json_body;
 pub mod movie_cli;
 pub mod profiling;
+pub mod projections_cli;
 pub mod replay;
 pub mod request;
 pub mod routes;

@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: eshop_api::movie_cli::ImportCommand,
     },
+    /// Read models: rebuild one (or every one) without downtime.
+    Projections {
+        #[command(subcommand)]
+        command: eshop_api::projections_cli::ProjectionsCommand,
+    },
     /// Work with the relay's output.
     Relay {
         #[command(subcommand)]
@@ -118,6 +123,10 @@ async fn main() -> std::process::ExitCode {
         Command::Import { command } => {
             telemetry::init(false);
             eshop_api::movie_cli::run(command).await
+        }
+        Command::Projections { command } => {
+            telemetry::init(false);
+            eshop_api::projections_cli::run(command).await
         }
     };
     match result {

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use eshop_commands::orders::{OrderProcess, Orders};
-use eshop_commands::{CommandBus, Idempotency};
+use eshop_commands::{BoxError, CommandBus, Idempotency};
 use eshop_infra::cache::Cache;
 use eshop_infra::erasure::Erasure;
 use eshop_infra::mail::outbox::Outbox;
@@ -35,6 +35,7 @@ pub use eshop_infra::tasks::Outcome as TaskOutcome;
 use eshop_infra::tasks::{PgTasks, TaskQueue};
 use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
+use eshop_projections::RelayedEvent;
 
 use crate::auth::TokenKeys;
 use crate::config::ThrottleSettings;
@@ -106,6 +107,14 @@ pub struct Services {
     pub ready_max_lag: std::time::Duration,
 }
 
+/// The shapes of the audit and operations reads, named here so that routes reach them through
+/// the state, never an adapter by name.
+pub use eshop_infra::audit::export::{write_lines as write_export_lines, Export, ExportError};
+pub use eshop_infra::audit::export::{ExportRange, Until};
+pub use eshop_infra::audit::state::{AggregateState, AsOf, StateError};
+pub use eshop_infra::audit::verify::Verification;
+pub use eshop_infra::audit::FeedFilter;
+
 /// Adapters that need nothing but the pool, made when asked for.
 impl Services {
     /// Every registered projection: how far it got and how far behind it is.
@@ -166,6 +175,61 @@ impl Services {
     /// Erases what is derived from a user's personal data.
     pub fn erasure(&self) -> Erasure {
         Erasure::new(self.pool.clone())
+    }
+
+    /// Committed events after `after` that pass `filter`, by position.
+    pub async fn audit_feed(
+        &self,
+        after: i64,
+        limit: i64,
+        filter: &FeedFilter,
+    ) -> Result<Vec<RelayedEvent>, sqlx::Error> {
+        eshop_infra::audit::feed(&self.pool, after, limit, filter).await
+    }
+
+    /// One aggregate's events in sequence.
+    pub async fn audit_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RelayedEvent>, sqlx::Error> {
+        eshop_infra::audit::stream(&self.pool, aggregate_type, aggregate_id).await
+    }
+
+    /// Every event one request or one order process caused, in commit order.
+    pub async fn audit_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<RelayedEvent>, sqlx::Error> {
+        eshop_infra::audit::correlation(&self.pool, correlation_id).await
+    }
+
+    /// The aggregate as the domain rebuilt it from its events up to `as_of`.
+    pub async fn state_as_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        as_of: AsOf,
+    ) -> Result<Option<AggregateState>, StateError> {
+        eshop_infra::audit::state::state_as_of(&self.pool, aggregate_type, aggregate_id, as_of)
+            .await
+    }
+
+    /// An export of the events in `range`, in commit-safe order, read a page at a time.
+    pub async fn start_export(&self, range: ExportRange) -> Result<Export, ExportError> {
+        Export::start(&self.pool, range).await
+    }
+
+    /// Recomputes the hash chain and compares it with the stored links and seals.
+    pub async fn verify_chain(&self) -> Result<Verification, BoxError> {
+        eshop_infra::audit::verify::verify(&self.pool).await
+    }
+
+    /// Whether the shop keeps a read model of that name.
+    pub fn is_read_model(&self, name: &str) -> bool {
+        eshop_infra::read_models::registry::shop()
+            .get(name)
+            .is_some()
     }
 }
 

@@ -211,6 +211,25 @@ impl Cache {
         outcome
     }
 
+    /// After a read model was swapped for a rebuilt one: every entry of every kind is stale.
+    /// False when Redis could not be reached (this process drops it once Redis answers).
+    pub async fn invalidate_everything(&self) -> bool {
+        let Some(mut connection) = self.connection().await else {
+            self.epoch_bump_owed.store(true, Ordering::Release);
+            return false;
+        };
+        let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
+            .arg(self.epoch_key())
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = bumped {
+            tracing::warn!(error = %error, "cache invalidation failed; the whole cache will be dropped when Redis answers");
+            self.epoch_bump_owed.store(true, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
     /// After a projection committed: the changed products' entries and every list page become
     /// stale.
     pub async fn invalidate_products(&self, ids: &[Uuid]) {

@@ -283,6 +283,9 @@ pub struct ProjectionReport {
     pub lag_seconds: f64,
     pub status: String,
     pub last_error: Option<String>,
+    /// The last rebuild (`eshop projections rebuild`), running or not; absent if none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<crate::read_models::rebuild::RebuildStatus>,
 }
 
 type StatusRow = (
@@ -359,6 +362,7 @@ pub async fn report(
             lag_seconds,
             status,
             last_error,
+            rebuild: crate::read_models::rebuild::status(pool, name).await?,
         });
     }
     Ok(reports)

@@ -10,6 +10,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod progress;
+pub mod rebuild;
 pub mod registry;
 pub mod users;
 
@@ -41,6 +42,10 @@ pub enum ApplyError {
 
 /// Where a read model's records live: one row per aggregate, with its version.
 pub trait Table: ReadModel {
+    /// The tables it owns (a rebuild builds them anew beside these and swaps them in); the
+    /// first has the record's `id` and `version` columns.
+    const TABLES: &'static [&'static str];
+
     /// The records of `ids` that exist; with `for_update`, locked for the caller's transaction.
     fn load(
         connection: &mut PgConnection,
@@ -79,6 +84,8 @@ pub trait JsonTable: ReadModel + Serialize + DeserializeOwned {
 }
 
 impl<R: JsonTable> Table for R {
+    const TABLES: &'static [&'static str] = &[R::TABLE];
+
     async fn load(
         connection: &mut PgConnection,
         ids: &[Uuid],
@@ -200,36 +207,10 @@ pub async fn apply_events<R: Table>(
         .map(|record| (record.id(), record))
         .collect();
     let mut changed: Vec<Uuid> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for event in events {
-        let id: Uuid = event
-            .aggregate_id
-            .parse()
-            .map_err(|error| event.unreadable(error))?;
-        let next = match R::apply(records.get(&id), event) {
-            Err(ProjectionError::Gap { expected, got, .. }) => {
-                let mut missing = store
-                    .missing(
-                        &mut *connection,
-                        &event.aggregate_type,
-                        &event.aggregate_id,
-                        expected,
-                        got,
-                    )
-                    .await?;
-                missing.push(event.clone());
-                let mut record = records.get(&id).cloned();
-                for event in &missing {
-                    if let Some(next) = R::apply(record.as_ref(), event)? {
-                        record = Some(next);
-                    }
-                }
-                record
-            }
-            outcome => outcome?,
-        };
-        if let Some(next) = next {
-            records.insert(id, next);
-            if !changed.contains(&id) {
+        if let Some(id) = apply_one(&mut *connection, &mut records, event, store).await? {
+            if seen.insert(id) {
                 changed.push(id);
             }
         }
@@ -239,15 +220,83 @@ pub async fn apply_events<R: Table>(
     Ok(changed.into_iter().cloned().collect())
 }
 
+/// Like `apply_events`, but into records the caller keeps between calls (a rebuild folds many
+/// events into each record before it writes it once): the records of `events` not in
+/// `records` yet are read (unlocked) first; the ids that changed are added to `dirty`.
+pub async fn fold_events<R: Table>(
+    connection: &mut PgConnection,
+    records: &mut HashMap<Uuid, R>,
+    dirty: &mut std::collections::HashSet<Uuid>,
+    events: &[RelayedEvent],
+    store: &StoreReader,
+) -> Result<(), ApplyError> {
+    let missing: Vec<Uuid> = aggregate_ids(events)?
+        .into_iter()
+        .filter(|id| !records.contains_key(id))
+        .collect();
+    if !missing.is_empty() {
+        for record in R::load(&mut *connection, &missing, false).await? {
+            records.insert(record.id(), record);
+        }
+    }
+    for event in events {
+        if let Some(id) = apply_one(&mut *connection, records, event, store).await? {
+            dirty.insert(id);
+        }
+    }
+    Ok(())
+}
+
+/// Evolves the record of `event`'s aggregate in `records` with `R::apply`, filling a gap from
+/// the store; returns its id when it changed.
+async fn apply_one<R: ReadModel>(
+    connection: &mut PgConnection,
+    records: &mut HashMap<Uuid, R>,
+    event: &RelayedEvent,
+    store: &StoreReader,
+) -> Result<Option<Uuid>, ApplyError> {
+    let id: Uuid = event
+        .aggregate_id
+        .parse()
+        .map_err(|error| event.unreadable(error))?;
+    let next = match R::apply(records.get(&id), event) {
+        Err(ProjectionError::Gap { expected, got, .. }) => {
+            let mut missing = store
+                .missing(
+                    &mut *connection,
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    expected,
+                    got,
+                )
+                .await?;
+            missing.push(event.clone());
+            let mut record = records.get(&id).cloned();
+            for event in &missing {
+                if let Some(next) = R::apply(record.as_ref(), event)? {
+                    record = Some(next);
+                }
+            }
+            record
+        }
+        outcome => outcome?,
+    };
+    Ok(next.map(|next| {
+        records.insert(id, next);
+        id
+    }))
+}
+
 /// The distinct aggregate ids of `events`, as UUIDs.
 fn aggregate_ids(events: &[RelayedEvent]) -> Result<Vec<Uuid>, ProjectionError> {
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
     let mut ids = Vec::new();
     for event in events {
         let id: Uuid = event
             .aggregate_id
             .parse()
             .map_err(|error| event.unreadable(error))?;
-        if !ids.contains(&id) {
+        if seen.insert(id) {
             ids.push(id);
         }
     }

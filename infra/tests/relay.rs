@@ -241,3 +241,108 @@ async fn the_envelope_and_headers_follow_the_contract() {
         .await
         .expect("cleanup");
 }
+
+/// Inserts one probe event in `tx` and returns its position.
+async fn probe_in(tx: &mut sqlx::PgConnection, aggregate_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('probe', $1, 1, 'Probed', '1', '{}', '{}') RETURNING position",
+    )
+    .bind(aggregate_id)
+    .fetch_one(tx)
+    .await
+    .expect("insert")
+}
+
+/// Every page of an export from `after`, as positions.
+async fn exported(pool: &PgPool, after: i64) -> Vec<i64> {
+    use eshop_infra::audit::export::{Export, ExportRange};
+    let range = ExportRange {
+        after,
+        ..ExportRange::default()
+    };
+    let mut export = Export::with_page_size(pool, range, 1)
+        .await
+        .expect("export");
+    let mut positions = Vec::new();
+    loop {
+        let page = export.next_page().await.expect("page");
+        if page.is_empty() {
+            return positions;
+        }
+        positions.extend(page.iter().map(|event| event.position));
+    }
+}
+
+/// The case a position alone gets wrong (DESIGN.md, invariant 3): `early` takes its xid first,
+/// then `late` takes a lower position but commits after `early`'s higher one. A reader ordered
+/// and resumed by position would have read `early` and then skipped `late` for ever; in the
+/// commit-safe order, `late` comes after `early`, in the relay's stream and in the export (also
+/// one resumed after `early`).
+#[tokio::test]
+async fn a_lower_position_committed_later_comes_after_in_the_relay_and_the_export() {
+    let (_, pool) = fresh_database().await;
+    let (jetstream, subjects) = fresh_stream().await;
+    let (stop, shutdown) = shutdown_pair();
+    let relay = Relay::new(
+        pool.clone(),
+        jetstream.clone(),
+        subjects.clone(),
+        fast_settings(100),
+    );
+    let relaying = tokio::spawn(relay.run(shutdown));
+
+    let mut early = pool.begin().await.expect("begin");
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *early)
+        .await
+        .expect("the early transaction takes its xid");
+    let mut late = pool.begin().await.expect("begin");
+    let late_position = probe_in(&mut late, "late").await;
+    let early_position = probe_in(&mut early, "early").await;
+    assert!(
+        late_position < early_position,
+        "the late one's position is lower"
+    );
+    early.commit().await.expect("commit");
+
+    // With `late` in flight, the relay publishes `early` alone, and the export shows it alone.
+    wait_for_stream(&jetstream, &subjects, 1).await;
+    assert_eq!(exported(&pool, 0).await, vec![early_position]);
+    late.commit().await.expect("commit");
+
+    wait_for_stream(&jetstream, &subjects, 2).await;
+    let stream = read_stream(&jetstream, &subjects).await;
+    let relayed: Vec<i64> = stream.iter().map(|event| event.position).collect();
+    assert_eq!(
+        relayed,
+        vec![early_position, late_position],
+        "the relay's order"
+    );
+    // The horizon may be held back a moment by a transaction elsewhere in the cluster.
+    let mut all = Vec::new();
+    for _ in 0..200 {
+        all = exported(&pool, 0).await;
+        if all.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        all,
+        vec![early_position, late_position],
+        "the export's order"
+    );
+    assert_eq!(
+        exported(&pool, early_position).await,
+        vec![late_position],
+        "an export resumed after the early event still finds the late one"
+    );
+
+    stop.trigger();
+    relaying.await.expect("relay stops");
+    jetstream
+        .delete_stream(subjects.stream_name())
+        .await
+        .expect("cleanup");
+}

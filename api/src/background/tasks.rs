@@ -11,8 +11,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use eshop_domain::values::Role;
+use eshop_infra::read_models::rebuild::{
+    RebuildContext, RebuildError, RebuildProgress, RebuildSettings,
+};
+use eshop_infra::read_models::registry;
 use eshop_infra::reports;
 use eshop_infra::tasks::{Outcome, Progress, TaskRecord, TaskRunner};
+use tokio::sync::watch;
 
 use crate::background::replay::{self, Replay};
 use crate::background::respond_async::{without_credentials, COMMAND_TASK};
@@ -20,6 +25,7 @@ use crate::state::AppState;
 
 pub const SALES_REPORT: &str = "sales_report";
 pub const RECOMPUTE_RATINGS: &str = "recompute_ratings";
+pub const REBUILD_PROJECTION: &str = "rebuild_projection";
 /// Products per step of the ratings recompute.
 const RATINGS_BATCH: i64 = 100;
 
@@ -181,6 +187,58 @@ impl TaskExecutor {
     }
 }
 
+impl TaskExecutor {
+    /// Rebuilds one read model (see `read_models::rebuild`), its progress copied to the task.
+    async fn rebuild_projection(&self, task: &TaskRecord, progress: &Progress) -> Outcome {
+        let Some(name) = task.input.get("name").and_then(Value::as_str) else {
+            return Outcome::Failed(
+                json!({"code": "invalid_task", "detail": "no read model named"}),
+            );
+        };
+        let models = registry::shop();
+        let Some(model) = models.get(name) else {
+            return Outcome::Failed(
+                json!({"code": "not_found", "detail": format!("no read model is called {name}")}),
+            );
+        };
+        let context = RebuildContext {
+            pool: self.state.pool.clone(),
+            cache: Some(self.state.cache.clone()),
+            settings: RebuildSettings::default(),
+        };
+        let (sender, mut receiver) = watch::channel(RebuildProgress::START);
+        let rebuilding = model.rebuild(context, sender);
+        tokio::pin!(rebuilding);
+        let mut reported = 0;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut rebuilding => break outcome,
+                changed = receiver.changed() => {
+                    if changed.is_err() {
+                        break rebuilding.await;
+                    }
+                    let percent = receiver.borrow_and_update().percent();
+                    if percent > reported {
+                        reported = percent;
+                        progress.report(percent).await;
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(rebuilt) => Outcome::Done(json!(rebuilt)),
+            Err(error @ RebuildError::AlreadyRunning(_)) => {
+                Outcome::Failed(json!({"code": "rebuild_running", "detail": error.to_string()}))
+            }
+            Err(error @ (RebuildError::Unknown(_) | RebuildError::Unsupported { .. })) => {
+                Outcome::Failed(json!({"code": "rebuild_failed", "detail": error.to_string()}))
+            }
+            // The live read model is untouched: worth another go (the database was away, say).
+            Err(error) => Outcome::Retry(error.to_string()),
+        }
+    }
+}
+
 impl TaskRunner for TaskExecutor {
     // Never the input or the work: a queued request's body may hold a password.
     #[tracing::instrument(name = "task", skip_all, fields(task_id = %task.id, kind = %task.kind))]
@@ -189,6 +247,7 @@ impl TaskRunner for TaskExecutor {
             COMMAND_TASK => self.run_command(&task, work).await,
             SALES_REPORT => self.sales_report(&task, &progress).await,
             RECOMPUTE_RATINGS => self.recompute_ratings(&progress).await,
+            REBUILD_PROJECTION => self.rebuild_projection(&task, &progress).await,
             other => Outcome::Failed(
                 json!({"code": "invalid_task", "detail": format!("unknown task kind {other}")}),
             ),

@@ -1,10 +1,12 @@
 //! Operations views for admins.
 
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::auth::AdminUser;
+use crate::background::tasks::REBUILD_PROJECTION;
 use crate::error::ApiError;
 use crate::request::ApiQuery;
 use crate::state::{AppState, ProjectionReport};
@@ -12,6 +14,7 @@ use crate::state::{AppState, ProjectionReport};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/admin/projections", get(projections))
+        .route("/api/admin/projections/{name}/rebuild", post(rebuild))
         .route("/api/admin/emails", get(emails))
 }
 
@@ -57,4 +60,23 @@ async fn projections(
     _admin: AdminUser,
 ) -> Result<Json<Vec<ProjectionReport>>, ApiError> {
     state.projection_reports().await.map(Json)
+}
+
+/// Rebuilds a read model from the event store beside the live one, then swaps it in: 202 with
+/// a task whose progress the task and `GET /api/admin/projections` show. No body needed.
+async fn rebuild(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.is_read_model(&name) {
+        return Err(ApiError::NotFound("read model"));
+    }
+    crate::routes::tasks::queue(
+        &state,
+        &admin,
+        REBUILD_PROJECTION,
+        serde_json::json!({ "name": name }),
+    )
+    .await
 }

@@ -14,16 +14,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use eshop_infra::audit::export::{self, Export, ExportError, ExportRange, Until};
-use eshop_infra::audit::state::{self, AggregateState, AsOf};
-use eshop_infra::audit::verify::{self, Verification};
-use eshop_infra::audit::{self, FeedFilter};
 use eshop_projections::RelayedEvent;
 
 use crate::auth::AuditReader;
 use crate::error::ApiError;
 use crate::request::ApiQuery;
-use crate::state::AppState;
+use crate::state::{
+    write_export_lines, AggregateState, AppState, AsOf, Export, ExportError, ExportRange,
+    FeedFilter, Until, Verification,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -111,7 +110,8 @@ async fn feed(
         from: query.from,
         to: query.to,
     };
-    let items = audit::feed(&state.pool, after, limit, &filter)
+    let items = state
+        .audit_feed(after, limit, &filter)
         .await
         .map_err(ApiError::unavailable)?;
     let next_after = (items.len() as i64 == limit)
@@ -130,7 +130,8 @@ async fn stream(
     if aggregate_type.contains('\0') || aggregate_id.contains('\0') {
         return Err(ApiError::NotFound("stream"));
     }
-    let events = audit::stream(&state.pool, &aggregate_type, &aggregate_id)
+    let events = state
+        .audit_stream(&aggregate_type, &aggregate_id)
         .await
         .map_err(ApiError::unavailable)?;
     if events.is_empty() {
@@ -146,7 +147,8 @@ async fn correlation(
     Path(correlation_id): Path<String>,
 ) -> Result<Json<Vec<RelayedEvent>>, ApiError> {
     uuid_field("correlation_id", &correlation_id)?;
-    let events = audit::correlation(&state.pool, &correlation_id)
+    let events = state
+        .audit_correlation(&correlation_id)
         .await
         .map_err(ApiError::unavailable)?;
     if events.is_empty() {
@@ -189,7 +191,8 @@ async fn state_as_of(
     if as_of == AsOf::Version(0) {
         return Err(ApiError::field("version", "must be at least 1"));
     }
-    state::state_as_of(&state.pool, &aggregate_type, &aggregate_id, as_of)
+    state
+        .state_as_of(&aggregate_type, &aggregate_id, as_of)
         .await
         .map_err(ApiError::internal)?
         .map(Json)
@@ -243,9 +246,7 @@ async fn export(
         until: query.until.as_deref().map(parse_until).transpose()?,
         aggregate_type: query.aggregate_type,
     };
-    let export = Export::start(&state.pool, range)
-        .await
-        .map_err(export_error)?;
+    let export = state.start_export(range).await.map_err(export_error)?;
     let (chunks, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::spawn(stream_export(export, chunks));
     let body = Body::from_stream(futures::stream::unfold(receiver, |mut receiver| async {
@@ -277,7 +278,7 @@ async fn stream_export(mut export: Export, chunks: mpsc::Sender<Chunk>) {
             break;
         }
         for event in page.chunks(64) {
-            if let Err(error) = export::write_lines(&mut buffer, event) {
+            if let Err(error) = write_export_lines(&mut buffer, event) {
                 let _ = chunks.send(Err(std::io::Error::other(error))).await;
                 return;
             }
@@ -302,7 +303,8 @@ async fn verify(
     State(state): State<AppState>,
     _reader: AuditReader,
 ) -> Result<Json<Verification>, ApiError> {
-    verify::verify(&state.pool)
+    state
+        .verify_chain()
         .await
         .map(Json)
         .map_err(ApiError::Unavailable)

@@ -102,7 +102,7 @@ async fn list(
     .map(Answer::into_response)
 }
 
-async fn queue(
+pub(crate) async fn queue(
     state: &AppState,
     admin: &CurrentUser,
     kind: &str,

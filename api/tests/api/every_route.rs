@@ -49,6 +49,7 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("PUT", "/api/wishlist/items/{product_id}"),
     ("DELETE", "/api/wishlist/items/{product_id}"),
     ("GET", "/api/admin/projections"),
+    ("POST", "/api/admin/projections/{name}/rebuild"),
     ("GET", "/api/admin/emails"),
     ("GET", "/api/audit/events"),
     ("GET", "/api/audit/streams/{aggregate_type}/{aggregate_id}"),

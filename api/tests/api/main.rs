@@ -25,6 +25,7 @@ mod orders;
 mod processes;
 mod products;
 mod protection;
+mod rebuild;
 mod roles;
 mod schedules;
 mod schemathesis;

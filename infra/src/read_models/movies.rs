@@ -22,6 +22,7 @@ use crate::profile::timed;
 use crate::PgEventStore;
 
 impl Table for MovieRecord {
+    const TABLES: &'static [&'static str] = &["movies", "movie_ratings", "movie_tags"];
     async fn load(
         connection: &mut PgConnection,
         ids: &[Uuid],

@@ -90,6 +90,8 @@ fn into_record(row: Row) -> ProductRecord {
 }
 
 impl Table for ProductRecord {
+    const TABLES: &'static [&'static str] = &["products"];
+
     async fn load(
         connection: &mut PgConnection,
         ids: &[Uuid],

@@ -57,6 +57,8 @@ fn into_record(row: Row) -> UserRecord {
 }
 
 impl Table for UserRecord {
+    const TABLES: &'static [&'static str] = &["users"];
+
     async fn load(
         connection: &mut PgConnection,
         ids: &[Uuid],
