@@ -3,6 +3,7 @@
 //! Nothing here does I/O. Values arrive already validated (see [`values`]), so an aggregate
 //! only enforces rules that depend on its own history.
 
+pub mod calendar;
 pub mod cart;
 pub mod claims;
 pub mod order;
