@@ -10,6 +10,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use eshop_domain::calendar::{self, CalendarEventEvent};
 use eshop_domain::cart::{self, CartEvent};
 use eshop_domain::order::{self, OrderEvent};
 use eshop_domain::payment::{self, PaymentEvent};
@@ -158,6 +159,11 @@ pub fn aggregate_schemas() -> Vec<(&'static str, &'static str, Value)> {
             "review",
             review::EVENT_VERSION,
             schemars::schema_for!(ReviewEvent),
+        ),
+        (
+            "calendar_event",
+            calendar::EVENT_VERSION,
+            schemars::schema_for!(CalendarEventEvent),
         ),
     ];
     aggregates

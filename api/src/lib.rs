@@ -10,6 +10,7 @@ pub mod config;
 pub mod docs;
 pub mod error;
 pub mod http;
+pub mod import_cli;
 pub mod json_body;
 pub mod replay;
 pub mod request;

@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         command: eshop_api::audit_cli::AuditCommand,
     },
+    /// Import a feed: `eshop import calendar FILE|URL`.
+    Import {
+        #[command(subcommand)]
+        command: eshop_api::import_cli::ImportCommand,
+    },
     /// Work with the relay's output.
     Relay {
         #[command(subcommand)]
@@ -98,6 +103,7 @@ async fn main() -> std::process::ExitCode {
             eshop_api::replay::run(args).await
         }
         Command::Audit { command } => eshop_api::audit_cli::run(command).await,
+        Command::Import { command } => eshop_api::import_cli::run(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
 use eshop_infra::personal_data::SealingKey;
 use eshop_infra::rate_limit::RateLimiter;
+use eshop_infra::read_models::calendar::PgCalendar;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::orders::PgOrders;
 use eshop_infra::read_models::payments::PgPayments;
@@ -72,6 +73,8 @@ pub struct Services {
     pub carts: PgDocuments<CartRecord>,
     pub wishlists: PgDocuments<WishlistRecord>,
     pub reviews: PgDocuments<ReviewRecord>,
+    /// The economic calendar's entries.
+    pub calendar: PgCalendar,
     /// The use cases of buying: purchases, orders, checkout, cancellation.
     pub ordering: Orders<PgEventStore, SimulatedGateway>,
     /// The process manager those orders run through (also driven by the order worker).

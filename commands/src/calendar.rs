@@ -29,6 +29,16 @@ pub struct ImportReport {
     pub skipped: Vec<Skipped>,
 }
 
+impl ImportReport {
+    /// Adds what another part of the same import did.
+    pub fn merge(&mut self, other: ImportReport) {
+        self.created += other.created;
+        self.revised += other.revised;
+        self.unchanged += other.unchanged;
+        self.skipped.extend(other.skipped);
+    }
+}
+
 /// Imports `rows` one by one: a new entry is scheduled, a changed one revised, an unchanged one
 /// left alone. Every writer derives an entry's id from its key, so two imports of overlapping
 /// feeds meet on the same aggregate: the second append conflicts, is retried on the stored

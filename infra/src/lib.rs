@@ -11,6 +11,7 @@ pub mod database;
 pub mod erasure;
 pub mod event_headers;
 pub mod event_store;
+pub mod feeds;
 pub mod idempotency;
 pub mod leader;
 pub mod mail;

@@ -7,4 +7,8 @@ pub enum Entry {
     Product(Uuid),
     /// A list or search page, named by its canonical query.
     ProductList(String),
+    /// A calendar entry with its revision history.
+    CalendarEvent(Uuid),
+    /// A calendar list page, named by its canonical query.
+    CalendarList(String),
 }

@@ -3,6 +3,7 @@
 
 use futures::future::BoxFuture;
 
+use eshop_projections::calendar::CalendarRecord;
 use eshop_projections::order::OrderRecord;
 use eshop_projections::payment::PaymentRecord;
 use eshop_projections::product::ProductRecord;
@@ -67,4 +68,5 @@ pub fn shop() -> ReadModels {
         .with::<CartRecord>()
         .with::<WishlistRecord>()
         .with::<ReviewRecord>()
+        .with::<CalendarRecord>()
 }
