@@ -69,6 +69,12 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("PATCH", "/api/admin/schedules/{id}"),
     ("DELETE", "/api/admin/schedules/{id}"),
     ("GET", "/api/admin/schedules/{id}/runs"),
+    ("GET", "/api/calendar/events"),
+    ("POST", "/api/calendar/events"),
+    ("GET", "/api/calendar/events/{id}"),
+    ("PATCH", "/api/calendar/events/{id}"),
+    ("DELETE", "/api/calendar/events/{id}"),
+    ("POST", "/api/admin/imports/calendar"),
 ];
 
 pub fn method(name: &str) -> Method {
