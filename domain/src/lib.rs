@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod cart;
+pub mod category;
 pub mod claims;
 pub mod order;
 pub mod payment;
