@@ -380,7 +380,8 @@ async fn admins_see_the_projections() {
             "payments",
             "carts",
             "wishlists",
-            "reviews"
+            "reviews",
+            "calendar_events"
         ]
     );
     let users = &reports[1];
