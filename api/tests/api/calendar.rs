@@ -585,3 +585,85 @@ async fn the_monthly_calendar_import_reads_its_feed_and_can_be_retimed_or_paused
     app.shutdown().await;
     let _ = std::fs::remove_file(feed);
 }
+
+/// Serves `body` to every request on a port of its own: a feed behind an http:// URL.
+async fn serve_feed(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0_u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}/calendar.json")
+}
+
+/// `eshop import calendar SOURCE` as a separate process, its standard output as JSON.
+async fn import_cli(app: &TestApp, source: &str) -> Value {
+    let (database_url, source) = (app.database_url.clone(), source.to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eshop"))
+            .args(["import", "calendar", &source, "--tz", "Europe/Berlin"])
+            .args(["--database-url", &database_url])
+            .output()
+            .expect("eshop runs")
+    })
+    .await
+    .expect("joined");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("the answer as JSON")
+}
+
+#[tokio::test]
+async fn the_command_line_imports_a_file_or_a_url_into_the_running_shop() {
+    let app = spawn_app().await;
+    let file = std::env::temp_dir().join(format!("eshop-calendar-{}.csv", app.namespace));
+    std::fs::write(
+        &file,
+        "date,time,name,country,importance,forecast\n\
+         2026-11-05,14:30,Nonfarm Payrolls,US,high,180K\n\
+         2026-11-06,25:00,Broken,DE,low,\n\
+         2026-11-06,10:00,Ifo,DE,medium,\n",
+    )
+    .expect("feed written");
+    let path = file.to_string_lossy().to_string();
+    assert_eq!(
+        import_cli(&app, &path).await,
+        json!({"created": 2, "revised": 0, "unchanged": 0,
+               "skipped": [{"line": 3, "reason": "time: must be a time of day like 14:30"}]})
+    );
+    assert_eq!(
+        import_cli(&app, &path).await,
+        json!({"created": 0, "revised": 0, "unchanged": 2,
+               "skipped": [{"line": 3, "reason": "time: must be a time of day like 14:30"}]})
+    );
+
+    let url = serve_feed(
+        json!([{"date": "2026-11-05", "time": "14:30", "name": "Nonfarm Payrolls",
+                "country": "US", "importance": "high", "forecast": "180K", "actual": "210K"},
+               {"date": "2026-11-07", "time": "08:00", "name": "Trade Balance",
+                "country": "DE", "importance": "low"}])
+        .to_string(),
+    )
+    .await;
+    assert_eq!(
+        import_cli(&app, &url).await,
+        json!({"created": 1, "revised": 1, "unchanged": 0, "skipped": []})
+    );
+    // The relay carries what the command line appended to the running shop's read model.
+    listed(&app, 3).await;
+    let page = list(&app, "country=US").await;
+    assert_eq!(page["items"][0]["actual"], "210K");
+    assert_eq!(page["items"][0]["time_zone"], "Europe/Berlin");
+    let _ = std::fs::remove_file(file);
+    app.shutdown().await;
+}
