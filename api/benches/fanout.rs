@@ -87,6 +87,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         background: Default::default(),
         operations: Default::default(),
         movies: Default::default(),
+        calendar: Default::default(),
         events_max_age: None,
     }
 }

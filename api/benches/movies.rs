@@ -64,6 +64,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         background: Default::default(),
         movies: Default::default(),
         operations: Default::default(),
+        calendar: Default::default(),
         events_max_age: None,
     }
 }

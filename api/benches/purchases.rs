@@ -66,6 +66,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         background: Default::default(),
         operations: Default::default(),
         movies: Default::default(),
+        calendar: Default::default(),
         events_max_age: None,
     }
 }

@@ -179,6 +179,19 @@ pub struct Config {
 
     #[command(flatten)]
     pub movies: MovieSettings,
+
+    /// The economic calendar's feed.
+    #[command(flatten)]
+    pub calendar: CalendarSettings,
+}
+
+/// The economic calendar's settings.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CalendarSettings {
+    /// The feed the built-in "calendar import" schedule imports (a JSON array or CSV with a
+    /// header row): a file path or an http(s) URL. Unset: the run logs that there is no feed.
+    #[arg(long, env = "ESHOP_CALENDAR_FEED")]
+    pub calendar_feed: Option<String>,
 }
 
 /// The movies catalog and per-request profiling.

@@ -11,6 +11,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use eshop_domain::calendar::{self, CalendarEventEvent};
 use eshop_domain::cart::{self, CartEvent};
 use eshop_domain::movie::{self, MovieEvent};
 use eshop_domain::order::{self, OrderEvent};
@@ -165,6 +166,11 @@ pub fn aggregate_schemas() -> Vec<(&'static str, &'static str, Value)> {
             "movie",
             movie::EVENT_VERSION,
             schemars::schema_for!(MovieEvent),
+        ),
+        (
+            "calendar_event",
+            calendar::EVENT_VERSION,
+            schemars::schema_for!(CalendarEventEvent),
         ),
     ];
     aggregates

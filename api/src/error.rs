@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use eshop_commands::orders::{FailureReason, InvalidPayment, OrderingError, ProcessError};
 use eshop_commands::{CommandError, StoreError};
+use eshop_domain::calendar::{CalendarError, KEY_CLAIM};
 use eshop_domain::cart::CartError;
 use eshop_domain::movie::MovieError;
 use eshop_domain::order::OrderError;
@@ -368,6 +369,23 @@ impl From<ProductError> for ApiError {
     }
 }
 
+impl From<CalendarError> for ApiError {
+    fn from(error: CalendarError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CalendarError::NotFound => Self::NotFound("calendar event"),
+            CalendarError::AlreadyExists => Self::Conflict {
+                code: "already_exists",
+                detail,
+            },
+            CalendarError::KeyMismatch => Self::Unprocessable {
+                code: "key_mismatch",
+                detail,
+            },
+        }
+    }
+}
+
 impl From<OrderError> for ApiError {
     fn from(error: OrderError) -> Self {
         let detail = error.to_string();
@@ -463,6 +481,12 @@ where
             CommandError::ClaimTaken { kind } => {
                 let code = match kind.as_str() {
                     EMAIL_CLAIM => "email_taken",
+                    KEY_CLAIM => {
+                        return Self::Conflict {
+                            code: "already_exists",
+                            detail: CalendarError::AlreadyExists.to_string(),
+                        }
+                    }
                     USERNAME_CLAIM => "username_taken",
                     _ => "already_taken",
                 };

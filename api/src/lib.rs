@@ -12,6 +12,7 @@ pub mod docs;
 pub mod error;
 pub mod http;
 pub mod http_metrics;
+pub mod import_cli;
 pub mod json_body;
 pub mod movie_cli;
 pub mod profiling;

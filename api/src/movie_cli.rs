@@ -22,6 +22,9 @@ pub enum ImportCommand {
     /// MovieLens CSV files (the published format) into the movies catalog. Importing the same
     /// files again appends nothing.
     Movielens(MovieLensArgs),
+    /// An economic calendar feed (a JSON array, or CSV with a header row) from a file or an
+    /// http URL: new entries are created, changed ones revised, unchanged ones left alone.
+    Calendar(crate::import_cli::CalendarArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -89,7 +92,12 @@ pub async fn import_dir(
 }
 
 pub async fn run(command: ImportCommand) -> Result<(), BoxError> {
-    let ImportCommand::Movielens(args) = command;
+    let args = match command {
+        ImportCommand::Movielens(args) => args,
+        ImportCommand::Calendar(args) => {
+            return crate::import_cli::run(crate::import_cli::ImportCommand::Calendar(args)).await
+        }
+    };
     let pool = connect(&DatabaseSettings {
         url: args.database_url.clone(),
         max_connections: 4,

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod catalog;
 pub mod contract;
 pub mod health;

@@ -18,6 +18,7 @@ use eshop_infra::personal_data::SealingKey;
 use eshop_infra::projector::report;
 pub use eshop_infra::projector::ProjectionReport;
 use eshop_infra::rate_limit::RateLimiter;
+use eshop_infra::read_models::calendar::PgCalendar;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::movies::PgMovies;
 use eshop_infra::read_models::orders::PgOrders;
@@ -86,6 +87,8 @@ pub struct Services {
     pub movies: PgMovies,
     /// `ESHOP_PROFILE_SQL`: log each request's statements.
     pub profile_sql: bool,
+    /// The economic calendar's entries.
+    pub calendar: PgCalendar,
     /// The use cases of buying: purchases, orders, checkout, cancellation.
     pub ordering: Orders<PgEventStore, SimulatedGateway>,
     /// The process manager those orders run through (also driven by the order worker).

@@ -159,7 +159,8 @@ pub fn spawn(
             state.schedules.clone(),
             Arc::new(
                 ScheduledJobs::new(state.clone(), config.import_feed.clone())
-                    .sweeping_with(settings.sweep()),
+                    .sweeping_with(settings.sweep())
+                    .with_calendar_feed(config.calendar.calendar_feed.clone()),
             ),
             SchedulerSettings {
                 tz: state.tz,

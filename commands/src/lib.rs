@@ -13,6 +13,7 @@
 //! | `digest`, `error` | SHA-256 digests; the workspace's one `BoxError` |
 
 pub mod bus;
+pub mod calendar;
 pub mod context;
 pub mod digest;
 pub mod directory;

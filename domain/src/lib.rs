@@ -3,7 +3,9 @@
 //! Nothing here does I/O. Values arrive already validated (see [`values`]), so an aggregate
 //! only enforces rules that depend on its own history.
 
+pub mod calendar;
 pub mod cart;
+pub mod category;
 pub mod claims;
 pub mod movie;
 pub mod order;

@@ -17,7 +17,7 @@ fn has_control_chars(value: &str) -> bool {
 }
 
 /// A trimmed text of bounded length with no control characters.
-fn bounded_text(value: &str, min: usize, max: usize) -> Result<String, InvalidValue> {
+pub(crate) fn bounded_text(value: &str, min: usize, max: usize) -> Result<String, InvalidValue> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
     if length < min {

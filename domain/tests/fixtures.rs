@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use eshop_domain::upcasting::{Upcaster, Upcasters};
-use eshop_domain::{cart, order, payment, product, review, user, wishlist};
+use eshop_domain::{calendar, cart, order, payment, product, review, user, wishlist};
 
 #[derive(serde::Deserialize)]
 struct Fixture {
@@ -103,6 +103,11 @@ fn every_event_types_stored_form_loads_into_the_current_type() {
     check_aggregate::<cart::CartEvent>("cart", cart::EVENT_VERSION, &upcasters);
     check_aggregate::<wishlist::WishlistEvent>("wishlist", wishlist::EVENT_VERSION, &upcasters);
     check_aggregate::<review::ReviewEvent>("review", review::EVENT_VERSION, &upcasters);
+    check_aggregate::<calendar::CalendarEventEvent>(
+        "calendar_event",
+        calendar::EVENT_VERSION,
+        &upcasters,
+    );
 }
 
 #[test]

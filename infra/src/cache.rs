@@ -75,6 +75,8 @@ impl Cache {
             Entry::Movie(id) | Entry::MovieCard(id) => format!("{}gen:movie:{id}", self.prefix),
             Entry::MovieList(_) => format!("{}gen:movie-lists", self.prefix),
             Entry::Genres => format!("{}gen:genres", self.prefix),
+            Entry::CalendarEvent(id) => format!("{}gen:calendar:{id}", self.prefix),
+            Entry::CalendarList(_) => format!("{}gen:calendar_lists", self.prefix),
         }
     }
 
@@ -92,6 +94,11 @@ impl Cache {
                 format!("{}movie-list:{digest}", self.prefix)
             }
             Entry::Genres => format!("{}genres", self.prefix),
+            Entry::CalendarEvent(id) => format!("{}calendar:{id}", self.prefix),
+            Entry::CalendarList(query) => {
+                let digest = eshop_commands::digest::sha256_hex(&[query.as_bytes()]);
+                format!("{}calendar_list:{digest}", self.prefix)
+            }
         }
     }
 
@@ -233,24 +240,42 @@ impl Cache {
     /// After a projection committed: the changed products' entries and every list page become
     /// stale.
     pub async fn invalidate_products(&self, ids: &[Uuid]) {
-        if ids.is_empty() {
+        let entries: Vec<Entry> = ids.iter().copied().map(Entry::Product).collect();
+        self.invalidate(&entries).await;
+    }
+
+    /// After a projection committed: `entries` become stale, and so does every list page of
+    /// their kind.
+    pub async fn invalidate(&self, entries: &[Entry]) {
+        if entries.is_empty() {
             return;
         }
         let Some(mut connection) = self.connection().await else {
             self.epoch_bump_owed.store(true, Ordering::Release);
             return;
         };
-        let mut pipeline = redis::pipe();
-        for id in ids {
-            pipeline
-                .cmd("INCR")
-                .arg(self.generation_key(&Entry::Product(*id)))
-                .ignore();
+        let mut generations: Vec<String> = Vec::new();
+        for entry in entries {
+            let list = match entry {
+                Entry::Product(_) | Entry::ProductList(_) => Entry::ProductList(String::new()),
+                Entry::CalendarEvent(_) | Entry::CalendarList(_) => {
+                    Entry::CalendarList(String::new())
+                }
+                Entry::Movie(_) | Entry::MovieCard(_) | Entry::MovieList(_) => {
+                    Entry::MovieList(String::new())
+                }
+                Entry::Genres => Entry::Genres,
+            };
+            for key in [self.generation_key(entry), self.generation_key(&list)] {
+                if !generations.contains(&key) {
+                    generations.push(key);
+                }
+            }
         }
-        pipeline
-            .cmd("INCR")
-            .arg(self.generation_key(&Entry::ProductList(String::new())))
-            .ignore();
+        let mut pipeline = redis::pipe();
+        for key in generations {
+            pipeline.cmd("INCR").arg(key).ignore();
+        }
         let bumped: redis::RedisResult<()> = pipeline.query_async(&mut connection).await;
         if let Err(error) = bumped {
             tracing::warn!(error = %error, "cache invalidation failed; the whole cache will be dropped when Redis answers");

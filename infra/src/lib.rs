@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod erasure;
 pub mod event_headers;
 pub mod event_store;
+pub mod feeds;
 pub mod idempotency;
 pub mod leader;
 pub mod mail;

@@ -210,10 +210,10 @@ impl<R: Table> Projector<R> {
         .await?;
         tx.commit().await?;
         if let Some(cache) = &self.context.cache {
-            let mut products: Vec<_> = changed.iter().filter_map(R::shown_on_product).collect();
-            products.dedup();
-            if !products.is_empty() {
-                cache.invalidate_products(&products).await;
+            let mut entries: Vec<_> = changed.iter().filter_map(R::cached_as).collect();
+            entries.dedup();
+            if !entries.is_empty() {
+                cache.invalidate(&entries).await;
             }
             let movies: Vec<(Uuid, bool)> = changed
                 .iter()

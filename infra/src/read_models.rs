@@ -4,6 +4,7 @@
 //! module adds). `projector::Projector` builds every one of them from the stream the same way,
 //! and `registry::shop` lists the ones this shop keeps.
 
+pub mod calendar;
 pub mod documents;
 pub mod movies;
 pub mod orders;
@@ -25,6 +26,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use eshop_projections::cached::Entry;
 pub use eshop_projections::ReadModel;
 use eshop_projections::{ProjectionError, RelayedEvent};
 
@@ -69,6 +71,11 @@ pub trait Table: ReadModel {
     fn shown_on_movie(&self, _events: &[RelayedEvent]) -> Option<(Uuid, bool)> {
         None
     }
+
+    /// The cached reads that show this record (dropped from the cache once it changed).
+    fn cached_as(&self) -> Option<Entry> {
+        self.shown_on_product().map(Entry::Product)
+    }
 }
 
 /// A read model kept as one JSON document per row (`id uuid, record jsonb, version bigint`)
@@ -80,6 +87,11 @@ pub trait JsonTable: ReadModel + Serialize + DeserializeOwned {
 
     fn shown_on_product(&self) -> Option<Uuid> {
         None
+    }
+
+    /// The cached reads that show this record (see `Table::cached_as`).
+    fn cached_as(&self) -> Option<Entry> {
+        JsonTable::shown_on_product(self).map(Entry::Product)
     }
 }
 
@@ -138,6 +150,10 @@ impl<R: JsonTable> Table for R {
 
     fn shown_on_product(&self) -> Option<Uuid> {
         JsonTable::shown_on_product(self)
+    }
+
+    fn cached_as(&self) -> Option<Entry> {
+        JsonTable::cached_as(self)
     }
 }
 

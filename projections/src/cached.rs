@@ -15,4 +15,8 @@ pub enum Entry {
     MovieList(String),
     /// Every genre with its count of movies.
     Genres,
+    /// A calendar entry with its revision history.
+    CalendarEvent(Uuid),
+    /// A calendar list page, named by its canonical query.
+    CalendarList(String),
 }

@@ -2,6 +2,7 @@
 //! functions, no I/O), and the query types over them. `eshop-infra` stores and serves them.
 
 pub mod cached;
+pub mod calendar;
 pub mod envelope;
 pub mod movie;
 pub mod order;

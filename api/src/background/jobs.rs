@@ -28,6 +28,8 @@ pub const SALES_SUMMARY: &str = "sales_summary";
 pub const BOOK_FAIR: &str = "book_fair_announcement";
 pub const CATALOG_IMPORT: &str = "catalog_import";
 pub const HOUSEKEEPING: &str = "housekeeping";
+/// The monthly import of `ESHOP_CALENDAR_FEED` (the same kind as the admin's import task).
+pub const CALENDAR_IMPORT: &str = crate::background::tasks::CALENDAR_IMPORT;
 /// Ended sessions are kept this long (a week) before housekeeping deletes them.
 const SESSION_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
@@ -35,10 +37,11 @@ const SESSION_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 
 const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Every kind of job a schedule may run.
-pub const JOB_KINDS: [&str; 6] = [
+pub const JOB_KINDS: [&str; 7] = [
     SALES_SUMMARY,
     BOOK_FAIR,
     CATALOG_IMPORT,
+    CALENDAR_IMPORT,
     HOUSEKEEPING,
     SALES_REPORT,
     RECOMPUTE_RATINGS,
@@ -84,7 +87,7 @@ pub fn validate(job_kind: &str, params: &Value) -> Result<(), ApiError> {
                 Err(ApiError::field("params", "days must be 1 to 366"))
             }
         }
-        SALES_SUMMARY | CATALOG_IMPORT | HOUSEKEEPING | RECOMPUTE_RATINGS => {
+        SALES_SUMMARY | CATALOG_IMPORT | CALENDAR_IMPORT | HOUSEKEEPING | RECOMPUTE_RATINGS => {
             check::<NoParams>(params).map(|_| ())
         }
         _ => Err(ApiError::field(
@@ -102,6 +105,8 @@ pub struct ScheduledJobs<D = PgUserDirectory> {
     /// Whom the mailing jobs write to.
     directory: D,
     import_feed: Option<std::path::PathBuf>,
+    /// The calendar feed (`ESHOP_CALENDAR_FEED`): a file or an http(s) URL.
+    calendar_feed: Option<String>,
     /// What housekeeping's order sweep counts as stalled (the order worker's settings).
     sweep: SweepSettings,
 }
@@ -136,8 +141,48 @@ impl<D: UserDirectory> ScheduledJobs<D> {
             state,
             directory,
             import_feed,
+            calendar_feed: None,
             sweep: SweepSettings::default(),
         }
+    }
+
+    /// The feed the monthly calendar import reads.
+    pub fn with_calendar_feed(mut self, feed: Option<String>) -> Self {
+        self.calendar_feed = feed;
+        self
+    }
+
+    /// Imports the calendar feed as the system (update or create; see
+    /// `eshop_commands::calendar::import`). A run again for the same tick finds the work done.
+    async fn calendar_import(&self, job: &JobRun) -> Result<Value, String> {
+        let Some(feed) = &self.calendar_feed else {
+            tracing::info!(
+                "calendar import: no feed configured (ESHOP_CALENDAR_FEED); nothing to do"
+            );
+            return Ok(json!({"skipped": "no feed configured"}));
+        };
+        let text = eshop_infra::feeds::read(feed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = eshop_commands::calendar::parse(&text, self.state.tz.name())
+            .map_err(|e| e.to_string())?;
+        let report = eshop_commands::calendar::import(
+            &self.state.bus,
+            rows,
+            Actor::System,
+            &format!("schedule-run-{}", job.run_id),
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tracing::info!(
+            created = report.created,
+            revised = report.revised,
+            unchanged = report.unchanged,
+            skipped = report.skipped.len(),
+            "calendar import done"
+        );
+        Ok(json!(report))
     }
 
     /// Housekeeping sweeps orders as the order worker is configured to.
@@ -391,6 +436,7 @@ impl<D: UserDirectory> JobRunner for ScheduledJobs<D> {
             SALES_SUMMARY => self.sales_summary(&job).await,
             BOOK_FAIR => self.book_fair(&job).await,
             CATALOG_IMPORT => self.catalog_import(&job).await,
+            CALENDAR_IMPORT => self.calendar_import(&job).await,
             HOUSEKEEPING => self.housekeeping().await,
             SALES_REPORT | RECOMPUTE_RATINGS => self.queue_task(&job).await,
             other => Err(format!("unknown job kind {other}")),

@@ -26,6 +26,10 @@ use crate::state::AppState;
 pub const SALES_REPORT: &str = "sales_report";
 pub const RECOMPUTE_RATINGS: &str = "recompute_ratings";
 pub const REBUILD_PROJECTION: &str = "rebuild_projection";
+/// An admin's calendar feed import (`POST /api/admin/imports/calendar`).
+pub const CALENDAR_IMPORT: &str = "calendar_import";
+/// A calendar import reports its progress this many times.
+const CALENDAR_IMPORT_STEPS: usize = 20;
 /// Products per step of the ratings recompute.
 const RATINGS_BATCH: i64 = 100;
 
@@ -237,6 +241,51 @@ impl TaskExecutor {
             Err(error) => Outcome::Retry(error.to_string()),
         }
     }
+
+    /// Imports the feed the task holds, in steps, reporting progress after each. A run again
+    /// after a worker died imports the rest: what was done is found unchanged.
+    async fn calendar_import(&self, task: &TaskRecord, progress: &Progress) -> Outcome {
+        let Some(text) = task.input["feed"].as_str() else {
+            return Outcome::Failed(json!({"code": "invalid_task", "detail": "no feed"}));
+        };
+        let rows = match eshop_commands::calendar::parse(text, self.state.tz.name()) {
+            Ok(rows) => rows,
+            Err(error) => {
+                return Outcome::Failed(
+                    json!({"code": "invalid_feed", "detail": error.to_string()}),
+                )
+            }
+        };
+        let total = rows.len().max(1);
+        let step = total.div_ceil(CALENDAR_IMPORT_STEPS).max(1);
+        let mut report = eshop_commands::calendar::ImportReport::default();
+        let mut done = 0;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(step).collect();
+            done += chunk.len();
+            let request_id = format!("task-{}", task.id);
+            let actor = task
+                .owner_id
+                .map_or(eshop_commands::Actor::System, eshop_commands::Actor::User);
+            match eshop_commands::calendar::import(
+                &self.state.bus,
+                chunk,
+                actor,
+                &request_id,
+                |_, _| {},
+            )
+            .await
+            {
+                Ok(part) => report.merge(part),
+                Err(error) => return Outcome::Retry(error.to_string()),
+            }
+            progress
+                .report(u8::try_from(done * 100 / total).unwrap_or(100))
+                .await;
+        }
+        Outcome::Done(json!(report))
+    }
 }
 
 impl TaskRunner for TaskExecutor {
@@ -248,6 +297,7 @@ impl TaskRunner for TaskExecutor {
             SALES_REPORT => self.sales_report(&task, &progress).await,
             RECOMPUTE_RATINGS => self.recompute_ratings(&progress).await,
             REBUILD_PROJECTION => self.rebuild_projection(&task, &progress).await,
+            CALENDAR_IMPORT => self.calendar_import(&task, &progress).await,
             other => Outcome::Failed(
                 json!({"code": "invalid_task", "detail": format!("unknown task kind {other}")}),
             ),

@@ -381,7 +381,8 @@ async fn admins_see_the_projections() {
             "carts",
             "wishlists",
             "reviews",
-            "movies"
+            "movies",
+            "calendar_events"
         ]
     );
     let users = &reports[1];

@@ -86,6 +86,12 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("DELETE", "/api/movies/{id}/rating"),
     ("GET", "/api/genres"),
     ("POST", "/api/admin/imports/movielens"),
+    ("GET", "/api/calendar/events"),
+    ("POST", "/api/calendar/events"),
+    ("GET", "/api/calendar/events/{id}"),
+    ("PATCH", "/api/calendar/events/{id}"),
+    ("DELETE", "/api/calendar/events/{id}"),
+    ("POST", "/api/admin/imports/calendar"),
 ];
 
 pub fn method(name: &str) -> Method {

@@ -51,6 +51,7 @@ async fn admins_define_schedules_that_run_without_a_restart() {
             ("book_fair_announcement", "0 0 10 1 2 *"),
             ("catalog_import", "0 0 23 L * *"),
             ("housekeeping", "0 */3 * * * *"),
+            ("calendar_import", "0 0 23 L * *"),
         ]
     );
 

@@ -75,6 +75,28 @@ impl ScheduleSpec {
         }
     }
 
+    /// The first tick strictly after `after` (a cron read in `tz`): what the schedule does next.
+    pub fn next_tick_after(
+        &self,
+        after: DateTime<Utc>,
+        created_at: DateTime<Utc>,
+        tz: Tz,
+    ) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Cron(expression) => parse_cron(expression)
+                .ok()?
+                .find_next_occurrence(&after.with_timezone(&tz), false)
+                .ok()
+                .map(|tick| tick.with_timezone(&Utc)),
+            Self::Every(every) => {
+                let every = chrono::Duration::from_std(*every).ok()?;
+                let current = self.tick_at_or_before(after, created_at, tz);
+                Some(current.map_or(created_at, |tick| tick + every))
+            }
+            Self::Once(at) => (*at > after).then_some(*at),
+        }
+    }
+
     /// The tick `now` belongs to: the latest time at or before `now` the schedule fires at.
     /// Every replica computes the same tick for the same firing, whenever it noticed it.
     pub fn tick_at_or_before(
@@ -179,6 +201,48 @@ mod tests {
             chrono_tz::UTC,
         );
         assert_eq!(tick, Some(at("2026-02-28T23:00:00Z")));
+    }
+
+    /// The built-in "calendar import": 23:00 on the last day of the month in the shop's zone.
+    #[test]
+    fn the_monthly_calendar_import_ticks_on_the_last_day_of_february_leap_year_or_not() {
+        let spec = ScheduleSpec::Cron("0 0 23 L * *".into());
+        let created = at("2026-01-01T00:00:00Z");
+        let berlin = chrono_tz::Europe::Berlin;
+        let ticks = |from: &str, count: usize| {
+            let mut ticks = Vec::new();
+            let mut after = at(from);
+            for _ in 0..count {
+                after = spec
+                    .next_tick_after(after, created, berlin)
+                    .expect("a tick");
+                ticks.push(after);
+            }
+            ticks
+        };
+        // 2028 is a leap year; 23:00 in Berlin is 22:00 UTC in winter, 21:00 in summer.
+        assert_eq!(
+            ticks("2028-01-31T22:00:00Z", 3),
+            vec![
+                at("2028-02-29T22:00:00Z"),
+                at("2028-03-31T21:00:00Z"),
+                at("2028-04-30T21:00:00Z"),
+            ]
+        );
+        assert_eq!(
+            ticks("2027-02-01T00:00:00Z", 2),
+            vec![at("2027-02-28T22:00:00Z"), at("2027-03-31T21:00:00Z")]
+        );
+        // 2100 is not a leap year (divisible by 100, not by 400).
+        assert_eq!(
+            ticks("2100-02-27T00:00:00Z", 1),
+            vec![at("2100-02-28T22:00:00Z")]
+        );
+        // The tick a replica computes when it fires then is the same moment.
+        assert_eq!(
+            spec.tick_at_or_before(at("2028-02-29T22:00:00.300Z"), created, berlin),
+            Some(at("2028-02-29T22:00:00Z"))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use eshop_domain::calendar::CalendarEvent;
 use eshop_domain::cart::Cart;
 use eshop_domain::order::Order;
 use eshop_domain::payment::Payment;
@@ -74,6 +75,7 @@ pub async fn state_as_of(
         Cart::TYPE => rebuild.run::<Cart>().await,
         Wishlist::TYPE => rebuild.run::<Wishlist>().await,
         Review::TYPE => rebuild.run::<Review>().await,
+        CalendarEvent::TYPE => rebuild.run::<CalendarEvent>().await,
         _ => Ok(None),
     }
 }

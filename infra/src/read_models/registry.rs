@@ -9,6 +9,7 @@
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+use eshop_projections::calendar::CalendarRecord;
 use eshop_projections::movie::MovieRecord;
 use eshop_projections::order::OrderRecord;
 use eshop_projections::payment::PaymentRecord;
@@ -108,4 +109,5 @@ pub fn shop() -> ReadModels {
         .with::<WishlistRecord>()
         .with::<ReviewRecord>()
         .with::<MovieRecord>()
+        .with::<CalendarRecord>()
 }
