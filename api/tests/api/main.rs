@@ -23,4 +23,5 @@ mod protection;
 mod roles;
 mod schedules;
 mod sessions;
+mod sustained;
 mod tasks;
