@@ -16,14 +16,15 @@ pub mod recipients;
 pub mod templates;
 pub mod transport;
 
-use std::time::Duration;
-
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use eshop_projections::order::OrderRecord;
 use eshop_projections::RelayedEvent;
 
 use crate::consumer::{ConsumerRunner, ConsumerSpec, Handled, Handler, Settle};
@@ -43,6 +44,9 @@ pub const CONSUMER: &str = "mailer";
 const NOT_YET_DELAY: Duration = Duration::from_secs(1);
 /// After this many deliveries an event whose mail still cannot be composed is recorded failed.
 const MAX_DELIVERIES: i64 = 120;
+/// Events taken at once: the read models their mails need are read, and the mails recorded,
+/// with one statement per table for all of them.
+const BATCH: usize = 500;
 
 #[derive(Debug, Clone, Copy)]
 pub struct MailerSettings {
@@ -56,6 +60,14 @@ impl Default for MailerSettings {
             horizon: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// What the order mails of one batch need from the read models, read at once.
+#[derive(Default)]
+struct Lookups {
+    orders: HashMap<Uuid, OrderRecord>,
+    titles: HashMap<Uuid, String>,
+    recipients: HashMap<Uuid, Lookup>,
 }
 
 /// What an event means for the mailer.
@@ -134,6 +146,7 @@ impl Mailer {
             ConsumerSpec {
                 ack_wait: Duration::from_secs(60),
                 max_ack_pending: Some(10_000),
+                batch: BATCH,
                 first_pause: Duration::from_secs(1),
                 ..ConsumerSpec::new(CONSUMER, self.subjects.stream_name(), self.subjects.all())
             },
@@ -152,56 +165,143 @@ impl Mailer {
         let _ = dispatcher.await;
     }
 
-    async fn handle_one(&self, message: &jetstream::Message) -> Settle {
-        let Ok(event) = serde_json::from_slice::<RelayedEvent>(&message.payload) else {
-            tracing::error!(subject = %message.subject, "an event that cannot be read; no mail");
-            return Settle::Term;
-        };
-        let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
-        match self.mail_for(&event, deliveries).await {
-            Ok(()) => Settle::Ack,
-            Err(error) => {
-                tracing::warn!(position = event.position, error = %error, "cannot record the mail now; the event will come back");
-                Settle::Nak(Some(NOT_YET_DELAY))
-            }
-        }
-    }
-
     /// Records the mail `event` calls for (if any); an error means "try again later".
     pub async fn mail_for(&self, event: &RelayedEvent, deliveries: i64) -> Result<(), BoxError> {
+        self.mail_for_all(&[(event, deliveries)])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Records the mails `events` call for, each with how many times it was delivered: what
+    /// they need from the read models is read at once, the mails recorded in one statement.
+    /// One outcome per event, in order; an error means "try that one again later".
+    pub async fn mail_for_all(&self, events: &[(&RelayedEvent, i64)]) -> Vec<Result<(), BoxError>> {
+        let recent: Vec<&RelayedEvent> = events
+            .iter()
+            .map(|(event, _)| *event)
+            .filter(|event| self.is_recent(event))
+            .collect();
+        let lookups = match self.lookups(&recent).await {
+            Ok(lookups) => lookups,
+            Err(error) => {
+                let error = error.to_string();
+                return events.iter().map(|_| Err(error.clone().into())).collect();
+            }
+        };
+        let mut outcomes: Vec<Result<(), BoxError>> = Vec::with_capacity(events.len());
+        let mut mails = Vec::new();
+        let mut recorded_by = Vec::new();
+        for (index, (event, deliveries)) in events.iter().enumerate() {
+            if !self.is_recent(event) {
+                outcomes.push(Ok(()));
+                continue;
+            }
+            let outcome = match self.compose(event, &lookups).await {
+                Err(error) => Err(error),
+                Ok(Composed::Nothing) => Ok(()),
+                Ok(Composed::Mail(mail)) => {
+                    mails.push(mail);
+                    recorded_by.push(index);
+                    Ok(())
+                }
+                Ok(Composed::NotYet(_, what)) if *deliveries < MAX_DELIVERIES => {
+                    Err(format!("waiting for the {what} read model").into())
+                }
+                Ok(Composed::NotYet(template, what)) => self.give_up(event, template, what).await,
+            };
+            outcomes.push(outcome);
+        }
+        if let Err(error) = self.outbox.enqueue_all(&mails).await {
+            let error = error.to_string();
+            for index in recorded_by {
+                outcomes[index] = Err(error.clone().into());
+            }
+        }
+        outcomes
+    }
+
+    fn is_recent(&self, event: &RelayedEvent) -> bool {
         let age = chrono::Utc::now() - event.recorded_at;
-        if age.to_std().unwrap_or_default() > self.settings.horizon {
-            return Ok(());
+        age.to_std().unwrap_or_default() <= self.settings.horizon
+    }
+
+    async fn give_up(
+        &self,
+        event: &RelayedEvent,
+        template: Template,
+        what: &str,
+    ) -> Result<(), BoxError> {
+        tracing::error!(
+            position = event.position,
+            what,
+            "gave up waiting for a read model; the mail is recorded failed"
+        );
+        let mail = NewMail {
+            source_id: source_id(event),
+            template,
+            position: Some(event.position),
+            source: event.event_type.clone(),
+            user_id: None,
+            recipient: None,
+            context: Value::Null,
+        };
+        let error = format!("the {what} read model never had what this mail needs");
+        self.outbox.record_failed(&mail, &error).await?;
+        Ok(())
+    }
+
+    /// What the order mails of `events` need, read with one query per table.
+    async fn lookups(&self, events: &[&RelayedEvent]) -> Result<Lookups, BoxError> {
+        let mut order_ids: Vec<Uuid> = events
+            .iter()
+            .filter(|event| {
+                event.aggregate_type == "order"
+                    && matches!(
+                        event.event_type.as_str(),
+                        "OrderConfirmed" | "OrderCancelled"
+                    )
+            })
+            .filter_map(|event| event.aggregate_id.parse().ok())
+            .collect();
+        let mut lookups = Lookups::default();
+        if order_ids.is_empty() {
+            return Ok(lookups);
         }
-        match self.compose(event).await? {
-            Composed::Nothing => Ok(()),
-            Composed::Mail(mail) => {
-                self.outbox.enqueue(&mail).await?;
-                Ok(())
-            }
-            Composed::NotYet(_, what) if deliveries < MAX_DELIVERIES => {
-                Err(format!("waiting for the {what} read model").into())
-            }
-            Composed::NotYet(template, what) => {
-                tracing::error!(
-                    position = event.position,
-                    what,
-                    "gave up waiting for a read model; the mail is recorded failed"
-                );
-                let mail = NewMail {
-                    source_id: source_id(event),
-                    template,
-                    position: Some(event.position),
-                    source: event.event_type.clone(),
-                    user_id: None,
-                    recipient: None,
-                    context: Value::Null,
-                };
-                let error = format!("the {what} read model never had what this mail needs");
-                self.outbox.record_failed(&mail, &error).await?;
-                Ok(())
-            }
-        }
+        order_ids.sort_unstable();
+        order_ids.dedup();
+        lookups.orders = self
+            .orders
+            .get_many(&order_ids)
+            .await?
+            .into_iter()
+            .map(|order| (order.id, order))
+            .collect();
+        let mut products: Vec<Uuid> = lookups
+            .orders
+            .values()
+            .flat_map(|order| order.lines.iter().map(|line| line.product_id))
+            .collect();
+        products.sort_unstable();
+        products.dedup();
+        lookups.titles = self.products.titles(&products).await?.into_iter().collect();
+        let mut customers: Vec<Uuid> = lookups
+            .orders
+            .values()
+            .map(|order| order.customer_id)
+            .collect();
+        customers.sort_unstable();
+        customers.dedup();
+        lookups.recipients = self.recipients.of_users(&customers).await?;
+        Ok(lookups)
+    }
+
+    /// The recipient of a user the lookups may hold.
+    async fn recipient(&self, lookups: &Lookups, user_id: Uuid) -> Result<Lookup, BoxError> {
+        Ok(match lookups.recipients.get(&user_id) {
+            Some(found) => found.clone(),
+            None => self.recipients.of_user(user_id).await?,
+        })
     }
 
     fn mail(
@@ -232,7 +332,7 @@ impl Mailer {
         })
     }
 
-    async fn compose(&self, event: &RelayedEvent) -> Result<Composed, BoxError> {
+    async fn compose(&self, event: &RelayedEvent, lookups: &Lookups) -> Result<Composed, BoxError> {
         let id: Uuid = match event.aggregate_id.parse() {
             Ok(id) => id,
             Err(_) => return Ok(Composed::Nothing),
@@ -248,36 +348,39 @@ impl Mailer {
                     json!({"username": data.get("username")}),
                 ),
                 ("order", "OrderConfirmed") => {
-                    let Some(order) = self.orders.get(id).await? else {
+                    let Some(order) = lookups.orders.get(&id) else {
                         return Ok(Composed::NotYet(Template::OrderConfirmation, "orders"));
                     };
-                    let mut lines = Vec::with_capacity(order.lines.len());
-                    for line in &order.lines {
-                        let title = self
-                            .products
-                            .get(line.product_id)
-                            .await?
-                            .map_or_else(|| line.product_id.to_string(), |product| product.title);
-                        lines.push(json!({"title": title, "quantity": line.quantity,
-                                      "unit_price_cents": line.unit_price_cents}));
-                    }
+                    let lines: Vec<Value> = order
+                        .lines
+                        .iter()
+                        .map(|line| {
+                            let title = lookups
+                                .titles
+                                .get(&line.product_id)
+                                .cloned()
+                                .unwrap_or_else(|| line.product_id.to_string());
+                            json!({"title": title, "quantity": line.quantity,
+                                   "unit_price_cents": line.unit_price_cents})
+                        })
+                        .collect();
                     Self::mail(
                         event,
                         Template::OrderConfirmation,
                         order.customer_id,
-                        self.recipients.of_user(order.customer_id).await?,
+                        self.recipient(lookups, order.customer_id).await?,
                         json!({"order_id": id, "lines": lines, "total_cents": order.total_cents}),
                     )
                 }
                 ("order", "OrderCancelled") => {
-                    let Some(order) = self.orders.get(id).await? else {
+                    let Some(order) = lookups.orders.get(&id) else {
                         return Ok(Composed::NotYet(Template::OrderCancelled, "orders"));
                     };
                     Self::mail(
                         event,
                         Template::OrderCancelled,
                         order.customer_id,
-                        self.recipients.of_user(order.customer_id).await?,
+                        self.recipient(lookups, order.customer_id).await?,
                         json!({"order_id": id, "reason": data.get("reason"),
                            "total_cents": order.total_cents}),
                     )
@@ -319,9 +422,30 @@ impl Mailer {
 
 impl Handler for Mailer {
     async fn handle(&self, batch: Vec<jetstream::Message>) -> Handled {
-        let mut settled = Vec::with_capacity(batch.len());
-        for message in &batch {
-            settled.push(self.handle_one(message).await);
+        let mut settled = vec![Settle::Ack; batch.len()];
+        let mut readable = Vec::with_capacity(batch.len());
+        for (index, message) in batch.iter().enumerate() {
+            match serde_json::from_slice::<RelayedEvent>(&message.payload) {
+                Ok(event) => {
+                    let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
+                    readable.push((index, event, deliveries));
+                }
+                Err(_) => {
+                    tracing::error!(subject = %message.subject, "an event that cannot be read; no mail");
+                    settled[index] = Settle::Term;
+                }
+            }
+        }
+        let events: Vec<(&RelayedEvent, i64)> = readable
+            .iter()
+            .map(|(_, event, deliveries)| (event, *deliveries))
+            .collect();
+        let outcomes = self.mail_for_all(&events).await;
+        for ((index, event, _), outcome) in readable.iter().zip(outcomes) {
+            if let Err(error) = outcome {
+                tracing::warn!(position = event.position, error = %error, "cannot record the mail now; the event will come back");
+                settled[*index] = Settle::Nak(Some(NOT_YET_DELAY));
+            }
         }
         Handled::Settled(settled)
     }

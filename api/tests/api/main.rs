@@ -31,4 +31,5 @@ mod roles;
 mod schedules;
 mod schemathesis;
 mod sessions;
+mod sustained;
 mod tasks;

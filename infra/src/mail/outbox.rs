@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -106,8 +107,11 @@ pub struct Outbox {
 
 type DueRow = (Uuid, String, Option<String>, Value, i32);
 
-/// Mails claimed and sent at once by one dispatcher.
-const BATCH: i64 = 16;
+/// Mails claimed and sent at once by one dispatcher (their outcomes are recorded in one
+/// statement). Sends run side by side: an SMTP relay takes a few connections at a time.
+const BATCH: i64 = 128;
+/// Mails being sent at once by one dispatcher.
+const SENDING: usize = 16;
 /// How long a claimed mail is left to its dispatcher: longer than an SMTP exchange may take
 /// (lettre times out after 20 s); a dispatcher that died meanwhile leaves it due again after.
 const CLAIM_LEASE: Duration = Duration::from_secs(120);
@@ -177,6 +181,43 @@ impl Outbox {
         Ok(inserted)
     }
 
+    /// Records the mails not recorded already, in one statement; returns how many it recorded.
+    pub async fn enqueue_all(&self, mails: &[NewMail]) -> Result<usize, sqlx::Error> {
+        if mails.is_empty() {
+            return Ok(0);
+        }
+        let statuses: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO email_log (source_id, template, position, source, user_id, recipient, status, context, last_error)
+             SELECT source_id, template, position, source, user_id, recipient,
+                    CASE WHEN recipient IS NULL THEN 'skipped' ELSE 'pending' END, context,
+                    CASE WHEN recipient IS NULL THEN 'no address for this user' END
+               FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], $6::text[], $7::jsonb[])
+                    AS mail(source_id, template, position, source, user_id, recipient, context)
+             ON CONFLICT (source_id, template) DO NOTHING
+             RETURNING status",
+        )
+        .bind(mails.iter().map(|mail| mail.source_id).collect::<Vec<_>>())
+        .bind(mails.iter().map(|mail| mail.template.name()).collect::<Vec<_>>())
+        .bind(mails.iter().map(|mail| mail.position).collect::<Vec<_>>())
+        .bind(mails.iter().map(|mail| mail.source.clone()).collect::<Vec<_>>())
+        .bind(mails.iter().map(|mail| mail.user_id).collect::<Vec<_>>())
+        .bind(mails.iter().map(|mail| mail.recipient.clone()).collect::<Vec<_>>())
+        .bind(mails.iter().map(|mail| mail.context.clone()).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        let skipped = statuses
+            .iter()
+            .filter(|status| *status == "skipped")
+            .count();
+        self.stats
+            .skipped
+            .fetch_add(skipped as u64, Ordering::Relaxed);
+        if statuses.len() > skipped {
+            self.wake.notify_one();
+        }
+        Ok(statuses.len())
+    }
+
     /// Records a mail that cannot be composed as failed (unless it is recorded already).
     pub async fn record_failed(&self, mail: &NewMail, error: &str) -> Result<(), sqlx::Error> {
         let inserted = sqlx::query(
@@ -228,10 +269,12 @@ impl Outbox {
         .fetch_all(&self.pool)
         .await?;
         let count = due.len();
-        let outcomes = futures::future::join_all(due.into_iter().map(|row| self.send(row))).await;
-        for outcome in outcomes {
-            self.record(outcome).await?;
-        }
+        let sends: Vec<_> = due.into_iter().map(|row| self.send(row)).collect();
+        let outcomes: Vec<Sent> = futures::stream::iter(sends)
+            .buffer_unordered(SENDING)
+            .collect()
+            .await;
+        self.record_all(outcomes).await?;
         Ok(count)
     }
 
@@ -267,15 +310,17 @@ impl Outbox {
         }
     }
 
-    async fn record(&self, outcome: Sent) -> Result<(), sqlx::Error> {
+    /// What an attempt's outcome makes of its row: (status, error, delay before the next).
+    fn outcome(&self, outcome: &Sent) -> (&'static str, Option<String>, Duration) {
         let Sent {
             source_id,
             template_name,
             attempts,
-            subject,
             sent,
+            ..
         } = outcome;
-        let (status, error, delay) = match sent {
+        let attempts = *attempts;
+        match sent {
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 ("sent", None, Duration::ZERO)
@@ -283,7 +328,7 @@ impl Outbox {
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(%source_id, template = %template_name, error = %error, "mail refused for good");
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                ("failed", Some(error), Duration::ZERO)
+                ("failed", Some(error.clone()), Duration::ZERO)
             }
             Err(SendError::Transient(error)) if attempts >= self.retry.max_attempts => {
                 tracing::warn!(%source_id, template = %template_name, error = %error, attempts, "mail given up");
@@ -297,23 +342,41 @@ impl Outbox {
             Err(SendError::Transient(error)) => {
                 tracing::info!(%source_id, template = %template_name, error = %error, attempts, "mail not sent; will retry");
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                ("pending", Some(error), self.retry.backoff(attempts))
+                ("pending", Some(error.clone()), self.retry.backoff(attempts))
             }
-        };
+        }
+    }
+
+    /// Records a batch's outcomes in one statement.
+    async fn record_all(&self, outcomes: Vec<Sent>) -> Result<(), sqlx::Error> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut statuses = Vec::with_capacity(outcomes.len());
+        let mut errors = Vec::with_capacity(outcomes.len());
+        let mut delays = Vec::with_capacity(outcomes.len());
+        for outcome in &outcomes {
+            let (status, error, delay) = self.outcome(outcome);
+            statuses.push(status);
+            errors.push(error);
+            delays.push(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        }
         sqlx::query(
-            "UPDATE email_log SET status = $3, attempts = $4, last_error = $5,
-                    subject = coalesce($6, subject),
-                    next_attempt_at = now() + $7 * interval '1 millisecond',
-                    sent_at = CASE WHEN $3 = 'sent' THEN now() END, updated_at = now()
-              WHERE source_id = $1 AND template = $2",
+            "UPDATE email_log SET status = outcome.status, attempts = outcome.attempts,
+                    last_error = outcome.error, subject = coalesce(outcome.subject, email_log.subject),
+                    next_attempt_at = now() + outcome.delay_ms * interval '1 millisecond',
+                    sent_at = CASE WHEN outcome.status = 'sent' THEN now() END, updated_at = now()
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[])
+                    AS outcome(source_id, template, status, attempts, error, subject, delay_ms)
+              WHERE email_log.source_id = outcome.source_id AND email_log.template = outcome.template",
         )
-        .bind(source_id)
-        .bind(&template_name)
-        .bind(status)
-        .bind(attempts)
-        .bind(error)
-        .bind(subject)
-        .bind(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+        .bind(outcomes.iter().map(|o| o.source_id).collect::<Vec<_>>())
+        .bind(outcomes.iter().map(|o| o.template_name.clone()).collect::<Vec<_>>())
+        .bind(statuses)
+        .bind(outcomes.iter().map(|o| o.attempts).collect::<Vec<_>>())
+        .bind(errors)
+        .bind(outcomes.iter().map(|o| o.subject.clone()).collect::<Vec<_>>())
+        .bind(delays)
         .execute(&self.pool)
         .await?;
         Ok(())

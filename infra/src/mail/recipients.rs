@@ -2,6 +2,9 @@
 //! model, or from a registration's sealed fields opened with the user's key. An erased user
 //! (no key, an empty address in the read model) gets no mail.
 
+use std::collections::HashMap;
+
+use eshop_projections::user::UserRecord;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -40,14 +43,28 @@ impl Recipients {
 
     /// A user's address and name, from the users read model.
     pub async fn of_user(&self, user_id: Uuid) -> Result<Lookup, sqlx::Error> {
-        Ok(match self.users.get(user_id).await? {
+        Ok(Self::lookup(self.users.get(user_id).await?))
+    }
+
+    /// The addresses and names of `user_ids`, in one query (missing users are `NotYet`).
+    pub async fn of_users(&self, user_ids: &[Uuid]) -> Result<HashMap<Uuid, Lookup>, sqlx::Error> {
+        let mut found: HashMap<Uuid, Lookup> =
+            user_ids.iter().map(|id| (*id, Lookup::NotYet)).collect();
+        for user in self.users.get_many(user_ids).await? {
+            found.insert(user.id, Self::lookup(Some(user)));
+        }
+        Ok(found)
+    }
+
+    fn lookup(user: Option<UserRecord>) -> Lookup {
+        match user {
             None => Lookup::NotYet,
             Some(user) if !usable(&user.email) => Lookup::Gone,
             Some(user) => Lookup::Found(Recipient {
                 address: user.email,
                 name: user.first_name.filter(|name| !name.is_empty()),
             }),
-        })
+        }
     }
 
     /// The address a `UserRegistered` payload (`data`) carries, unsealed; when it has none

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use eshop_projections::order::OrderRecord;
 
-use super::{JsonTable, Records};
+use super::{JsonTable, Records, Table};
 
 impl JsonTable for OrderRecord {
     const TABLE: &'static str = "orders";
@@ -34,6 +34,12 @@ impl PgOrders {
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
         self.records.get(id).await
+    }
+
+    /// The orders of `ids` that exist, in one query.
+    pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<OrderRecord>, sqlx::Error> {
+        let mut connection = self.pool.acquire().await?;
+        <OrderRecord as Table>::load(&mut connection, ids, false).await
     }
 
     /// A customer's orders, newest first; `before` is the last order of the previous page.

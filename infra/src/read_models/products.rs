@@ -178,6 +178,14 @@ impl PgProducts {
         Self { listing, ..self }
     }
 
+    /// The titles of the products of `ids` that exist (removed ones included), in one query.
+    pub async fn titles(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT id, title FROM products WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// A product, removed ones included (callers decide what a removed product means).
     pub async fn get(&self, id: Uuid) -> Result<Option<ProductRecord>, sqlx::Error> {
         let row: Option<ReadRow> = sqlx::query_as(&format!(

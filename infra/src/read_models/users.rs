@@ -74,33 +74,50 @@ impl Table for UserRecord {
         Ok(rows.into_iter().map(into_record).collect())
     }
 
+    /// One statement for the whole batch (a purchase changes a wallet: a batch touches hundreds
+    /// of users). Roles travel as one comma-joined text per row: Postgres has no arrays of
+    /// arrays of different lengths, and no role name holds a comma.
     async fn upsert(connection: &mut PgConnection, records: &[&Self]) -> Result<(), sqlx::Error> {
-        for record in records {
-            let roles: Vec<&str> = record.roles.iter().map(|role| role.as_str()).collect();
-            sqlx::query(
-                "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (id) DO UPDATE SET
-                     email = EXCLUDED.email, username = EXCLUDED.username,
-                     first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-                     roles = EXCLUDED.roles, is_active = EXCLUDED.is_active,
-                     balance_cents = EXCLUDED.balance_cents, erased = EXCLUDED.erased,
-                     version = EXCLUDED.version
-                 WHERE users.version < EXCLUDED.version",
-            )
-            .bind(record.id)
-            .bind(&record.email)
-            .bind(&record.username)
-            .bind(&record.first_name)
-            .bind(&record.last_name)
-            .bind(&roles)
-            .bind(record.is_active)
-            .bind(record.balance_cents)
-            .bind(record.erased)
-            .bind(version_column(record.version))
-            .execute(&mut *connection)
-            .await?;
+        if records.is_empty() {
+            return Ok(());
         }
+        let roles: Vec<String> = records
+            .iter()
+            .map(|record| {
+                record
+                    .roles
+                    .iter()
+                    .map(|role| role.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
+             SELECT id, email, username, first_name, last_name,
+                    coalesce(string_to_array(nullif(roles, ''), ','), '{}'), is_active, balance_cents, erased, version
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::bigint[], $9::bool[], $10::bigint[])
+                    AS changed(id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
+             ON CONFLICT (id) DO UPDATE SET
+                 email = EXCLUDED.email, username = EXCLUDED.username,
+                 first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+                 roles = EXCLUDED.roles, is_active = EXCLUDED.is_active,
+                 balance_cents = EXCLUDED.balance_cents, erased = EXCLUDED.erased,
+                 version = EXCLUDED.version
+             WHERE users.version < EXCLUDED.version",
+        )
+        .bind(records.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.email.clone()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.username.clone()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.first_name.clone()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.last_name.clone()).collect::<Vec<_>>())
+        .bind(roles)
+        .bind(records.iter().map(|r| r.is_active).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.balance_cents).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.erased).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| version_column(r.version)).collect::<Vec<_>>())
+        .execute(connection)
+        .await?;
         Ok(())
     }
 }
@@ -123,6 +140,12 @@ impl PgUsers {
     /// Waits for versions on the process's shared listener.
     pub fn waiting_on(self, waits: VersionWaits) -> Self {
         Self { waits, ..self }
+    }
+
+    /// The accounts of `ids` that exist, in one query.
+    pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, sqlx::Error> {
+        let mut connection = self.pool.acquire().await?;
+        UserRecord::load(&mut connection, ids, false).await
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, sqlx::Error> {
