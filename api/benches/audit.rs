@@ -72,6 +72,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         schedule_poll_ms: 1000,
         http: Default::default(),
         background: Default::default(),
+        accounts: Default::default(),
         events_max_age: None,
     }
 }

@@ -85,6 +85,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         task_step_delay_ms: 0,
         schedule_poll_ms: 1000,
         background: Default::default(),
+        accounts: Default::default(),
         events_max_age: None,
     }
 }

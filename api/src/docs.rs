@@ -237,6 +237,7 @@ mod tests {
             "OrderConfirmed",
             "OrderCancelled",
             "OrderFailed",
+            "OrderPaymentRetried",
             "PaymentRequested",
             "PaymentCaptured",
             "PaymentDeclined",

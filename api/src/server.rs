@@ -215,6 +215,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         tasks: PgTasks::new(pool.clone()),
         task_queue: TaskQueue::new(jetstream.clone(), subjects.clone()),
         schedules: PgSchedules::new(pool.clone()),
+        password_tokens: eshop_infra::password_tokens::PgPasswordTokens::new(pool.clone()),
+        accounts: Arc::new(config.accounts.clone()),
         tz,
         pool,
     });

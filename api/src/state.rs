@@ -12,6 +12,7 @@ use eshop_infra::cache::Cache;
 use eshop_infra::erasure::Erasure;
 use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
+use eshop_infra::password_tokens::PgPasswordTokens;
 use eshop_infra::personal_data::SealingKey;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::documents::PgDocuments;
@@ -29,7 +30,7 @@ use eshop_infra::{PgEventStore, PgIdempotencyRecords};
 use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 
 use crate::auth::TokenKeys;
-use crate::config::ThrottleSettings;
+use crate::config::{AccountSettings, ThrottleSettings};
 use crate::error::ApiError;
 use crate::routes::{not_yet_visible, READ_YOUR_WRITES_WAIT};
 
@@ -85,6 +86,9 @@ pub struct Services {
     pub tasks: PgTasks,
     pub task_queue: TaskQueue,
     pub schedules: PgSchedules,
+    /// One-time tokens to set or reset a password, and how long they last.
+    pub password_tokens: PgPasswordTokens,
+    pub accounts: Arc<AccountSettings>,
     /// The shop's time zone (`ESHOP_TZ`).
     pub tz: chrono_tz::Tz,
 }

@@ -16,6 +16,7 @@ pub mod leader;
 pub mod mail;
 pub mod nats;
 pub mod order_worker;
+pub mod password_tokens;
 pub mod personal_data;
 pub mod projector;
 pub mod rate_limit;

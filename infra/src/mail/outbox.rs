@@ -325,6 +325,7 @@ impl Outbox {
         sqlx::query(
             "UPDATE email_log SET status = $3, attempts = $4, last_error = $5,
                     subject = CASE WHEN recipient IS NULL THEN NULL ELSE coalesce($6, subject) END,
+                    context = CASE WHEN $3 = 'pending' THEN context ELSE context - 'link' END,
                     next_attempt_at = now() + $7 * interval '1 millisecond',
                     sent_at = CASE WHEN $3 = 'sent' THEN now() END, updated_at = now()
               WHERE source_id = $1 AND template = $2",

@@ -11,7 +11,7 @@ use super::progress::VersionWaits;
 use super::{version_column, Table};
 
 const COLUMNS: &str =
-    "id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version";
+    "id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version, created_at, updated_at";
 
 type Row = (
     Uuid,
@@ -24,6 +24,8 @@ type Row = (
     i64,
     bool,
     i64,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
 );
 
 fn into_record(row: Row) -> UserRecord {
@@ -38,6 +40,8 @@ fn into_record(row: Row) -> UserRecord {
         balance_cents,
         erased,
         version,
+        created_at,
+        updated_at,
     ) = row;
     UserRecord {
         id,
@@ -52,6 +56,8 @@ fn into_record(row: Row) -> UserRecord {
         is_active,
         balance_cents,
         erased,
+        created_at,
+        updated_at,
         version: u64::try_from(version).unwrap_or_default(),
     }
 }
@@ -76,14 +82,16 @@ impl Table for UserRecord {
         for record in records {
             let roles: Vec<&str> = record.roles.iter().map(|role| role.as_str()).collect();
             sqlx::query(
-                "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (id) DO UPDATE SET
                      email = EXCLUDED.email, username = EXCLUDED.username,
                      first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
                      roles = EXCLUDED.roles, is_active = EXCLUDED.is_active,
                      balance_cents = EXCLUDED.balance_cents, erased = EXCLUDED.erased,
-                     version = EXCLUDED.version
+                     version = EXCLUDED.version,
+                     created_at = coalesce(users.created_at, EXCLUDED.created_at),
+                     updated_at = EXCLUDED.updated_at
                  WHERE users.version < EXCLUDED.version",
             )
             .bind(record.id)
@@ -96,6 +104,8 @@ impl Table for UserRecord {
             .bind(record.balance_cents)
             .bind(record.erased)
             .bind(version_column(record.version))
+            .bind(record.created_at)
+            .bind(record.updated_at)
             .execute(&mut *connection)
             .await?;
         }
