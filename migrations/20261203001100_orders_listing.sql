@@ -13,3 +13,6 @@ CREATE INDEX orders_unfinished ON orders ((coalesce(updated_at, created_at)))
 -- Users show when they joined and last changed (filled by the users projection from the
 -- events' recorded times; a rebuild fills them for every user).
 ALTER TABLE users ADD COLUMN created_at timestamptz, ADD COLUMN updated_at timestamptz;
+
+-- Products too.
+ALTER TABLE products ADD COLUMN created_at timestamptz, ADD COLUMN updated_at timestamptz;

@@ -189,8 +189,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     let state = AppState::new(Services {
         ordering: Orders::new(process.clone()),
         process,
-        orders: PgOrders::new(pool.clone()),
-        payments: PgPayments::new(pool.clone()),
+        orders: PgOrders::new(pool.clone()).waiting_on(waits.clone()),
+        payments: PgPayments::new(pool.clone()).waiting_on(waits.clone()),
         carts: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
         wishlists: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),
         reviews: PgDocuments::new(pool.clone()).waiting_on(waits.clone()),

@@ -87,6 +87,10 @@ pub struct ProductView {
     pub category: String,
     pub removed: bool,
     pub version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Present where the view comes from the catalog (reads), absent in command answers.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ratings: Option<Ratings>,
@@ -112,6 +116,8 @@ impl ProductView {
             category: product.category.clone(),
             removed: product.removed,
             version,
+            created_at: None,
+            updated_at: None,
             ratings: None,
         }
     }
@@ -131,6 +137,8 @@ impl From<ProductRecord> for ProductView {
             category: record.category,
             removed: record.removed,
             version: record.version,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
             ratings: Some(Ratings {
                 rating_average: record.rating_average,
                 rating_count: record.rating_count,

@@ -365,11 +365,31 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "order")?;
-    let record = state
-        .orders
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
+    // Read your own writes: the order as of every change already stored (one read of the
+    // store; only its owner or an admin gets past the check below).
+    let current = state
+        .bus
+        .store()
+        .current_version("order", &id.to_string())
+        .await?;
+    let record = if current == 0 {
+        None
+    } else {
+        state
+            .orders
+            .wait_for_version(id, current, crate::routes::READ_YOUR_WRITES_WAIT)
+            .await?
+    };
+    let record = match record {
+        Some(record) => record,
+        None if current == 0 => return Err(ApiError::NotFound("order")),
+        // Not visible in time: as it is now (an outsider still gets 404 below).
+        None => state
+            .orders
+            .get(id)
+            .await?
+            .ok_or(ApiError::NotFound("order"))?,
+    };
     visible_to(&user, record.customer_id)?;
     Answer::ok(OrderView::from(record)).map(Answer::into_response)
 }

@@ -75,6 +75,10 @@ async fn an_admin_reads_the_products_and_users_they_changed_as_changed() {
         .await
         .expect("json");
     assert_eq!(read["stock"], 40);
+    let time = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(read[field].as_str().expect(field)).expect("time")
+    };
+    assert!(time("updated_at") > time("created_at"), "{read}");
 
     let (user_id, _) = app.customer("wes").await;
     for round in 0..10 {
@@ -136,5 +140,46 @@ async fn a_cart_and_a_wishlist_show_the_change_just_answered() {
         .await
         .expect("json");
     assert_eq!(wishlist["items"], json!([id]));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_order_and_its_payment_read_as_answered() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let book = app.add_book(&admin, "Ulysses", 50).await;
+    let (_, token) = app.customer("yan").await;
+    for _ in 0..5 {
+        let placed = app
+            .request(Method::POST, "/api/orders", Some(&token))
+            .header("Prefer", "wait=5")
+            .json(
+                &json!({"lines": [{"product_id": book["id"], "quantity": 1}],
+                          "payment": {"method": "card", "card": "4242 4242 4242 4242"}}),
+            )
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(placed.status(), 201);
+        let placed: Value = placed.json().await.expect("json");
+        assert_eq!(placed["status"], "confirmed");
+        let id = placed["id"].as_str().expect("id");
+        let order: Value = app
+            .get(&format!("/api/orders/{id}"), Some(&token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(order["status"], "confirmed", "{order}");
+        assert_eq!(order["version"], placed["version"]);
+        let payment_id = placed["payment"]["id"].as_str().expect("payment id");
+        let payment: Value = app
+            .get(&format!("/api/payments/{payment_id}"), Some(&token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(payment["status"], "captured", "{payment}");
+    }
     app.shutdown().await;
 }

@@ -67,7 +67,8 @@ async fn an_account_an_admin_creates_has_no_password_until_its_owner_sets_one() 
         .expect("json");
     let joined = shown["date_joined"].as_str().expect("date_joined");
     assert_eq!(shown["created_at"], joined);
-    assert!(shown["updated_at"].as_str().expect("updated_at") >= joined);
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).expect("time");
+    assert!(time(shown["updated_at"].as_str().expect("updated_at")) > time(joined));
     app.shutdown().await;
 }
 

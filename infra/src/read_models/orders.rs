@@ -37,6 +37,24 @@ impl PgOrders {
         self.records.get(id).await
     }
 
+    /// Waits for versions on the process's shared listener.
+    pub fn waiting_on(self, waits: super::progress::VersionWaits) -> Self {
+        Self {
+            records: self.records.waiting_on(waits),
+            ..self
+        }
+    }
+
+    /// The record once it reflects `version`, or `None` after `timeout`.
+    pub async fn wait_for_version(
+        &self,
+        id: Uuid,
+        version: u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<OrderRecord>, sqlx::Error> {
+        self.records.wait_for_version(id, version, timeout).await
+    }
+
     /// A customer's orders, newest first; `before` is the last order of the previous page.
     pub async fn for_customer(
         &self,
