@@ -75,6 +75,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         operations: Default::default(),
         movies: Default::default(),
         calendar: Default::default(),
+        accounts: Default::default(),
         events_max_age: None,
     }
 }

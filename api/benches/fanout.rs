@@ -88,6 +88,7 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         operations: Default::default(),
         movies: Default::default(),
         calendar: Default::default(),
+        accounts: Default::default(),
         events_max_age: None,
     }
 }

@@ -65,6 +65,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         movies: Default::default(),
         operations: Default::default(),
         calendar: Default::default(),
+        accounts: Default::default(),
         events_max_age: None,
     }
 }

@@ -183,6 +183,10 @@ pub struct Config {
     /// The economic calendar's feed.
     #[command(flatten)]
     pub calendar: CalendarSettings,
+
+    /// Accounts: the links mailed to set or reset a password (issue 18).
+    #[command(flatten)]
+    pub accounts: AccountSettings,
 }
 
 /// The economic calendar's settings.
@@ -201,6 +205,37 @@ pub struct MovieSettings {
     /// (`Server-Timing` carries their count and total either way).
     #[arg(long, env = "ESHOP_PROFILE_SQL", default_value_t = false, action = clap::ArgAction::Set)]
     pub profile_sql: bool,
+}
+
+/// Accounts created by admins and forgotten passwords: the one-time links mailed.
+#[derive(Debug, Clone, Args)]
+pub struct AccountSettings {
+    /// The address clients reach eshop (or its front end) at, to build the links mailed:
+    /// `<ESHOP_PUBLIC_URL>/reset-password?token=…`.
+    #[arg(
+        long,
+        env = "ESHOP_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+
+    /// How long a password-reset token works, in minutes.
+    #[arg(long, env = "ESHOP_PASSWORD_RESET_TTL_MINUTES", default_value_t = 30)]
+    pub password_reset_ttl_minutes: u64,
+
+    /// How long the set-password link of an account an admin created works, in hours.
+    #[arg(long, env = "ESHOP_SET_PASSWORD_TTL_HOURS", default_value_t = 72)]
+    pub set_password_ttl_hours: u64,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8080".into(),
+            password_reset_ttl_minutes: 30,
+            set_password_ttl_hours: 72,
+        }
+    }
 }
 
 /// What a process runs: the HTTP API, the background workers, or both.

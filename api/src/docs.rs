@@ -250,6 +250,7 @@ mod tests {
             "OrderConfirmed",
             "OrderCancelled",
             "OrderFailed",
+            "OrderPaymentRetried",
             "PaymentRequested",
             "PaymentCaptured",
             "PaymentDeclined",

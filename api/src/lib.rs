@@ -1,6 +1,7 @@
 //! The eshop HTTP API: axum routes that turn requests into commands and queries, and the
 //! wiring that the `eshop` binary runs.
 
+pub mod accounts;
 pub mod audit_cli;
 pub mod auth;
 pub mod background;

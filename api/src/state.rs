@@ -14,6 +14,7 @@ use eshop_infra::mail::outbox::Outbox;
 use eshop_infra::nats::EventSubjects;
 use eshop_infra::operations::{self, StatusCounts};
 pub use eshop_infra::operations::{process_figures, ConsumerBacklog};
+use eshop_infra::password_tokens::PgPasswordTokens;
 use eshop_infra::personal_data::SealingKey;
 use eshop_infra::projector::report;
 pub use eshop_infra::projector::ProjectionReport;
@@ -39,7 +40,7 @@ use eshop_projections::shopping::{CartRecord, ReviewRecord, WishlistRecord};
 use eshop_projections::RelayedEvent;
 
 use crate::auth::TokenKeys;
-use crate::config::ThrottleSettings;
+use crate::config::{AccountSettings, ThrottleSettings};
 use crate::error::ApiError;
 use crate::http_metrics::HttpMetrics;
 use crate::routes::{not_yet_visible, READ_YOUR_WRITES_WAIT};
@@ -102,6 +103,9 @@ pub struct Services {
     pub tasks: PgTasks,
     pub task_queue: TaskQueue,
     pub schedules: PgSchedules,
+    /// One-time tokens to set or reset a password, and how long they last.
+    pub password_tokens: PgPasswordTokens,
+    pub accounts: Arc<AccountSettings>,
     /// The shop's time zone (`ESHOP_TZ`).
     pub tz: chrono_tz::Tz,
     /// Request counts and latencies for `/metrics`.

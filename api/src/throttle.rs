@@ -182,18 +182,34 @@ pub async fn throttle(State(state): State<AppState>, request: Request, next: Nex
 /// Counts a login attempt against the account and the client address; refuses once either
 /// has used up its quota for the window.
 pub async fn check_login(state: &AppState, email: &str, address: &str) -> Result<(), ApiError> {
+    check_attempts(state, "login", email, address).await
+}
+
+/// Counts an attempt of `kind` (`login`, `password-reset`, `password-reset-confirm`) against
+/// `subject` (an e-mail address or a token) and the client address, with the login quotas,
+/// each kind counted apart; refuses once either has used up its quota for the window.
+pub async fn check_attempts(
+    state: &AppState,
+    kind: &str,
+    subject: &str,
+    address: &str,
+) -> Result<(), ApiError> {
     if !state.throttle.enabled {
         return Ok(());
     }
     // The account is named by a digest: no e-mail address in Redis.
-    let account = sha256_hex(&[b"login:", email.trim().to_lowercase().as_bytes()]);
+    let account = sha256_hex(&[
+        kind.as_bytes(),
+        b":",
+        subject.trim().to_lowercase().as_bytes(),
+    ]);
     let checks = [
         (
-            format!("login:account:{account}"),
+            format!("{kind}:account:{account}"),
             state.throttle.login_attempts_per_account,
         ),
         (
-            format!("login:address:{address}"),
+            format!("{kind}:address:{address}"),
             state.throttle.login_attempts_per_address,
         ),
     ];

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use eshop_domain::product::Product;
 use eshop_domain::user::User;
 use eshop_domain::values::Role;
-use eshop_infra::tasks::TaskRecord;
+pub use eshop_infra::tasks::TaskRecord;
 use eshop_projections::product::ProductRecord;
 use eshop_projections::user::UserRecord;
 
@@ -24,6 +24,13 @@ pub struct UserView {
     pub is_active: bool,
     pub balance_cents: i64,
     pub erased: bool,
+    /// When the account was made (`date_joined` says the same, for the seeds' clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_joined: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
     pub version: u64,
 }
 
@@ -39,6 +46,9 @@ impl UserView {
             is_active: user.active,
             balance_cents: user.balance_cents,
             erased: user.erased,
+            created_at: None,
+            date_joined: None,
+            updated_at: None,
             version,
         }
     }
@@ -56,6 +66,9 @@ impl From<UserRecord> for UserView {
             is_active: record.is_active,
             balance_cents: record.balance_cents,
             erased: record.erased,
+            created_at: record.created_at,
+            date_joined: record.created_at,
+            updated_at: record.updated_at,
             version: record.version,
         }
     }
@@ -74,6 +87,10 @@ pub struct ProductView {
     pub category: String,
     pub removed: bool,
     pub version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Present where the view comes from the catalog (reads), absent in command answers.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ratings: Option<Ratings>,
@@ -99,6 +116,8 @@ impl ProductView {
             category: product.category.clone(),
             removed: product.removed,
             version,
+            created_at: None,
+            updated_at: None,
             ratings: None,
         }
     }
@@ -118,6 +137,8 @@ impl From<ProductRecord> for ProductView {
             category: record.category,
             removed: record.removed,
             version: record.version,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
             ratings: Some(Ratings {
                 rating_average: record.rating_average,
                 rating_count: record.rating_count,
@@ -147,13 +168,81 @@ pub struct TaskView {
     pub error: Option<Value>,
     pub owner_id: Option<Uuid>,
     pub attempts: i32,
+    /// What the task does: `create`, `read`, `update`, `delete`, a sub-resource's action
+    /// (`cancel`, `restock`, `erase`, …) or a heavy task's kind (`sales_report`, …).
+    pub operation: String,
+    /// The kind of thing it is about (`user`, `product`, `order`, …), when it is about one.
+    pub related_type: Option<String>,
+    /// Which one: from the path, or for a create from its answer once it is done.
+    pub related_id: Option<Uuid>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// `operation`, `related_type` and `related_id` of a task, read from what it was asked (a
+/// command's method and path) and, for a create, the id its answer names.
+pub fn task_subject(task: &TaskRecord) -> (String, Option<String>, Option<Uuid>) {
+    if task.kind != crate::background::respond_async::COMMAND_TASK {
+        return (task.kind.clone(), None, None);
+    }
+    let method = task
+        .input
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let path = task.input.get("path").and_then(Value::as_str).unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    let mut segments: Vec<&str> = path
+        .trim_start_matches("/api/")
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    if segments.first() == Some(&"admin") {
+        segments.remove(0);
+    }
+    let Some(collection) = segments.first().copied() else {
+        return (method.to_lowercase(), None, None);
+    };
+    let related_type = match collection {
+        "purchases" => "order".to_string(),
+        "auth" => "user".to_string(),
+        "cart" | "wishlist" => collection.to_string(),
+        other => other.strip_suffix('s').unwrap_or(other).to_string(),
+    };
+    let mut related_id = match segments.get(1).copied() {
+        Some("me") => task.owner_id,
+        Some(id) => id.parse().ok(),
+        None => None,
+    };
+    let action = segments.get(2).copied().or(match collection {
+        "auth" => segments.get(1).copied(),
+        _ => None,
+    });
+    let operation = match (method, action) {
+        ("POST", Some(action)) => action.trim_end_matches('s').replace('-', "_"),
+        ("POST", None) => "create".to_string(),
+        ("PUT" | "PATCH", _) => "update".to_string(),
+        ("DELETE", _) => "delete".to_string(),
+        ("GET", _) => "read".to_string(),
+        (other, _) => other.to_lowercase(),
+    };
+    if related_id.is_none() {
+        let body = task.result.as_ref().and_then(|result| result.get("body"));
+        related_id = body
+            .and_then(|body| body.get("id").or_else(|| body.get("order_id")))
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse().ok());
+    }
+    (operation, Some(related_type), related_id)
+}
+
 impl From<TaskRecord> for TaskView {
     fn from(task: TaskRecord) -> Self {
+        let (operation, related_type, related_id) = task_subject(&task);
         Self {
+            operation,
+            related_type,
+            related_id,
             id: task.id,
             kind: task.kind,
             status: task.status,

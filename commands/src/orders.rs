@@ -10,6 +10,7 @@
 //! | `payment` | the buyer's payment choice checked and tokenized by the gateway |
 //! | `failure` | why an order failed, typed |
 
+mod card;
 mod failure;
 mod payment;
 mod pricing;
@@ -32,6 +33,7 @@ use crate::context::CommandContext;
 use crate::payment_gateway::PaymentGateway;
 use crate::store::{EventStore, StoreError};
 
+pub use card::{CardDetails, CardInput};
 pub use failure::{
     FailureReason, ACCOUNT_DEACTIVATED, INSUFFICIENT_BALANCE, OUT_OF_STOCK, PAYMENT_DECLINED,
     PRODUCT_UNAVAILABLE, TIMED_OUT,
@@ -39,7 +41,8 @@ pub use failure::{
 pub use payment::{InvalidPayment, PaymentChoice};
 pub use pricing::{NotSold, WantedLine};
 pub use process::{
-    payment_id, OrderProcess, ProcessError, PurchaseError, PurchaseRequest, Purchased,
+    attempt_key, attempt_payment_id, payment_id, OrderProcess, ProcessError, PurchaseError,
+    PurchaseRequest, Purchased,
 };
 
 /// Why a use case of this module did not do what it was asked.
@@ -318,6 +321,46 @@ where
             )
             .await?
             .aggregate;
+        self.drive_for(order_id, placed, wait).await
+    }
+
+    /// Pays the order again with `payment`: an order whose payment was refused (declined, or
+    /// the wallet short) starts a new attempt, with its stock reserved again; an order still
+    /// placed changes instrument. Then drives it like a new order. Refused with
+    /// `invalid_transition` for an order in any other state.
+    #[tracing::instrument(skip(self, payment, context), fields(request_id = %context.request_id, method = ?payment.method))]
+    pub async fn repay(
+        &self,
+        order_id: Uuid,
+        payment: PaymentInstrument,
+        context: &CommandContext,
+        wait: Duration,
+    ) -> Result<Placement, OrderingError> {
+        let retried = self
+            .process
+            .bus()
+            .execute_with::<Order, _>(
+                &order_id.to_string(),
+                OrderCommand::RetryPayment { payment },
+                context,
+                None,
+                Order::clone,
+            )
+            .await?
+            .aggregate;
+        self.drive_for(order_id, retried, wait).await
+    }
+
+    /// Drives the order (as its last command left it) for up to `wait`, or in the background
+    /// when `wait` is zero.
+    async fn drive_for(
+        &self,
+        order_id: Uuid,
+        placed: Order,
+        wait: Duration,
+    ) -> Result<Placement, OrderingError> {
+        let bus = self.process.bus();
+        let order = order_id.to_string();
         if wait.is_zero() {
             let process = Arc::clone(&self.process);
             // In the request's span: the order's steps still read as part of its trace.

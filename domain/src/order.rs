@@ -35,6 +35,9 @@ pub struct PaymentInstrument {
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_last4: Option<String>,
+    /// The card's brand (`visa`, `mastercard`, `amex`, …), when the buyer sent the whole card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_brand: Option<String>,
 }
 
 impl PaymentInstrument {
@@ -43,6 +46,7 @@ impl PaymentInstrument {
             method: PaymentMethod::Balance,
             token: None,
             card_last4: None,
+            card_brand: None,
         }
     }
 }
@@ -88,7 +92,16 @@ pub enum OrderCommand {
     Fail {
         reason: String,
     },
+    /// The customer pays again with `payment`: an order that failed because its payment was
+    /// refused starts over (a new attempt: its stock is reserved again and a new payment is
+    /// taken); an order whose payment was not taken yet (still placed) changes instrument.
+    RetryPayment {
+        payment: PaymentInstrument,
+    },
 }
+
+/// The failure reasons after which an order may be paid again.
+pub const RETRYABLE_REASONS: [&str; 2] = ["payment_declined", "insufficient_balance"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
@@ -110,6 +123,12 @@ pub enum OrderEvent {
     OrderFailed {
         reason: String,
     },
+    /// The order is placed again, to be paid with `payment`; `attempt` counts from 1 (the
+    /// first payment), so its steps and payment are told apart from the earlier attempts'.
+    OrderPaymentRetried {
+        payment: PaymentInstrument,
+        attempt: u32,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -121,6 +140,7 @@ impl DomainEvent for OrderEvent {
             Self::OrderConfirmed => "OrderConfirmed",
             Self::OrderCancelled { .. } => "OrderCancelled",
             Self::OrderFailed { .. } => "OrderFailed",
+            Self::OrderPaymentRetried { .. } => "OrderPaymentRetried",
         }
         .to_string()
     }
@@ -158,6 +178,9 @@ pub struct Order {
     pub payment: Option<PaymentInstrument>,
     pub payment_id: Option<Uuid>,
     pub reason: Option<String>,
+    /// Which payment attempt the order is on: 0 or 1 for the first, then 2, 3, …
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 fn total_of(lines: &[OrderLine]) -> Result<i64, OrderError> {
@@ -246,6 +269,25 @@ impl Order {
             }
             (S::Failed | S::Cancelled, OrderCommand::Fail { .. }) => Vec::new(),
             (_, OrderCommand::Fail { .. }) => return Err(self.refuse("fail")),
+
+            (S::Failed, OrderCommand::RetryPayment { payment })
+                if self
+                    .reason
+                    .as_deref()
+                    .is_some_and(|reason| RETRYABLE_REASONS.contains(&reason)) =>
+            {
+                vec![OrderEvent::OrderPaymentRetried {
+                    payment,
+                    attempt: self.attempt.max(1) + 1,
+                }]
+            }
+            (S::Placed, OrderCommand::RetryPayment { payment }) => {
+                vec![OrderEvent::OrderPaymentRetried {
+                    payment,
+                    attempt: self.attempt.max(1),
+                }]
+            }
+            (_, OrderCommand::RetryPayment { .. }) => return Err(self.refuse("be paid again")),
         })
     }
 }
@@ -295,6 +337,13 @@ impl Aggregate for Order {
             OrderEvent::OrderFailed { reason } => {
                 self.status = OrderStatus::Failed;
                 self.reason = Some(reason);
+            }
+            OrderEvent::OrderPaymentRetried { payment, attempt } => {
+                self.status = OrderStatus::Placed;
+                self.reason = None;
+                self.payment = Some(payment);
+                self.payment_id = None;
+                self.attempt = attempt;
             }
         }
     }

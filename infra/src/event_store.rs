@@ -131,6 +131,25 @@ impl PgEventStore {
         })
     }
 
+    /// The version the aggregate has reached in the store (0: no event): one read of the
+    /// primary key's last entry for it. Reads use it to reflect every write already answered.
+    pub async fn current_version(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<u64, StoreError> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+              ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(version.map_or(0, |version| u64::try_from(version).unwrap_or(0)))
+    }
+
     /// Ids of the aggregates of `aggregate_type` in creation order, after the stream that
     /// started at global position `after_position`. Returns `(position, id)` pairs.
     pub async fn stream_starts(

@@ -19,6 +19,7 @@ pub mod mail;
 pub mod nats;
 pub mod operations;
 pub mod order_worker;
+pub mod password_tokens;
 pub mod personal_data;
 pub mod profile;
 pub mod projector;

@@ -154,6 +154,7 @@ fn card(number: &str) -> PaymentInstrument {
         method: PaymentMethod::Card,
         token: Some(token),
         card_last4: Some(last4),
+        card_brand: None,
     }
 }
 

@@ -23,11 +23,27 @@ pub struct OrderRecord {
     pub total_cents: i64,
     pub payment_method: PaymentMethod,
     pub card_last4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_brand: Option<String>,
     pub payment_id: Option<Uuid>,
     pub reason: Option<String>,
     pub timeline: Vec<TimelineEntry>,
     pub created_at: DateTime<Utc>,
+    /// When the last event changed it (absent in records written before it was kept).
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
     pub version: u64,
+}
+
+/// Which orders a list shows: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderFilter {
+    pub customer_id: Option<Uuid>,
+    pub status: Option<OrderStatus>,
+    /// Placed at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Placed before.
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// The record after `event`, or `None` when the event was already applied.
@@ -59,10 +75,12 @@ pub fn apply(
             total_cents,
             payment_method: payment.method,
             card_last4: payment.card_last4,
+            card_brand: payment.card_brand,
             payment_id: None,
             reason: None,
             timeline: Vec::new(),
             created_at: event.recorded_at,
+            updated_at: None,
             version: 0,
         },
         (Some(current), decoded) => {
@@ -85,6 +103,14 @@ pub fn apply(
                     row.status = OrderStatus::Failed;
                     row.reason = Some(reason);
                 }
+                OrderEvent::OrderPaymentRetried { payment, .. } => {
+                    row.status = OrderStatus::Placed;
+                    row.reason = None;
+                    row.payment_method = payment.method;
+                    row.card_last4 = payment.card_last4;
+                    row.card_brand = payment.card_brand;
+                    row.payment_id = None;
+                }
             }
             row
         }
@@ -94,6 +120,7 @@ pub fn apply(
         status: row.status,
         at: event.recorded_at,
     });
+    row.updated_at = Some(event.recorded_at);
     row.version = event.sequence;
     Ok(Some(row))
 }

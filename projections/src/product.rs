@@ -19,6 +19,11 @@ pub struct ProductRecord {
     pub category: String,
     pub removed: bool,
     pub version: u64,
+    /// When it was added and last changed (absent in rows written before they were kept).
+    #[serde(default)]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// From the reviews; filled by the catalog queries, not by the products projection.
     #[serde(default)]
     pub rating_count: i64,
@@ -69,6 +74,8 @@ pub fn apply(
                 category,
                 removed: false,
                 version: 0,
+                created_at: Some(event.recorded_at),
+                updated_at: None,
                 rating_count: 0,
                 rating_average: None,
             }
@@ -110,6 +117,7 @@ pub fn apply(
         }
         (None, _) => return Err(event.unreadable("the first event is not ProductAdded")),
     };
+    row.updated_at = Some(event.recorded_at);
     row.version = event.sequence;
     Ok(Some(row))
 }

@@ -1,5 +1,6 @@
 //! The `users` read model: profile, roles, balance, status, and the version it reflects.
 
+use chrono::{DateTime, Utc};
 use eshop_domain::user::UserEvent;
 use eshop_domain::values::Role;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,12 @@ pub struct UserRecord {
     /// Erased: the e-mail is empty and the names are absent, also after any rebuild.
     #[serde(default)]
     pub erased: bool,
+    /// When the user registered (absent in rows written before it was kept).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the last event changed the account.
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
     pub version: u64,
 }
 
@@ -55,6 +62,8 @@ pub fn apply(
             is_active: true,
             balance_cents: 0,
             erased: false,
+            created_at: Some(event.recorded_at),
+            updated_at: None,
             version: 0,
         },
         (Some(current), decoded) => {
@@ -98,6 +107,7 @@ pub fn apply(
         }
         (None, _) => return Err(event.unreadable("the first event is not UserRegistered")),
     };
+    row.updated_at = Some(event.recorded_at);
     row.version = event.sequence;
     Ok(Some(row))
 }

@@ -13,6 +13,7 @@ use eshop_commands::{Actor, EventStore};
 use eshop_domain::user::{Registration, User, UserCommand, EMAIL_CLAIM};
 use eshop_domain::values::{EmailAddress, PersonName, Username};
 
+use crate::accounts::{mail_password_link, Purpose};
 use crate::auth::credentials::issues_credentials;
 use crate::auth::policy::{self, AccountAttributes};
 use crate::auth::{password, CurrentUser};
@@ -31,6 +32,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/login", issues_credentials(post(login)))
         .route("/api/auth/refresh", issues_credentials(post(refresh)))
         .route("/api/auth/logout", post(logout))
+        .route("/api/auth/password-reset", post(request_password_reset))
+        .route(
+            "/api/auth/password-reset/confirm",
+            post(confirm_password_reset),
+        )
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -245,4 +251,151 @@ async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<Stat
         .await
         .map_err(ApiError::unavailable)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/auth/password-reset`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+/// The one answer to a password-reset request, whether the address is known or not.
+#[derive(Serialize)]
+pub struct PasswordResetAccepted {
+    pub status: &'static str,
+    pub detail: &'static str,
+}
+
+/// Always 202, the same for any address: whether an account has it is not told. The lookup
+/// and the mail happen after the answer, so its timing tells nothing either. Throttled like
+/// logins (per address asked about, per client), counted apart from them.
+async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody { value: body, .. }: JsonBody<PasswordResetRequest>,
+) -> Result<Response, ApiError> {
+    throttle::check_attempts(&state, "password-reset", &body.email, &address).await?;
+    if let Ok(email) = EmailAddress::parse(&body.email) {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = mail_reset_link(&state, &email).await {
+                tracing::warn!(error = %error, "a password-reset link was not mailed");
+            }
+        });
+    }
+    Answer::accepted(PasswordResetAccepted {
+        status: "accepted",
+        detail: "if an account has this address, a link to reset its password is on its way",
+    })
+    .map(Answer::into_response)
+}
+
+async fn mail_reset_link(state: &AppState, email: &EmailAddress) -> Result<(), ApiError> {
+    let holder = state
+        .bus
+        .store()
+        .claim_holder(EMAIL_CLAIM, email.as_str())
+        .await?;
+    let Some(Ok(user_id)) = holder.as_deref().map(str::parse::<uuid::Uuid>) else {
+        return Ok(());
+    };
+    let user = state
+        .bus
+        .store()
+        .load::<User>(&user_id.to_string())
+        .await?
+        .aggregate;
+    if !user.active {
+        return Ok(());
+    }
+    mail_password_link(state, user_id, &user, Purpose::Reset).await
+}
+
+/// `POST /api/auth/password-reset/confirm`: also sets the first password of an account an
+/// admin created (its mailed link carries the same kind of token).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+#[derive(Serialize)]
+pub struct PasswordResetDone {
+    pub status: &'static str,
+}
+
+fn unusable_token() -> ApiError {
+    ApiError::field("token", "is unknown, already used or expired")
+}
+
+/// Sets the password the token's user chose (under the password rules), spends the token
+/// (and any other of theirs), and ends every session of the user.
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    meta: RequestMeta,
+    JsonBody { value: body, raw }: JsonBody<PasswordResetConfirm>,
+) -> Result<Response, ApiError> {
+    throttle::check_attempts(&state, "password-reset-confirm", "any", &address).await?;
+    let user_id = state
+        .password_tokens
+        .holder(&body.token)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(unusable_token)?;
+    let user = state
+        .bus
+        .store()
+        .load::<User>(&user_id.to_string())
+        .await?
+        .aggregate;
+    if !user.registered || user.erased || !user.active {
+        return Err(unusable_token());
+    }
+    let attributes = AccountAttributes {
+        email: user.email.expose(),
+        username: &user.username,
+    };
+    policy::check("new_password", &body.new_password, attributes)
+        .map_err(|rule| ApiError::Validation(vec![rule]))?;
+    let password_hash = password::hash(body.new_password).await?;
+    // Spent before the change: of two requests with one token only one goes on.
+    let spent = state
+        .password_tokens
+        .spend(&body.token)
+        .await
+        .map_err(ApiError::unavailable)?;
+    if spent != Some(user_id) {
+        return Err(unusable_token());
+    }
+    let scope = format!("anonymous:{}", sha256_hex(&[address.as_bytes()]));
+    let bus = &state.bus;
+    let response = execute(
+        &state,
+        &meta,
+        &scope,
+        Actor::User(user_id),
+        &raw,
+        |context| async move {
+            bus.execute::<User>(
+                &user_id.to_string(),
+                UserCommand::ChangePassword { password_hash },
+                &context,
+                None,
+            )
+            .await?;
+            Answer::ok(PasswordResetDone {
+                status: "password_changed",
+            })
+        },
+    )
+    .await?;
+    state
+        .sessions
+        .revoke_all(user_id, "password reset")
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(response)
 }

@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use eshop_commands::orders::{PaymentChoice, Placement, PurchaseOutcome, WantedLine};
+use chrono::{DateTime, Utc};
+use eshop_commands::orders::{
+    CardDetails, CardInput, PaymentChoice, Placement, PurchaseOutcome, WantedLine,
+};
 use eshop_domain::order::{Order, OrderLine, OrderStatus, PaymentInstrument};
 use eshop_domain::values::{PaymentMethod, Role};
-use eshop_projections::order::{OrderRecord, TimelineEntry};
+use eshop_projections::order::{OrderFilter, OrderRecord, TimelineEntry};
 
 use crate::auth::CurrentUser;
 use crate::command::{execute, Answer};
@@ -37,32 +40,47 @@ pub fn router() -> Router<AppState> {
         .route("/api/orders", post(place_order).get(list))
         .route("/api/orders/{id}", get(show))
         .route("/api/orders/{id}/cancel", post(cancel))
+        .route("/api/orders/{id}/payments", post(repay))
         .route("/api/cart/checkout", post(checkout))
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub(crate) struct PaymentSummary {
-    id: Option<Uuid>,
-    method: PaymentMethod,
-    card_last4: Option<String>,
+pub struct PaymentSummary {
+    pub id: Option<Uuid>,
+    pub method: PaymentMethod,
+    pub card_last4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_brand: Option<String>,
 }
 
+/// An order as the API shows it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub(crate) struct OrderView {
-    id: Uuid,
-    status: OrderStatus,
-    reason: Option<String>,
-    lines: Vec<OrderLine>,
-    total_cents: i64,
-    payment: PaymentSummary,
-    timeline: Vec<TimelineEntry>,
-    version: u64,
+pub struct OrderView {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: i64,
+    pub payment: PaymentSummary,
+    pub timeline: Vec<TimelineEntry>,
+    /// Absent in a command's answer (the order as the command left it, before any read model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    pub version: u64,
 }
 
 impl From<OrderRecord> for OrderView {
     fn from(record: OrderRecord) -> Self {
+        let updated_at = record
+            .updated_at
+            .or_else(|| record.timeline.last().map(|entry| entry.at))
+            .unwrap_or(record.created_at);
         Self {
             id: record.id,
+            customer_id: Some(record.customer_id),
             status: record.status,
             reason: record.reason,
             lines: record.lines,
@@ -71,8 +89,11 @@ impl From<OrderRecord> for OrderView {
                 id: record.payment_id,
                 method: record.payment_method,
                 card_last4: record.card_last4,
+                card_brand: record.card_brand,
             },
             timeline: record.timeline,
+            created_at: Some(record.created_at),
+            updated_at: Some(updated_at),
             version: record.version,
         }
     }
@@ -85,6 +106,7 @@ fn view_of(id: Uuid, order: &Order, version: u64) -> OrderView {
         .unwrap_or_else(PaymentInstrument::balance);
     OrderView {
         id,
+        customer_id: order.customer_id,
         status: order.status,
         reason: order.reason.clone(),
         lines: order.lines.clone(),
@@ -93,8 +115,11 @@ fn view_of(id: Uuid, order: &Order, version: u64) -> OrderView {
             id: order.payment_id,
             method: payment.method,
             card_last4: payment.card_last4,
+            card_brand: payment.card_brand,
         },
         timeline: Vec::new(),
+        created_at: None,
+        updated_at: None,
         version,
     }
 }
@@ -166,14 +191,34 @@ pub(crate) struct LineRequest {
     quantity: i64,
 }
 
+/// A card as a payment form sends it. Not `Debug`: all but the holder is secret.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PaymentRequest {
+pub struct CardRequest {
+    pub number: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    pub cvc: String,
+    pub holder: Option<String>,
+}
+
+/// `card`: the whole card, or (for older clients) the bare number.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum CardField {
+    Number(String),
+    Card(CardRequest),
+}
+
+/// How an order is paid: `method` and the detail it needs.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
     #[schemars(extend("enum" = ["balance", "card", "paypal", "bank_transfer"]))]
-    method: String,
-    card: Option<String>,
-    paypal_email: Option<String>,
-    bank_account: Option<String>,
+    pub method: String,
+    pub card: Option<CardField>,
+    pub paypal_email: Option<String>,
+    pub bank_account: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -185,9 +230,19 @@ pub(crate) struct OrderRequest {
 
 /// The instrument the order is paid with (a card or account tokenized by the gateway).
 fn instrument(state: &AppState, payment: PaymentRequest) -> Result<PaymentInstrument, ApiError> {
+    let card = payment.card.map(|card| match card {
+        CardField::Number(number) => CardInput::Number(number),
+        CardField::Card(card) => CardInput::Details(CardDetails {
+            number: card.number,
+            exp_month: card.exp_month,
+            exp_year: card.exp_year,
+            cvc: card.cvc,
+            holder: card.holder,
+        }),
+    });
     let choice = PaymentChoice {
         method: payment.method,
-        card: payment.card,
+        card,
         paypal_email: payment.paypal_email,
         bank_account: payment.bank_account,
     };
@@ -312,29 +367,88 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "order")?;
-    let record = state
-        .orders
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
+    // Read your own writes: the order as of every change already stored (one read of the
+    // store; only its owner or an admin gets past the check below).
+    let current = state
+        .bus
+        .store()
+        .current_version("order", &id.to_string())
+        .await?;
+    let record = if current == 0 {
+        None
+    } else {
+        state
+            .orders
+            .wait_for_version(id, current, crate::routes::READ_YOUR_WRITES_WAIT)
+            .await?
+    };
+    let record = match record {
+        Some(record) => record,
+        None if current == 0 => return Err(ApiError::NotFound("order")),
+        // Not visible in time: as it is now (an outsider still gets 404 below).
+        None => state
+            .orders
+            .get(id)
+            .await?
+            .ok_or(ApiError::NotFound("order"))?,
+    };
     visible_to(&user, record.customer_id)?;
     Answer::ok(OrderView::from(record)).map(Answer::into_response)
 }
 
+/// `GET /api/orders?status=&user_id=&from=&to=&limit=&cursor=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<Uuid>,
+    /// Placed at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Placed before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Admins see every order (or one user's, with `user_id`); a customer sees their own, and
+/// naming someone else is 403.
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiQuery(params): ApiQuery<PageParams>,
+    ApiQuery(params): ApiQuery<OrderListParams>,
 ) -> Result<Response, ApiError> {
-    let limit = params.limit(20, 100)?;
-    let before = match params.cursor.as_deref() {
+    let customer_id = if user.has_role(Role::Admin) {
+        params.user_id
+    } else {
+        match params.user_id {
+            Some(other) if other != user.id => return Err(ApiError::Forbidden),
+            _ => Some(user.id),
+        }
+    };
+    if let (Some(from), Some(to)) = (params.from, params.to) {
+        if to < from {
+            return Err(ApiError::field("to", "must not be before `from`"));
+        }
+    }
+    let filter = OrderFilter {
+        customer_id,
+        status: params.status,
+        from: params.from,
+        to: params.to,
+    };
+    let page = PageParams {
+        cursor: params.cursor,
+        limit: params.limit,
+    };
+    let limit = page.limit(20, 100)?;
+    let before = match page.cursor.as_deref() {
         Some(raw) => Some(
             raw.parse::<Uuid>()
                 .map_err(|_| ApiError::field("cursor", "is not a cursor from a previous page"))?,
         ),
         None => None,
     };
-    let records = state.orders.for_customer(user.id, before, limit).await?;
+    let records = state.orders.list(&filter, before, limit).await?;
     let next_cursor = (records.len() as i64 == limit)
         .then(|| records.last().map(|record| record.id.to_string()))
         .flatten();
@@ -366,6 +480,39 @@ async fn cancel(
                 .cancel(order_id, &context, meta.expected_version)
                 .await?;
             Answer::ok(view_of(order_id, &order, version))
+        },
+    )
+    .await
+}
+
+/// Pays an order again (its payment was declined or the wallet short, or it was not taken
+/// yet) with another instrument; answers like `POST /api/orders`.
+async fn repay(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody { value, raw }: JsonBody<PaymentRequest>,
+) -> Result<Response, ApiError> {
+    let order_id = parse_id(&id, "order")?;
+    visible_to(&user, state.ordering.customer_of(order_id).await?)?;
+    let payment = instrument(&state, value)?;
+    let wait = preferred_wait(&headers);
+    let state = &state;
+    execute(
+        state,
+        &meta,
+        &user.id.to_string(),
+        user.actor(),
+        &raw,
+        |context| async move {
+            placed(
+                state
+                    .ordering
+                    .repay(order_id, payment, &context, wait)
+                    .await?,
+            )
         },
     )
     .await

@@ -28,10 +28,25 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "payment")?;
-    let record = state
-        .payments
-        .get(id)
-        .await?
+    // Read your own writes: as of every change already stored (one read of the store).
+    let current = state
+        .bus
+        .store()
+        .current_version("payment", &id.to_string())
+        .await?;
+    let caught_up = if current == 0 {
+        None
+    } else {
+        state
+            .payments
+            .wait_for_version(id, current, crate::routes::READ_YOUR_WRITES_WAIT)
+            .await?
+    };
+    let record = match caught_up {
+        Some(record) => Some(record),
+        None => state.payments.get(id).await?,
+    };
+    let record = record
         .filter(|record| record.customer_id == user.id || user.has_role(Role::Admin))
         .ok_or(ApiError::NotFound("payment"))?;
     Answer::ok(record).map(Answer::into_response)

@@ -83,7 +83,12 @@ async fn show_cart(
     user: CurrentUser,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let cart = read_document(&state.carts, user.id, params.min_version).await?;
+    let cart = read_document(
+        &state.carts,
+        user.id,
+        own_version(&state, "cart", user.id, params.min_version).await?,
+    )
+    .await?;
     let view = cart.map_or(
         CartView {
             items: Vec::new(),
@@ -180,7 +185,12 @@ async fn show_wishlist(
     user: CurrentUser,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let wishlist = read_document(&state.wishlists, user.id, params.min_version).await?;
+    let wishlist = read_document(
+        &state.wishlists,
+        user.id,
+        own_version(&state, "wishlist", user.id, params.min_version).await?,
+    )
+    .await?;
     let view = wishlist.map_or(
         WishlistView {
             items: Vec::new(),
@@ -358,4 +368,21 @@ async fn list_reviews(
         })
         .collect();
     Answer::ok(serde_json::json!({ "items": reviews })).map(Answer::into_response)
+}
+
+/// Read your own writes: the caller's own cart or wishlist as of every change already stored
+/// (one read of the store), or `min_version` if that is newer.
+async fn own_version(
+    state: &AppState,
+    aggregate_type: &str,
+    id: Uuid,
+    min_version: Option<u64>,
+) -> Result<Option<u64>, ApiError> {
+    let current = state
+        .bus
+        .store()
+        .current_version(aggregate_type, &id.to_string())
+        .await?;
+    let wanted = min_version.unwrap_or(0).max(current);
+    Ok((wanted > 0).then_some(wanted))
 }

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tasks", get(list))
         .route("/api/tasks/{id}", get(show))
+        .route("/api/tasks/{id}/status", get(status))
         .route("/api/admin/reports/sales", post(sales_report))
         .route(
             "/api/admin/products/ratings/recompute",
@@ -55,24 +56,57 @@ impl FromRequestParts<AppState> for MaybeUser {
     }
 }
 
+/// `GET /api/tasks/{id}/status`: where a task stands, for polling.
+#[derive(serde::Serialize)]
+pub struct TaskStatus {
+    pub id: Uuid,
+    pub status: String,
+    pub progress: i16,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = visible_task(&state, user.as_ref(), &id).await?;
+    Answer::ok(TaskStatus {
+        id: task.id,
+        status: task.status,
+        progress: task.progress,
+    })
+    .map(Answer::into_response)
+}
+
 async fn show(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "task")?;
+    let task = visible_task(&state, user.as_ref(), &id).await?;
+    Answer::ok(TaskView::from(task)).map(Answer::into_response)
+}
+
+/// The task, if this caller may see it (its owner, an admin; a task queued without a token:
+/// whoever has its id); else 404.
+async fn visible_task(
+    state: &AppState,
+    user: Option<&CurrentUser>,
+    id: &str,
+) -> Result<crate::views::TaskRecord, ApiError> {
+    let id = parse_id(id, "task")?;
     let task = state
         .tasks
         .get(id)
         .await?
-        .filter(|task| match (&user, task.owner_id) {
+        .filter(|task| match (user, task.owner_id) {
             (Some(user), _) if user.has_role(Role::Admin) => true,
             (Some(user), Some(owner)) => owner == user.id,
             (_, None) => task.kind == crate::background::respond_async::COMMAND_TASK,
             (None, Some(_)) => false,
         })
         .ok_or(ApiError::NotFound("task"))?;
-    Answer::ok(TaskView::from(task)).map(Answer::into_response)
+    Ok(task)
 }
 
 async fn list(

@@ -8,8 +8,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use eshop_commands::EventStore;
-use eshop_domain::user::{User, UserCommand};
-use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role};
+use eshop_domain::user::{Registration, User, UserCommand};
+use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role, Username};
+
+use crate::accounts::{mail_password_link, Purpose};
 
 use crate::auth::policy::{self, AccountAttributes};
 use crate::auth::{password, AdminUser, CurrentUser};
@@ -27,10 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/me/deposits", post(deposit))
         .route("/api/users/me/password", post(change_password))
         .route("/api/admin/users/{id}/erase", post(erase))
-        .route("/api/users", get(list))
+        .route("/api/users", get(list).post(create))
         .route(
             "/api/users/{id}",
-            get(show).patch(update).delete(deactivate),
+            get(show).patch(update).put(replace).delete(deactivate),
         )
         .route("/api/users/{id}/reactivate", post(reactivate))
         .route("/api/users/{id}/roles", post(grant_role))
@@ -107,7 +109,15 @@ async fn me(
     user: CurrentUser,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let view = read_view(&state, user.id, Some(params.min_version.unwrap_or(1))).await?;
+    // Read your own writes: the account as of every change already answered (one read of the
+    // store's last version for it), not only as of `min_version`.
+    let current = state
+        .bus
+        .store()
+        .current_version("user", &user.id.to_string())
+        .await?;
+    let wanted = params.min_version.unwrap_or(1).max(current);
+    let view = read_view(&state, user.id, Some(wanted)).await?;
     Answer::ok(view).map(Answer::into_response)
 }
 
@@ -312,7 +322,15 @@ async fn show(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let view = read_view(&state, parse_id(&id, "user")?, params.min_version).await?;
+    let id = parse_id(&id, "user")?;
+    // Admins read the users they change: as of every change already stored.
+    let current = state
+        .bus
+        .store()
+        .current_version("user", &id.to_string())
+        .await?;
+    let wanted = params.min_version.unwrap_or(0).max(current);
+    let view = read_view(&state, id, (wanted > 0).then_some(wanted)).await?;
     Answer::ok(view).map(Answer::into_response)
 }
 
@@ -402,4 +420,109 @@ async fn revoke_role(
         UserCommand::RevokeRole(role),
     )
     .await
+}
+
+/// `POST /api/users` (admin): an account without a password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub email: String,
+    pub username: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// Creates an account with no usable password and mails its owner a one-time link to choose
+/// one (`POST /api/auth/password-reset/confirm`). 201 the account.
+async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    JsonBody { value, raw }: JsonBody<NewUser>,
+) -> Result<Response, ApiError> {
+    let mut fields = Fields::default();
+    let email = fields.check("email", EmailAddress::parse(&value.email));
+    let username = fields.check("username", Username::parse(&value.username));
+    let first_name = fields.check(
+        "first_name",
+        value
+            .first_name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose(),
+    );
+    let last_name = fields.check(
+        "last_name",
+        value
+            .last_name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose(),
+    );
+    let (Some(email), Some(username), Some(first_name), Some(last_name), true) =
+        (email, username, first_name, last_name, fields.is_valid())
+    else {
+        return Err(fields.into_error());
+    };
+    let state = &state;
+    execute(
+        state,
+        &meta,
+        &admin.id.to_string(),
+        admin.actor(),
+        &raw,
+        |context| async move {
+            let user_id = context.new_aggregate_id();
+            // A password nobody knows: the account signs in once its owner chose one.
+            let unknowable = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+            let registration = Registration {
+                email,
+                username,
+                password_hash: password::hash(unknowable).await?,
+                first_name,
+                last_name,
+            };
+            let executed = state
+                .bus
+                .execute::<User>(
+                    &user_id.to_string(),
+                    UserCommand::Register(registration),
+                    &context,
+                    None,
+                )
+                .await?;
+            mail_password_link(state, user_id, &executed.aggregate, Purpose::Set).await?;
+            Answer::created(UserView::new(
+                user_id,
+                &executed.aggregate,
+                executed.version,
+            ))
+        },
+    )
+    .await
+}
+
+/// `PUT /api/users/{id}` (admin): every editable field, replaced.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserReplacement {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    JsonBody { value, raw }: JsonBody<UserReplacement>,
+) -> Result<Response, ApiError> {
+    let target = parse_id(&id, "user")?;
+    let command = profile_command(&ProfileChanges {
+        first_name: Some(value.first_name),
+        last_name: Some(value.last_name),
+        email: Some(value.email),
+    })?;
+    run(&state, &meta, &admin, target, &raw, command).await
 }

@@ -279,3 +279,138 @@ async fn an_erased_user_is_nowhere_after_a_rebuild_while_the_history_stays() {
     assert_eq!(reused.status(), 201);
     app.shutdown().await;
 }
+
+/// Every text, character, JSON and array column of every table (as `information_schema` lists
+/// them now, so a table added later is scanned too) whose value mentions `needle`, as
+/// `table.column`.
+pub async fn columns_holding(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.table_name::text, c.column_name::text
+           FROM information_schema.columns c
+           JOIN information_schema.tables t
+             ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+          WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+            AND (c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY')
+                 OR c.udt_name IN ('citext'))
+          ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("columns");
+    assert!(
+        columns
+            .iter()
+            .any(|(table, column)| table == "email_log" && column == "recipient"),
+        "the scan sees the mail log"
+    );
+    let mut found = Vec::new();
+    for (table, column) in columns {
+        let hits: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{table}\" WHERE strpos(lower(\"{column}\"::text), lower($1)) > 0"
+        ))
+        .bind(needle)
+        .fetch_one(pool)
+        .await
+        .expect("scan");
+        if hits > 0 {
+            found.push(format!("{table}.{column}"));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn after_an_erasure_no_column_of_any_table_holds_the_users_address_or_names() {
+    const EMAIL: &str = "ines.marrow@example.com";
+    const FIRST: &str = "Inesquilla";
+    const LAST: &str = "Marrowvane";
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let registered = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": EMAIL, "username": "ines", "password": PASSWORD,
+                   "first_name": FIRST, "last_name": LAST}),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+    let user_id: uuid::Uuid = registered.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let token = app.login(EMAIL, PASSWORD).await;
+    // A profile change run in the background (its body is kept in `tasks`).
+    let queued = app
+        .request(reqwest::Method::PATCH, "/api/users/me", Some(&token))
+        .header("Prefer", "respond-async")
+        .json(&json!({"last_name": LAST, "first_name": FIRST}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(queued.status(), 202);
+    app.post(
+        "/api/users/me/deposits",
+        Some(&token),
+        json!({"amount_cents": 5000}),
+    )
+    .await;
+    let book = app.add_book(&admin, "Dune", 5).await;
+    let bought = app
+        .post(
+            "/api/purchases",
+            Some(&token),
+            json!({"product_id": book["id"], "quantity": 1, "payment_method": "balance"}),
+        )
+        .await;
+    assert_eq!(bought.status(), 201);
+    // The welcome and the confirmation are in the mail log with the address.
+    crate::helpers::eventually(Duration::from_secs(20), "the mails", || async {
+        let mails: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM email_log WHERE user_id = $1 AND recipient = $2",
+        )
+        .bind(user_id)
+        .bind(EMAIL)
+        .fetch_one(&app.pool)
+        .await
+        .expect("mails");
+        (mails >= 2).then_some(())
+    })
+    .await;
+    assert!(!columns_holding(&app.pool, EMAIL).await.is_empty());
+
+    let erased = app
+        .post(
+            &format!("/api/admin/users/{user_id}/erase"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(erased.status(), 200);
+    let version = erased.json::<Value>().await.expect("json")["version"]
+        .as_u64()
+        .expect("version");
+    // A mailer that read the users read model before it caught up with the erasure records
+    // a mail with the address it read: the log must not keep it.
+    let late = eshop_infra::mail::outbox::NewMail {
+        source_id: uuid::Uuid::new_v4(),
+        template: eshop_infra::mail::templates::Template::OrderCancelled,
+        position: None,
+        source: "OrderCancelled".into(),
+        user_id: Some(user_id),
+        recipient: Some(EMAIL.into()),
+        context: json!({"name": FIRST, "order_id": uuid::Uuid::new_v4()}),
+    };
+    assert!(app.state().outbox.enqueue(&late).await.expect("recorded"));
+    user_when(&app, &admin, &user_id.to_string(), version).await;
+
+    for needle in [EMAIL, FIRST, LAST] {
+        assert_eq!(
+            columns_holding(&app.pool, needle).await,
+            Vec::<String>::new(),
+            "{needle}"
+        );
+    }
+    app.shutdown().await;
+}

@@ -26,6 +26,9 @@ async fn an_admin_adds_changes_restocks_and_removes_a_book() {
     let ratings = read.as_object_mut().expect("object");
     assert_eq!(ratings.remove("rating_count"), Some(json!(0)));
     assert_eq!(ratings.remove("rating_average"), Some(Value::Null));
+    // Reads also show when the product was added and last changed.
+    let created_at = ratings.remove("created_at").expect("created_at");
+    assert_eq!(ratings.remove("updated_at"), Some(created_at));
     assert_eq!(read, book);
 
     let changed = app

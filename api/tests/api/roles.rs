@@ -288,6 +288,12 @@ async fn every_endpoint_answers_each_role_as_its_access_rule_says() {
             Access::Owned,
         ),
         (
+            Method::POST,
+            format!("/api/orders/{order}/payments"),
+            card.clone(),
+            Access::Owned,
+        ),
+        (
             Method::GET,
             "/api/payments".into(),
             Value::Null,

@@ -77,9 +77,56 @@ fn step_error<E: std::error::Error>(error: CommandError<E>) -> ProcessError {
     }
 }
 
-/// The id of the payment for an order (one payment per order).
+/// The id of the payment for an order's first payment attempt.
 pub fn payment_id(order_id: Uuid) -> Uuid {
     derived_id(&["payment", &order_id.to_string()])
+}
+
+/// One payment attempt of an order. Its `key` stands for the order in everything the attempt
+/// does on other aggregates (the reservations, the wallet debit, the payment's id, the steps'
+/// command ids), so a later attempt is told apart from an earlier, undone one. The first
+/// attempt's key is the order id itself: orders paid once look as they always did.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    order_id: Uuid,
+    key: Uuid,
+}
+
+impl Attempt {
+    fn of(order_id: Uuid, order: &Order) -> Self {
+        Self {
+            order_id,
+            key: attempt_key(order_id, order.attempt),
+        }
+    }
+
+    /// The context of one step: its id is derived from the attempt, the step and its target.
+    fn step(&self, step: &str, target: &str) -> CommandContext {
+        CommandContext::step(
+            Actor::System,
+            "order-process",
+            &["order-process", &self.key.to_string(), step, target],
+        )
+        .correlated_with(self.order_id)
+    }
+
+    fn payment_id(&self) -> Uuid {
+        payment_id(self.key)
+    }
+}
+
+/// What stands for the order in its `attempt`th payment attempt (see `Attempt`).
+pub fn attempt_key(order_id: Uuid, attempt: u32) -> Uuid {
+    if attempt <= 1 {
+        order_id
+    } else {
+        derived_id(&["order-attempt", &order_id.to_string(), &attempt.to_string()])
+    }
+}
+
+/// The payment of the order's `attempt`th payment attempt.
+pub fn attempt_payment_id(order_id: Uuid, attempt: u32) -> Uuid {
+    payment_id(attempt_key(order_id, attempt))
 }
 
 /// The aggregates a wallet purchase touches.
@@ -190,16 +237,6 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     /// The payment gateway the process charges.
     pub fn gateway(&self) -> &G {
         &self.gateway
-    }
-
-    /// The context of one step of one order: its id is derived from both.
-    fn step(order_id: Uuid, step: &str, target: &str) -> CommandContext {
-        CommandContext::step(
-            Actor::System,
-            "order-process",
-            &["order-process", &order_id.to_string(), step, target],
-        )
-        .correlated_with(order_id)
     }
 
     /// Moves the order on until it is confirmed, cancelled or failed; returns where it ended.
@@ -424,11 +461,12 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     async fn order_step(
         &self,
         steps: &mut Steps<'_, S>,
-        order_id: Uuid,
+        attempt: Attempt,
         command: OrderCommand,
         step: &str,
     ) -> Result<Step, ProcessError> {
-        let context = Self::step(order_id, step, "order");
+        let order_id = attempt.order_id;
+        let context = attempt.step(step, "order");
         match steps
             .execute::<Order, _>(&order_id.to_string(), command, &context, Order::clone)
             .await
@@ -447,6 +485,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         order_id: Uuid,
         order: &Order,
     ) -> Result<Step, ProcessError> {
+        let attempt = Attempt::of(order_id, order);
         for line in &order.lines {
             let quantity = Quantity::positive(line.quantity)
                 .map_err(|invalid| ProcessError::Step(invalid.0))?;
@@ -454,8 +493,11 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             let reserved = steps
                 .execute::<Product, _>(
                     &product,
-                    ProductCommand::Reserve { order_id, quantity },
-                    &Self::step(order_id, "reserve", &product),
+                    ProductCommand::Reserve {
+                        order_id: attempt.key,
+                        quantity,
+                    },
+                    &attempt.step("reserve", &product),
                     |_| (),
                 )
                 .await;
@@ -476,7 +518,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         }
         self.order_step(
             steps,
-            order_id,
+            attempt,
             OrderCommand::RecordStockReserved,
             "stock-reserved",
         )
@@ -495,7 +537,8 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 "the order has no customer or payment".into(),
             ));
         };
-        let payment_id = payment_id(order_id);
+        let attempt = Attempt::of(order_id, order);
+        let payment_id = attempt.payment_id();
         let payment = payment_id.to_string();
         // Only a resumed order has a payment already, and then the request's append conflicts.
         self.bus.assume_new::<Payment>(&payment);
@@ -509,7 +552,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                     amount_cents: order.total_cents,
                     card_last4: instrument.card_last4.clone(),
                 },
-                &Self::step(order_id, "payment-request", &payment),
+                &attempt.step("payment-request", &payment),
                 |_| (),
             )
             .await
@@ -529,16 +572,16 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 .execute::<User, _>(
                     &customer_id.to_string(),
                     UserCommand::Debit {
-                        order_id,
+                        order_id: attempt.key,
                         amount_cents: order.total_cents,
                     },
-                    &Self::step(order_id, "debit", &customer_id.to_string()),
+                    &attempt.step("debit", &customer_id.to_string()),
                     |_| (),
                 )
                 .await;
             match debited {
                 Ok(_) => Charged::Captured {
-                    reference: format!("wallet:{order_id}"),
+                    reference: format!("wallet:{}", attempt.key),
                 },
                 Err(CommandError::Rejected(UserError::InsufficientBalance { .. })) => {
                     Charged::refused_by_wallet(FailureReason::InsufficientBalance)
@@ -572,14 +615,14 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             Charged::Captured { reference } => {
                 self.payment_step(
                     steps,
-                    order_id,
+                    attempt,
                     PaymentCommand::Capture { reference },
                     "capture",
                 )
                 .await?;
                 self.order_step(
                     steps,
-                    order_id,
+                    attempt,
                     OrderCommand::RecordPaid { payment_id },
                     "paid",
                 )
@@ -591,7 +634,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             } => {
                 self.payment_step(
                     steps,
-                    order_id,
+                    attempt,
                     PaymentCommand::Decline {
                         reason: payment_reason,
                     },
@@ -606,18 +649,13 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
     async fn payment_step(
         &self,
         steps: &mut Steps<'_, S>,
-        order_id: Uuid,
+        attempt: Attempt,
         command: PaymentCommand,
         step: &str,
     ) -> Result<(), ProcessError> {
-        let payment = payment_id(order_id).to_string();
+        let payment = attempt.payment_id().to_string();
         match steps
-            .execute::<Payment, _>(
-                &payment,
-                command,
-                &Self::step(order_id, step, &payment),
-                |_| (),
-            )
+            .execute::<Payment, _>(&payment, command, &attempt.step(step, &payment), |_| ())
             .await
         {
             Ok(_) => Ok(()),
@@ -634,19 +672,22 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         order_id: Uuid,
         order: &Order,
     ) -> Result<Step, ProcessError> {
+        let attempt = Attempt::of(order_id, order);
         for line in &order.lines {
             let product = line.product_id.to_string();
             steps
                 .execute::<Product, _>(
                     &product,
-                    ProductCommand::CommitReservation { order_id },
-                    &Self::step(order_id, "commit", &product),
+                    ProductCommand::CommitReservation {
+                        order_id: attempt.key,
+                    },
+                    &attempt.step("commit", &product),
                     |_| (),
                 )
                 .await
                 .map_err(step_error)?;
         }
-        self.order_step(steps, order_id, OrderCommand::Confirm, "confirm")
+        self.order_step(steps, attempt, OrderCommand::Confirm, "confirm")
             .await
     }
 
@@ -662,7 +703,7 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         self.undo(steps, order_id, order).await?;
         self.order_step(
             steps,
-            order_id,
+            Attempt::of(order_id, order),
             OrderCommand::Fail {
                 reason: reason.as_str().to_string(),
             },
@@ -679,13 +720,16 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
         order_id: Uuid,
         order: &Order,
     ) -> Result<(), ProcessError> {
+        let attempt = Attempt::of(order_id, order);
         for line in &order.lines {
             let product = line.product_id.to_string();
             steps
                 .execute::<Product, _>(
                     &product,
-                    ProductCommand::Release { order_id },
-                    &Self::step(order_id, "release", &product),
+                    ProductCommand::Release {
+                        order_id: attempt.key,
+                    },
+                    &attempt.step("release", &product),
                     |_| (),
                 )
                 .await
@@ -695,8 +739,10 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             let refunded = steps
                 .execute::<User, _>(
                     &customer_id.to_string(),
-                    UserCommand::Refund { order_id },
-                    &Self::step(order_id, "refund", &customer_id.to_string()),
+                    UserCommand::Refund {
+                        order_id: attempt.key,
+                    },
+                    &attempt.step("refund", &customer_id.to_string()),
                     |_| (),
                 )
                 .await;
@@ -705,12 +751,12 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
                 Err(other) => return Err(step_error(other)),
             }
         }
-        let payment = payment_id(order_id).to_string();
+        let payment = attempt.payment_id().to_string();
         match steps
             .execute::<Payment, _>(
                 &payment,
                 PaymentCommand::Refund,
-                &Self::step(order_id, "payment-refund", &payment),
+                &attempt.step("payment-refund", &payment),
                 |_| (),
             )
             .await

@@ -204,3 +204,105 @@ fn terminal_states() {
     assert!(OrderStatus::Failed.is_terminal());
     assert!(!OrderStatus::Paid.is_terminal());
 }
+
+fn card(last4: &str) -> PaymentInstrument {
+    PaymentInstrument {
+        method: PaymentMethod::Card,
+        token: Some(format!("tok_{last4}")),
+        card_last4: Some(last4.into()),
+        card_brand: Some("visa".into()),
+    }
+}
+
+fn failed(reason: &str) -> OrderEvent {
+    OrderEvent::OrderFailed {
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn an_order_whose_payment_was_refused_is_paid_again_as_a_new_attempt() {
+    for reason in RETRYABLE_REASONS {
+        OrderTest::with(())
+            .given(vec![
+                placed(),
+                OrderEvent::OrderStockReserved,
+                failed(reason),
+            ])
+            .when(OrderCommand::RetryPayment {
+                payment: card("4242"),
+            })
+            .then_expect_events(vec![OrderEvent::OrderPaymentRetried {
+                payment: card("4242"),
+                attempt: 2,
+            }]);
+    }
+    OrderTest::with(())
+        .given(vec![
+            placed(),
+            failed("payment_declined"),
+            OrderEvent::OrderPaymentRetried {
+                payment: card("0002"),
+                attempt: 2,
+            },
+            failed("payment_declined"),
+        ])
+        .when(OrderCommand::RetryPayment {
+            payment: card("4242"),
+        })
+        .then_expect_events(vec![OrderEvent::OrderPaymentRetried {
+            payment: card("4242"),
+            attempt: 3,
+        }]);
+}
+
+#[test]
+fn a_placed_order_changes_instrument_within_its_attempt() {
+    OrderTest::with(())
+        .given(vec![placed()])
+        .when(OrderCommand::RetryPayment {
+            payment: card("4242"),
+        })
+        .then_expect_events(vec![OrderEvent::OrderPaymentRetried {
+            payment: card("4242"),
+            attempt: 1,
+        }]);
+}
+
+#[test]
+fn an_order_failed_for_another_reason_or_already_paying_is_not_paid_again() {
+    let retry = || OrderCommand::RetryPayment {
+        payment: card("4242"),
+    };
+    for given in [
+        vec![placed(), failed("out_of_stock")],
+        vec![placed(), failed("timed_out")],
+        vec![placed(), OrderEvent::OrderStockReserved],
+        vec![placed(), OrderEvent::OrderStockReserved, paid()],
+        vec![
+            placed(),
+            OrderEvent::OrderCancelled {
+                reason: "no".into(),
+            },
+        ],
+    ] {
+        let status = {
+            let mut order = Order::default();
+            for event in given.clone() {
+                order.apply(event);
+            }
+            order.status
+        };
+        OrderTest::with(())
+            .given(given)
+            .when(retry())
+            .then_expect_error(OrderError::InvalidTransition {
+                status,
+                action: "be paid again",
+            });
+    }
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(retry())
+        .then_expect_error(OrderError::NotFound);
+}

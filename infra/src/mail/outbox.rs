@@ -148,9 +148,30 @@ impl Outbox {
     }
 
     /// Records the mail unless it is recorded already; true when this call recorded it.
+    ///
+    /// A mail about an erased user keeps neither address nor context (a mailer that read a
+    /// read model not yet caught up with the erasure still had them): the user's key row is
+    /// read `FOR SHARE`, so an erasure either committed before (and is seen here) or waits for
+    /// this insert and then scrubs it.
     #[tracing::instrument(level = "debug", skip_all, fields(source_id = %mail.source_id))]
     pub async fn enqueue(&self, mail: &NewMail) -> Result<bool, sqlx::Error> {
-        let status = if mail.recipient.is_some() {
+        let mut tx = self.pool.begin().await?;
+        let erased = match mail.user_id {
+            Some(user_id) => sqlx::query_scalar::<_, bool>(
+                "SELECT key IS NULL FROM personal_data_keys WHERE subject = $1 FOR SHARE",
+            )
+            .bind(user_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(false),
+            None => false,
+        };
+        let (recipient, context) = if erased {
+            (None, Value::Object(Default::default()))
+        } else {
+            (mail.recipient.clone(), mail.context.clone())
+        };
+        let status = if recipient.is_some() {
             "pending"
         } else {
             "skipped"
@@ -165,13 +186,14 @@ impl Outbox {
         .bind(mail.position)
         .bind(&mail.source)
         .bind(mail.user_id)
-        .bind(&mail.recipient)
+        .bind(&recipient)
         .bind(status)
-        .bind(&mail.context)
-        .execute(&self.pool)
+        .bind(&context)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
+        tx.commit().await?;
         if inserted {
             if status == "skipped" {
                 self.stats.skipped.fetch_add(1, Ordering::Relaxed);
@@ -363,7 +385,11 @@ impl Outbox {
         }
         sqlx::query(
             "UPDATE email_log SET status = outcome.status, attempts = outcome.attempts,
-                    last_error = outcome.error, subject = coalesce(outcome.subject, email_log.subject),
+                    last_error = outcome.error,
+                    subject = CASE WHEN email_log.recipient IS NULL THEN NULL
+                                   ELSE coalesce(outcome.subject, email_log.subject) END,
+                    context = CASE WHEN outcome.status = 'pending' THEN email_log.context
+                                   ELSE email_log.context - 'link' END,
                     next_attempt_at = now() + outcome.delay_ms * interval '1 millisecond',
                     sent_at = CASE WHEN outcome.status = 'sent' THEN now() END, updated_at = now()
                FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[])

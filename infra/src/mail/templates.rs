@@ -12,10 +12,14 @@ pub enum Template {
     PaymentRefunded,
     SalesSummary,
     BookFair,
+    /// A one-time link to reset a forgotten password.
+    PasswordReset,
+    /// A one-time link to set the password of an account an admin created.
+    SetPassword,
 }
 
 impl Template {
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 9] = [
         Self::Welcome,
         Self::OrderConfirmation,
         Self::PaymentDeclined,
@@ -23,6 +27,8 @@ impl Template {
         Self::PaymentRefunded,
         Self::SalesSummary,
         Self::BookFair,
+        Self::PasswordReset,
+        Self::SetPassword,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +40,8 @@ impl Template {
             Self::PaymentRefunded => "payment_refunded",
             Self::SalesSummary => "sales_summary",
             Self::BookFair => "book_fair",
+            Self::PasswordReset => "password_reset",
+            Self::SetPassword => "set_password",
         }
     }
 
@@ -243,6 +251,43 @@ pub fn render(template: Template, context: &Value) -> Rendered {
                 Some((&["top product", "copies", "revenue"], top)),
             )
         }
+        Template::PasswordReset => compose(
+            "Reset your eshop password".to_string(),
+            context,
+            &[
+                format!(
+                    "someone (we hope you) asked to reset the password of your account {}. \
+                     Follow this link within {} minutes to choose a new one; it works once:",
+                    text(context, "username"),
+                    context
+                        .get("valid_minutes")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(30)
+                ),
+                text(context, "link").to_string(),
+                "If you did not ask for it, ignore this mail: your password stays as it is."
+                    .to_string(),
+            ],
+            None,
+        ),
+        Template::SetPassword => compose(
+            "Your eshop account is ready: choose a password".to_string(),
+            context,
+            &[
+                format!(
+                    "an account {} was opened for you. Follow this link within {} hours to \
+                     choose your password; it works once:",
+                    text(context, "username"),
+                    context
+                        .get("valid_minutes")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                        / 60
+                ),
+                text(context, "link").to_string(),
+            ],
+            None,
+        ),
         Template::BookFair => compose(
             format!("The eshop book fair {}", text(context, "year")),
             context,

@@ -35,6 +35,24 @@ impl PgPayments {
         self.records.get(id).await
     }
 
+    /// Waits for versions on the process's shared listener.
+    pub fn waiting_on(self, waits: super::progress::VersionWaits) -> Self {
+        Self {
+            records: self.records.waiting_on(waits),
+            ..self
+        }
+    }
+
+    /// The record once it reflects `version`, or `None` after `timeout`.
+    pub async fn wait_for_version(
+        &self,
+        id: Uuid,
+        version: u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<PaymentRecord>, sqlx::Error> {
+        self.records.wait_for_version(id, version, timeout).await
+    }
+
     /// Newest first; one customer's, or everyone's when `customer_id` is `None`. `before` is
     /// the last payment of the previous page.
     pub async fn list(

@@ -11,7 +11,7 @@ use eshop_projections::ReadModel;
 use super::progress::VersionWaits;
 use super::{version_column, Table};
 
-const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version";
+const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -25,6 +25,8 @@ struct Row {
     category: String,
     removed: bool,
     version: i64,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+    updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Where a full-text search's parsed query comes from.
@@ -44,7 +46,7 @@ const RATINGS: &str = "CROSS JOIN LATERAL (SELECT count(*) AS rating_count, roun
 const READ_COLUMNS: &str =
     "products.id, products.title, products.author, products.published_date, products.description,
     products.price_cents, products.stock, products.category, products.removed, products.version,
-    ratings.rating_count, ratings.rating_average";
+    products.created_at, products.updated_at, ratings.rating_count, ratings.rating_average";
 
 #[derive(sqlx::FromRow)]
 struct ReadRow {
@@ -84,6 +86,8 @@ fn into_record(row: Row) -> ProductRecord {
         category: row.category,
         removed: row.removed,
         version: u64::try_from(row.version).unwrap_or_default(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
         rating_count: 0,
         rating_average: None,
     }
@@ -112,13 +116,15 @@ impl Table for ProductRecord {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, removed, version)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bool[], $10::bigint[])
+            "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, removed, version, created_at, updated_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bool[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
              ON CONFLICT (id) DO UPDATE SET
                  title = EXCLUDED.title, author = EXCLUDED.author,
                  published_date = EXCLUDED.published_date, description = EXCLUDED.description,
                  price_cents = EXCLUDED.price_cents, stock = EXCLUDED.stock,
-                 category = EXCLUDED.category, removed = EXCLUDED.removed, version = EXCLUDED.version
+                 category = EXCLUDED.category, removed = EXCLUDED.removed, version = EXCLUDED.version,
+                 created_at = coalesce(products.created_at, EXCLUDED.created_at),
+                 updated_at = EXCLUDED.updated_at
              WHERE products.version < EXCLUDED.version",
         )
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
@@ -131,6 +137,8 @@ impl Table for ProductRecord {
         .bind(rows.iter().map(|r| r.category.clone()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.removed).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| version_column(r.version)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
         .execute(connection)
         .await?;
         Ok(())

@@ -11,7 +11,7 @@ use super::progress::VersionWaits;
 use super::{version_column, Table};
 
 const COLUMNS: &str =
-    "id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version";
+    "id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version, created_at, updated_at";
 
 type Row = (
     Uuid,
@@ -24,6 +24,8 @@ type Row = (
     i64,
     bool,
     i64,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
 );
 
 fn into_record(row: Row) -> UserRecord {
@@ -38,6 +40,8 @@ fn into_record(row: Row) -> UserRecord {
         balance_cents,
         erased,
         version,
+        created_at,
+        updated_at,
     ) = row;
     UserRecord {
         id,
@@ -52,6 +56,8 @@ fn into_record(row: Row) -> UserRecord {
         is_active,
         balance_cents,
         erased,
+        created_at,
+        updated_at,
         version: u64::try_from(version).unwrap_or_default(),
     }
 }
@@ -93,17 +99,20 @@ impl Table for UserRecord {
             })
             .collect();
         sqlx::query(
-            "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
+            "INSERT INTO users (id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version, created_at, updated_at)
              SELECT id, email, username, first_name, last_name,
-                    coalesce(string_to_array(nullif(roles, ''), ','), '{}'), is_active, balance_cents, erased, version
-               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::bigint[], $9::bool[], $10::bigint[])
-                    AS changed(id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version)
+                    coalesce(string_to_array(nullif(roles, ''), ','), '{}'), is_active, balance_cents, erased, version,
+                    created_at, updated_at
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::bigint[], $9::bool[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
+                    AS changed(id, email, username, first_name, last_name, roles, is_active, balance_cents, erased, version, created_at, updated_at)
              ON CONFLICT (id) DO UPDATE SET
                  email = EXCLUDED.email, username = EXCLUDED.username,
                  first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
                  roles = EXCLUDED.roles, is_active = EXCLUDED.is_active,
                  balance_cents = EXCLUDED.balance_cents, erased = EXCLUDED.erased,
-                 version = EXCLUDED.version
+                 version = EXCLUDED.version,
+                 created_at = coalesce(users.created_at, EXCLUDED.created_at),
+                 updated_at = EXCLUDED.updated_at
              WHERE users.version < EXCLUDED.version",
         )
         .bind(records.iter().map(|r| r.id).collect::<Vec<_>>())
@@ -116,6 +125,8 @@ impl Table for UserRecord {
         .bind(records.iter().map(|r| r.balance_cents).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.erased).collect::<Vec<_>>())
         .bind(records.iter().map(|r| version_column(r.version)).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.updated_at).collect::<Vec<_>>())
         .execute(connection)
         .await?;
         Ok(())
