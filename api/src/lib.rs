@@ -14,6 +14,7 @@ pub mod json_body;
 pub mod replay;
 pub mod request;
 pub mod routes;
+pub mod search_cli;
 pub mod security;
 pub mod server;
 pub mod state;

@@ -31,10 +31,26 @@ enum Command {
         #[command(subcommand)]
         command: eshop_api::audit_cli::AuditCommand,
     },
+    /// Work with the read models.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
     /// Work with the relay's output.
     Relay {
         #[command(subcommand)]
         action: RelayAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsAction {
+    /// Delete a read model and build it again from the stream (`search`: this process's
+    /// search index, in ESHOP_SEARCH_DIR; stop the eshop that uses it first).
+    Rebuild {
+        name: String,
+        #[command(flatten)]
+        config: Config,
     },
 }
 
@@ -96,6 +112,12 @@ async fn main() -> std::process::ExitCode {
         } => {
             telemetry::init(false);
             eshop_api::replay::run(args).await
+        }
+        Command::Projections {
+            action: ProjectionsAction::Rebuild { name, config },
+        } => {
+            telemetry::init(config.log_json);
+            eshop_api::search_cli::rebuild(&name, &config).await
         }
         Command::Audit { command } => eshop_api::audit_cli::run(command).await,
     };

@@ -22,6 +22,7 @@ use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::read_models::JsonTable;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
+use eshop_infra::search::ProductSearch;
 use eshop_infra::sessions::PgSessions;
 use eshop_infra::simulated_gateway::SimulatedGateway;
 use eshop_infra::tasks::{PgTasks, TaskQueue};
@@ -87,10 +88,19 @@ pub struct Services {
     pub schedules: PgSchedules,
     /// The shop's time zone (`ESHOP_TZ`).
     pub tz: chrono_tz::Tz,
+    /// This process's search index (none in a workers-only process).
+    pub search: Option<Arc<ProductSearch>>,
 }
 
 /// Adapters that need nothing but the pool, made when asked for.
 impl Services {
+    /// The search index, or 503 where this process has none.
+    pub fn product_search(&self) -> Result<&Arc<ProductSearch>, ApiError> {
+        self.search
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("this process serves no search index".into()))
+    }
+
     /// Erases what is derived from a user's personal data.
     pub fn erasure(&self) -> Erasure {
         Erasure::new(self.pool.clone())

@@ -59,8 +59,17 @@ async fn projections(
     _admin: AdminUser,
 ) -> Result<Json<Vec<ProjectionReport>>, ApiError> {
     let names = registry::shop().names();
-    report(&state.pool, &state.jetstream, &state.subjects, &names)
+    let mut reports = report(&state.pool, &state.jetstream, &state.subjects, &names)
         .await
-        .map(Json)
-        .map_err(ApiError::Unavailable)
+        .map_err(ApiError::Unavailable)?;
+    // This process's own search index (each replica keeps one).
+    if let Some(search) = &state.search {
+        reports.push(
+            search
+                .report(&state.jetstream, &state.subjects)
+                .await
+                .map_err(ApiError::Unavailable)?,
+        );
+    }
+    Ok(Json(reports))
 }

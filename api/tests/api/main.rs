@@ -22,5 +22,6 @@ mod products;
 mod protection;
 mod roles;
 mod schedules;
+mod search;
 mod sessions;
 mod tasks;
