@@ -59,9 +59,12 @@ struct SearchAnswer {
     next_cursor: Option<String>,
 }
 
+/// The words as typed: a trailing space says the last word is complete (not a prefix).
 fn words_text(raw: Option<String>, fields: &mut Fields) -> Option<String> {
-    let text = raw.map(|text| text.trim().to_string()).unwrap_or_default();
-    if text.is_empty() {
+    let text = raw
+        .map(|text| text.trim_start().to_string())
+        .unwrap_or_default();
+    if text.trim_end().is_empty() {
         fields.add(FieldError::new("q", "must not be empty"));
         return None;
     }

@@ -383,7 +383,9 @@ async fn admins_see_the_projections() {
             "payments",
             "carts",
             "wishlists",
-            "reviews"
+            "reviews",
+            // Each process's own search index.
+            "search",
         ]
     );
     let users = &reports[1];

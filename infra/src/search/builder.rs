@@ -111,7 +111,10 @@ impl ProductSearch {
     /// Applies events in stream order (blocking: the writer and the searcher).
     fn apply(&self, events: Vec<(u64, Result<RelayedEvent, String>)>) -> Result<(), SearchError> {
         let mut pending = self.pending();
-        let writer = self.catalog.index.writer();
+        let guard = self.catalog.index.writer();
+        let Some(writer) = guard.as_ref() else {
+            return Err(SearchError::Closed);
+        };
         let fields = &self.catalog.fields;
         let floor = pending
             .sequence
@@ -178,8 +181,11 @@ impl ProductSearch {
         if pending.sequence <= self.catalog.index.committed_sequence() {
             return Ok(false);
         }
-        let mut writer = self.catalog.index.writer();
-        self.catalog.index.commit(&mut writer, pending.sequence)?;
+        let mut guard = self.catalog.index.writer();
+        let Some(writer) = guard.as_mut() else {
+            return Err(SearchError::Closed);
+        };
+        self.catalog.index.commit(writer, pending.sequence)?;
         pending.products.clear();
         Ok(true)
     }
@@ -283,7 +289,12 @@ impl ProductSearch {
             .await;
         let _ = committer.await;
         let search = self.clone();
-        match tokio::task::spawn_blocking(move || search.commit()).await {
+        let closed = tokio::task::spawn_blocking(move || {
+            let committed = search.commit();
+            search.catalog.index.close();
+            committed
+        });
+        match closed.await {
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, "search index: the last commit failed")
             }

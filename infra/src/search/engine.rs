@@ -41,6 +41,8 @@ pub enum SearchError {
     },
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
+    #[error("the search index is closed")]
+    Closed,
 }
 
 /// What a commit's payload records.
@@ -53,12 +55,13 @@ pub struct SearchIndex {
     dir: PathBuf,
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` once closed.
+    writer: Mutex<Option<IndexWriter>>,
     committed: AtomicU64,
     commits: watch::Sender<u64>,
     rebuilt: bool,
-    // Held for the life of the index: the single-writer lock.
-    _lock: File,
+    /// Held while the index is open: the single-writer lock.
+    lock: File,
 }
 
 fn io_error(dir: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
@@ -112,7 +115,7 @@ fn open_existing(dir: &Path, schema: &Schema) -> Result<(Index, u64), String> {
         None => 0,
     };
     // Opening every segment proves the files are there and readable.
-    index
+    let _reader: IndexReader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
         .try_into()
@@ -169,11 +172,11 @@ impl SearchIndex {
             dir: dir.to_path_buf(),
             index,
             reader,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             committed: AtomicU64::new(committed),
             commits,
             rebuilt,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -204,10 +207,18 @@ impl SearchIndex {
         self.reader.searcher()
     }
 
-    pub fn writer(&self) -> MutexGuard<'_, IndexWriter> {
+    /// The writer (`None` once the index is closed).
+    pub fn writer(&self) -> MutexGuard<'_, Option<IndexWriter>> {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lets another process (or another start of this one) write to the directory: drops the
+    /// writer (waiting for its merges) and releases the lock. Searches still answer.
+    pub fn close(&self) {
+        drop(self.writer().take());
+        let _ = self.lock.unlock();
     }
 
     /// Commits what the writer holds as reaching `stream_sequence` and makes it searchable.

@@ -186,13 +186,25 @@ pub struct ProductIndex {
 }
 
 /// Filters checked on each match from the fast fields.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Bounds {
     min_price: Option<i64>,
     max_price: Option<i64>,
     in_stock: Option<bool>,
     published_from: Bound<i64>,
     published_to: Bound<i64>,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            min_price: None,
+            max_price: None,
+            in_stock: None,
+            published_from: Bound::Unbounded,
+            published_to: Bound::Unbounded,
+        }
+    }
 }
 
 impl Bounds {
