@@ -71,6 +71,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         task_step_delay_ms: 0,
         schedule_poll_ms: 1000,
         http: Default::default(),
+        search: eshop_api::config::SearchConfig::temporary(),
         background: Default::default(),
         operations: Default::default(),
         movies: Default::default(),

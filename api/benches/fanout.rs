@@ -67,6 +67,8 @@ fn config(database_url: &str, namespace: &str, redis_url: &str, workers: bool) -
         client_ip_header: None,
         throttle: ThrottleSettings::off(),
         http: HttpSettings::default(),
+        // Measures the Postgres search path (the index has its own bench: `--bench search`).
+        search: eshop_api::config::SearchConfig::disabled(),
         jwt_secret: "bench-secret-long-enough-for-production-use".into(),
         access_token_ttl_seconds: 3600,
         admin_email: Some(ADMIN_EMAIL.into()),

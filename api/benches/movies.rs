@@ -66,6 +66,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         operations: Default::default(),
         calendar: Default::default(),
         accounts: Default::default(),
+        search: eshop_api::config::SearchConfig::temporary(),
         events_max_age: None,
     }
 }

@@ -62,6 +62,7 @@ fn config(database_url: &str, namespace: &str) -> Config {
         client_ip_header: None,
         throttle: ThrottleSettings::off(),
         http: HttpSettings::default(),
+        search: eshop_api::config::SearchConfig::temporary(),
         jwt_secret: "bench-secret-long-enough-for-production-use".into(),
         access_token_ttl_seconds: 3600,
         admin_email: None,

@@ -100,6 +100,9 @@ pub struct Config {
     #[command(flatten)]
     pub http: HttpSettings,
 
+    #[command(flatten)]
+    pub search: SearchConfig,
+
     /// With ESHOP_ADMIN_PASSWORD: an admin account with this e-mail exists after start.
     #[arg(long, env = "ESHOP_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -371,6 +374,81 @@ impl Default for HttpSettings {
             max_connections: 1024,
             request_timeout_ms: 30_000,
         }
+    }
+}
+
+/// The embedded search index (one per process that serves the API).
+#[derive(Debug, Clone, Args)]
+pub struct SearchConfig {
+    /// Keep a search index in this process (false: searches of the catalog list are answered
+    /// by Postgres, and `/api/search` answers 503).
+    #[arg(long, env = "ESHOP_SEARCH_INDEX", default_value_t = true, action = clap::ArgAction::Set)]
+    pub search_index: bool,
+
+    /// The directory of this process's search index; unset: `./var/search/<ESHOP_NATS_PREFIX>`
+    /// (`./var/search/eshop` without a prefix). One process per directory.
+    #[arg(long, env = "ESHOP_SEARCH_DIR")]
+    pub search_dir: Option<PathBuf>,
+
+    /// How often the index commits what it applied (makes it searchable), in milliseconds.
+    #[arg(long, env = "ESHOP_SEARCH_COMMIT_MS", default_value_t = 200)]
+    pub search_commit_ms: u64,
+
+    /// Events the index applies at once.
+    #[arg(long, env = "ESHOP_SEARCH_BATCH", default_value_t = 1000)]
+    pub search_batch: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            search_index: true,
+            search_dir: None,
+            search_commit_ms: 200,
+            search_batch: 1000,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// The index in `dir` (tests and benches: a directory of their own).
+    pub fn in_dir(dir: PathBuf) -> Self {
+        Self {
+            search_dir: Some(dir),
+            ..Self::default()
+        }
+    }
+
+    /// No index: the catalog's searches go to Postgres.
+    pub fn disabled() -> Self {
+        Self {
+            search_index: false,
+            ..Self::default()
+        }
+    }
+
+    /// A fresh directory of its own under the system's temporary directory (tests, benches,
+    /// several processes on one machine).
+    pub fn temporary() -> Self {
+        Self::in_dir(
+            std::env::temp_dir().join(format!("eshop-search-{}", uuid::Uuid::new_v4().simple())),
+        )
+    }
+
+    /// The index directory for the stream prefix `prefix`.
+    pub fn dir(&self, prefix: &str) -> PathBuf {
+        self.search_dir.clone().unwrap_or_else(|| {
+            let name: String = prefix
+                .chars()
+                .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '_' || *ch == '-')
+                .collect();
+            let name = if name.is_empty() {
+                "eshop".to_string()
+            } else {
+                name
+            };
+            PathBuf::from("var").join("search").join(name)
+        })
     }
 }
 

@@ -505,3 +505,10 @@ impl From<sqlx::Error> for ApiError {
         Self::Unavailable(Box::new(error))
     }
 }
+
+/// The search index failed (its files, say): the service is unavailable, not the request wrong.
+impl From<eshop_infra::search::SearchError> for ApiError {
+    fn from(error: eshop_infra::search::SearchError) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}

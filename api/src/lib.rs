@@ -21,6 +21,7 @@ pub mod projections_cli;
 pub mod replay;
 pub mod request;
 pub mod routes;
+pub mod search_cli;
 pub mod security;
 pub mod server;
 pub mod state;

@@ -29,7 +29,8 @@ pub enum ProjectionsCommand {
 #[derive(Debug, Args)]
 pub struct RebuildArgs {
     /// The read model (`products`, `users`, `orders`, `payments`, `carts`, `wishlists`,
-    /// `reviews`).
+    /// `reviews`, `movies`, `calendar_events`; `search`: this process's search index in
+    /// ESHOP_SEARCH_DIR, deleted and built again from the stream; stop the eshop using it first).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub name: Option<String>,
     /// Every read model, one after the other.
@@ -49,11 +50,27 @@ pub struct RebuildArgs {
 
 pub async fn run(command: ProjectionsCommand) -> Result<(), BoxError> {
     let ProjectionsCommand::Rebuild(args) = command;
-    let result = rebuild(args).await;
+    let result = if args.name.as_deref() == Some("search") {
+        rebuild_search().await
+    } else {
+        rebuild(args).await
+    };
     if let Err(error) = &result {
         eprintln!("eshop projections: {error}");
     }
     result
+}
+
+/// The search index is this process's own, on local disk: it takes the whole configuration
+/// (`ESHOP_SEARCH_DIR`, the stream) from the environment, as `serve` would.
+async fn rebuild_search() -> Result<(), BoxError> {
+    #[derive(clap::Parser)]
+    struct FromEnvironment {
+        #[command(flatten)]
+        config: crate::config::Config,
+    }
+    let FromEnvironment { config } = <FromEnvironment as clap::Parser>::try_parse_from(["eshop"])?;
+    crate::search_cli::rebuild("search", &config).await
 }
 
 async fn rebuild(args: RebuildArgs) -> Result<(), BoxError> {

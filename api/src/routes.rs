@@ -15,6 +15,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod schedules;
+pub mod search;
 pub mod shopping;
 pub mod tasks;
 pub mod users;

@@ -31,6 +31,7 @@ use eshop_infra::read_models::progress::VersionWaits;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
+use eshop_infra::search::{ProductSearch, SearchSettings};
 use eshop_infra::sessions::PgSessions;
 use eshop_infra::shutdown::{shutdown_pair, ShutdownTrigger};
 use eshop_infra::simulated_gateway::SimulatedGateway;
@@ -71,6 +72,7 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::products::router())
+        .merge(routes::search::router())
         .merge(routes::orders::router())
         .merge(routes::payments::router())
         .merge(routes::shopping::router())
@@ -201,6 +203,13 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
     let bus = Arc::new(CommandBus::new(PgEventStore::new(pool.clone()), retry));
     let gateway = SimulatedGateway::with_latency(Duration::from_millis(config.gateway_latency_ms));
     let process = Arc::new(OrderProcess::new(bus.clone(), gateway));
+    // The search index is this process's own: only a process that serves the API opens it
+    // (and a second process on the same directory is refused here, before anything starts).
+    let search = if config.runs_api() && config.search.search_index {
+        Some(Arc::new(ProductSearch::open(search_settings(config))?))
+    } else {
+        None
+    };
     // One listener per process wakes every read waiting for a version (`?min_version`).
     let waits = VersionWaits::new(pool.clone());
     let state = AppState::new(Services {
@@ -240,12 +249,22 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         tz,
         http_metrics: Arc::default(),
         ready_max_lag: Duration::from_secs(config.operations.ready_max_lag_seconds),
+        search,
         pool,
     });
     if let Some((email, password)) = config.admin_account() {
         ensure_admin(&state, email, password).await?;
     }
     Ok(state)
+}
+
+/// Where and how this process keeps its search index.
+pub fn search_settings(config: &Config) -> SearchSettings {
+    SearchSettings {
+        dir: config.search.dir(&config.nats_prefix),
+        commit_every: Duration::from_millis(config.search.search_commit_ms.max(10)),
+        batch: config.search.search_batch.max(1),
+    }
 }
 
 /// A server running in the background (tests, and `serve` itself).
@@ -275,13 +294,20 @@ impl Running {
 pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let state = build_state(config).await?;
     let (stop_workers, shutdown) = shutdown_pair();
-    let workers = if config.runs_workers() {
+    let mut workers = if config.runs_workers() {
         // The workers replay requests through the router (background commands, the import).
         let app = router_with(state.clone(), &config.http);
         workers::spawn(&state, &app, config, &shutdown)
     } else {
         Vec::new()
     };
+    if let Some(search) = &state.search {
+        workers.push(tokio::spawn(search.clone().run(
+            state.jetstream.clone(),
+            state.subjects.clone(),
+            shutdown.clone(),
+        )));
+    }
     let listener = TcpListener::bind(config.http_addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();

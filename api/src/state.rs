@@ -30,6 +30,7 @@ use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::read_models::JsonTable;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
+use eshop_infra::search::ProductSearch;
 use eshop_infra::sessions::PgSessions;
 use eshop_infra::simulated_gateway::SimulatedGateway;
 /// How a task ended, for tasks a route runs itself (the movies import).
@@ -112,6 +113,8 @@ pub struct Services {
     pub http_metrics: Arc<HttpMetrics>,
     /// `/ready` answers 503 when a projection lags more than this.
     pub ready_max_lag: std::time::Duration,
+    /// This process's search index (none in a workers-only process).
+    pub search: Option<Arc<ProductSearch>>,
 }
 
 /// The shapes of the audit and operations reads, named here so that routes reach them through
@@ -127,9 +130,19 @@ impl Services {
     /// Every registered projection: how far it got and how far behind it is.
     pub async fn projection_reports(&self) -> Result<Vec<ProjectionReport>, ApiError> {
         let names = registry::shop().names();
-        report(&self.pool, &self.jetstream, &self.subjects, &names)
+        let mut reports = report(&self.pool, &self.jetstream, &self.subjects, &names)
             .await
-            .map_err(ApiError::Unavailable)
+            .map_err(ApiError::Unavailable)?;
+        // This process's own search index (each replica keeps one).
+        if let Some(search) = &self.search {
+            reports.push(
+                search
+                    .report(&self.jetstream, &self.subjects)
+                    .await
+                    .map_err(ApiError::Unavailable)?,
+            );
+        }
+        Ok(reports)
     }
 
     /// Tasks and orders by status.
@@ -177,6 +190,13 @@ impl Services {
             }
         }
         reasons
+    }
+
+    /// The search index, or 503 where this process has none.
+    pub fn product_search(&self) -> Result<&Arc<ProductSearch>, ApiError> {
+        self.search
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("this process serves no search index".into()))
     }
 
     /// Erases what is derived from a user's personal data.

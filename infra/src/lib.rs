@@ -30,6 +30,7 @@ pub mod relay;
 pub mod replay;
 pub mod reports;
 pub mod scheduler;
+pub mod search;
 pub mod sessions;
 pub mod shutdown;
 pub mod simulated_gateway;

@@ -10,6 +10,7 @@ pub mod payment;
 pub mod product;
 pub mod query;
 pub mod read_model;
+pub mod search;
 pub mod shopping;
 pub mod user;
 

@@ -14,6 +14,8 @@ use eshop_projections::query::{
     Cursor, Ordering, Page, ProductFilter, ProductQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 
+use eshop_projections::search::{FacetRequest, SearchFilter, SearchRequest};
+
 use crate::error::ApiError;
 use crate::request::ApiQuery;
 use crate::routes::{parse_id, READ_YOUR_WRITES_WAIT};
@@ -245,11 +247,47 @@ fn to_query(params: ListParams) -> Result<ProductQuery, ApiError> {
     })
 }
 
+/// A search ranked by relevance (the default with `search`) is answered by this process's
+/// search index, with every filter; other orderings of a search are answered by Postgres.
+fn from_search_index(state: &AppState, query: &ProductQuery) -> Result<Option<Bytes>, ApiError> {
+    let (Some(text), Some(search)) = (&query.filter.search, &state.search) else {
+        return Ok(None);
+    };
+    if query.ordering != Ordering::default_for(true) {
+        return Ok(None);
+    }
+    let request = SearchRequest {
+        text: text.clone(),
+        filter: SearchFilter::from(&query.filter),
+        limit: query.limit as usize,
+        after: query.after.clone(),
+        facets: FacetRequest::default(),
+    };
+    let page = search.catalog().search(&request)?;
+    let page = Page {
+        items: page
+            .hits
+            .into_iter()
+            .map(|hit| ProductView::from(hit.record))
+            .collect::<Vec<_>>(),
+        next_cursor: page.next_cursor,
+        total: query
+            .with_total
+            .then(|| i64::try_from(page.total).unwrap_or(i64::MAX)),
+    };
+    serde_json::to_vec(&page)
+        .map(|body| Some(Bytes::from(body)))
+        .map_err(ApiError::internal)
+}
+
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let query = to_query(params)?;
+    if let Some(page) = from_search_index(&state, &query)? {
+        return Ok(json_bytes(page, None));
+    }
     let products = &state.products;
     let page = state
         .cache

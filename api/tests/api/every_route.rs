@@ -38,6 +38,8 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("POST", "/api/products/{id}/restock"),
     ("GET", "/api/products/{id}/reviews"),
     ("POST", "/api/products/{id}/reviews"),
+    ("GET", "/api/search"),
+    ("GET", "/api/search/suggest"),
     ("POST", "/api/purchases"),
     ("GET", "/api/orders"),
     ("POST", "/api/orders"),

@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
+use eshop_api::config::{Config, HttpSettings, SearchConfig, ThrottleSettings};
 use eshop_api::server::{start, Running};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -45,6 +45,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         client_ip_header: None,
         throttle: ThrottleSettings::off(),
         http: HttpSettings::default(),
+        search: SearchConfig::temporary(),
         jwt_secret: "test-secret-not-the-default-0123456789".into(),
         access_token_ttl_seconds: 600,
         admin_email: Some(ADMIN_EMAIL.into()),
@@ -236,6 +237,44 @@ impl TestApp {
 
     pub fn state(&self) -> &eshop_api::state::AppState {
         &self.running.as_ref().expect("running").state
+    }
+
+    /// This app's database and stream, served by `running` (started by the test itself).
+    pub fn around(&self, running: Running) -> TestApp {
+        TestApp {
+            addr: running.addr,
+            pool: self.pool.clone(),
+            database_url: self.database_url.clone(),
+            namespace: self.namespace.clone(),
+            client: reqwest::Client::new(),
+            running: Some(running),
+        }
+    }
+
+    /// Waits until this app's search index holds every event the stream holds now.
+    pub async fn search_caught_up(&self) {
+        let state = self.state();
+        let mut stream = state
+            .jetstream
+            .get_stream(state.subjects.stream_name())
+            .await
+            .expect("the event stream");
+        let target = stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence;
+        let search = state.search.clone().expect("a search index");
+        eventually(
+            std::time::Duration::from_secs(15),
+            "the search index to catch up",
+            || {
+                let search = search.clone();
+                async move { (search.catalog().index.committed_sequence() >= target).then_some(()) }
+            },
+        )
+        .await;
     }
 
     /// Stops the app but keeps its database and stream, to start it again.

@@ -32,6 +32,7 @@ mod rebuild;
 mod roles;
 mod schedules;
 mod schemathesis;
+mod search;
 mod sessions;
 mod sustained;
 mod tasks;

@@ -51,6 +51,10 @@ fn serve(role: &str, port: u16, database_url: &str, namespace: &str) -> Process 
             std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
         )
         .env("ESHOP_DB_POOL_SIZE", "8")
+        .env(
+            "ESHOP_SEARCH_DIR",
+            std::env::temp_dir().join(format!("eshop-search-{namespace}-{role}")),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -1,0 +1,608 @@
+//! Search benchmarks: the embedded index (tantivy) and the Postgres full-text path over the
+//! same 100,000 products, with the fan-out bench's word distribution (each word in one product
+//! of eight), in one run. Everything (Postgres, NATS, eshop, this load generator and whatever
+//! else runs on the machine) shares its cores.
+//!
+//!     cargo bench -p eshop-api --bench search
+//!
+//! Prints a Markdown table. Uses its own database, stream prefix and index directory.
+
+// Statistics, not money: floating point is fine here.
+#![allow(clippy::float_arithmetic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eshop_api::config::{Config, HttpSettings, SearchConfig, ThrottleSettings};
+use eshop_api::server::{start, Running};
+use eshop_domain::product::ProductEvent;
+use eshop_infra::testing::fresh_database;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ADMIN_EMAIL: &str = "bench-admin@example.com";
+const ADMIN_PASSWORD: &str = "bench-password-1";
+const PRODUCTS: usize = 100_000;
+
+struct Row {
+    what: String,
+    target: String,
+    throughput: String,
+    p50: String,
+    p99: String,
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn config(database_url: &str, namespace: &str, workers: bool, search: SearchConfig) -> Config {
+    Config {
+        database_url: database_url.to_string(),
+        db_listing_pool_size: 8,
+        db_pool_size: 32,
+        nats_url: eshop_infra::testing::nats_url(),
+        nats_prefix: namespace.to_string(),
+        // No cache: every search is answered by the index or by Postgres.
+        redis_url: "redis://127.0.0.1:1".to_string(),
+        redis_prefix: format!("{namespace}:"),
+        cache_ttl_seconds: 300,
+        workers,
+        gateway_latency_ms: 0,
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        environment: "test".into(),
+        session_ttl_seconds: 3600,
+        cors_origins: Vec::new(),
+        client_ip_header: None,
+        throttle: ThrottleSettings::off(),
+        http: HttpSettings::default(),
+        search,
+        jwt_secret: "bench-secret-long-enough-for-production-use".into(),
+        access_token_ttl_seconds: 3600,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        command_attempts: 10,
+        log_json: false,
+        smtp_url: None,
+        mail_from: "eshop <no-reply@eshop.test>".into(),
+        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
+        mail_horizon_hours: 24,
+        mail_retry_max_seconds: 300,
+        tz: "UTC".into(),
+        import_feed: None,
+        task_concurrency: 4,
+        task_ack_wait_seconds: 60,
+        task_step_delay_ms: 0,
+        schedule_poll_ms: 1000,
+        background: Default::default(),
+        operations: Default::default(),
+        movies: Default::default(),
+        calendar: Default::default(),
+        accounts: Default::default(),
+        events_max_age: None,
+    }
+}
+
+/// Relay throughput: 100k events already in the store, one relay, until all are acknowledged.
+async fn admin_token(client: &reqwest::Client, base: &str) -> String {
+    let body: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    connections: usize,
+    duration: Duration,
+    path: Arc<dyn Fn() -> String + Send + Sync>,
+) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let client = client.clone();
+        let base = base.to_string();
+        let path = path.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < duration {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{base}{}", path()))
+                    .send()
+                    .await
+                    .expect("get");
+                assert!(response.status().is_success(), "{}", response.status());
+                let _ = response.bytes().await.expect("body");
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.expect("worker"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / elapsed, all)
+}
+
+/// Closed-loop load with wrk (when installed: it costs the machine far less CPU than this
+/// process would), over paths drawn at random from `paths`. Returns req/s, p50, p99.
+fn wrk_load(
+    base: &str,
+    connections: usize,
+    duration: Duration,
+    paths: &[String],
+) -> Option<(f64, String, String)> {
+    let script = std::env::temp_dir().join(format!("eshop-bench-{}.lua", Uuid::new_v4().simple()));
+    let quoted: Vec<String> = paths.iter().map(|path| format!("{path:?}")).collect();
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{{}}}\nrequest = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end\n",
+            quoted.join(",")
+        ),
+    )
+    .ok()?;
+    let output = std::process::Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", duration.as_secs()),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(base)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .map(str::to_string)
+    };
+    let rate = field("Requests/sec:")?.parse().ok()?;
+    Some((rate, field("50%")?, field("99%")?))
+}
+
+/// One read benchmark: with wrk when it is installed, else with this process's own client.
+async fn read_bench(
+    what: &str,
+    target: &str,
+    client: &reqwest::Client,
+    base: &str,
+    connections: usize,
+    paths: Vec<String>,
+) -> Row {
+    let warm = Duration::from_secs(2);
+    let run = Duration::from_secs(10);
+    if wrk_load(base, connections, warm, &paths).is_some() {
+        if let Some((rate, p50, p99)) = wrk_load(base, connections, run, &paths) {
+            return Row {
+                what: format!("{what}, {connections} connections (wrk)"),
+                target: target.into(),
+                throughput: format!("{rate:.0} req/s"),
+                p50,
+                p99,
+            };
+        }
+    }
+    let paths = Arc::new(paths);
+    let next: Arc<dyn Fn() -> String + Send + Sync> =
+        Arc::new(move || paths[fastrand::usize(..paths.len())].clone());
+    let _ = load(client, base, connections, warm, next.clone()).await;
+    let (rate, latencies) = load(client, base, connections, run, next).await;
+    Row {
+        what: format!("{what}, {connections} connections (in-process client)"),
+        target: target.into(),
+        throughput: format!("{rate:.0} req/s"),
+        p50: ms(percentile(&latencies, 0.50)),
+        p99: ms(percentile(&latencies, 0.99)),
+    }
+}
+
+fn print_table(rows: Vec<Row>) {
+    println!("| benchmark | target | throughput | p50 | p99 |");
+    println!("| --- | --- | --- | --- | --- |");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            row.what, row.target, row.throughput, row.p50, row.p99
+        );
+    }
+}
+
+/// The fan-out bench's catalog (`seed_catalog` there), product `n` of 1..=100,000.
+fn product(n: usize) -> ProductEvent {
+    let first = [
+        "Silent", "Crimson", "Hidden", "Last", "Northern", "Broken", "Golden", "Winter",
+    ];
+    let second = [
+        "River", "Garden", "Empire", "Voyage", "Harbor", "Machine", "Orchard", "Signal",
+    ];
+    let who = [
+        "dragons",
+        "spies",
+        "sailors",
+        "robots",
+        "gardeners",
+        "kings",
+        "detectives",
+        "pilots",
+    ];
+    let what = [
+        "storms", "secrets", "maps", "engines", "letters", "islands", "clocks", "ghosts",
+    ];
+    let categories = [
+        "fiction", "history", "science", "poetry", "travel", "children", "crime", "fantasy",
+    ];
+    ProductEvent::ProductAdded {
+        title: format!("{} {} {n}", first[n % 8], second[(n / 8) % 8]),
+        author: format!("Author {}", n % 5000),
+        published_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("date")
+            + chrono::Duration::days((n % 40000) as i64),
+        description: format!(
+            "A story of {} and {}",
+            who[(n / 64) % 8],
+            what[(n / 512) % 8]
+        ),
+        price_cents: 100 + ((n * 37) % 9900) as i64,
+        stock: (n % 7) as i64,
+        category: categories[n % 8].to_string(),
+    }
+}
+
+/// The products as the relay would have published them (one `ProductAdded` each), straight
+/// onto the stream: both the index and the Postgres read model are built from it.
+async fn publish_catalog(running: &Running) {
+    let jetstream = &running.state.jetstream;
+    let subjects = &running.state.subjects;
+    let mut acks = Vec::with_capacity(1000);
+    for n in 1..=PRODUCTS {
+        let id = Uuid::now_v7();
+        let body = json!({
+            "position": n, "aggregate_type": "product", "aggregate_id": id.to_string(),
+            "sequence": 1, "event_type": "ProductAdded", "event_version": "1",
+            "recorded_at": chrono::Utc::now(), "metadata": {},
+            "payload": serde_json::to_value(product(n)).expect("payload"),
+        });
+        let subject = subjects.subject("product", &id.to_string());
+        acks.push(
+            jetstream
+                .publish(subject, serde_json::to_vec(&body).expect("body").into())
+                .await
+                .expect("published"),
+        );
+        if acks.len() == 1000 {
+            for ack in acks.drain(..) {
+                ack.await.expect("stored");
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.expect("stored");
+    }
+}
+
+fn rss_mb() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or("?".into(), |kb| format!("{:.0} MB", kb / 1024.0))
+}
+
+async fn stream_last(running: &Running) -> u64 {
+    let mut stream = running
+        .state
+        .jetstream
+        .get_stream(running.state.subjects.stream_name())
+        .await
+        .expect("stream");
+    stream.info().await.expect("info").state.last_sequence
+}
+
+/// Product → searchable: adds products over HTTP (through the event store, the relay and the
+/// stream) and times each until a search finds it.
+async fn change_to_searchable(client: &reqwest::Client, base: &str) -> Row {
+    let token = admin_token(client, base).await;
+    let mut latencies = Vec::new();
+    for n in 0..40 {
+        let word = format!(
+            "zq{}x{n}",
+            Uuid::new_v4().simple().to_string().get(..8).unwrap_or("a")
+        );
+        let started = Instant::now();
+        let added = client
+            .post(format!("{base}/api/products"))
+            .bearer_auth(&token)
+            .json(&json!({"title": format!("Fresh {word}"), "author": "Bench", "published_date": "2001-01-01",
+                          "price_cents": 100, "stock": 1, "category": "bench"}))
+            .send()
+            .await
+            .expect("add");
+        assert_eq!(added.status(), 201);
+        loop {
+            let page: Value = client
+                .get(format!("{base}/api/search?q={word}%20"))
+                .send()
+                .await
+                .expect("search")
+                .json()
+                .await
+                .expect("json");
+            if page["total"] == 1 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never searchable"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
+    }
+    latencies.sort();
+    Row {
+        what: "product added → searchable (command, relay, stream, commit), 40 samples".into(),
+        target: "p99 ≤ 1 s".into(),
+        throughput: "-".into(),
+        p50: ms(percentile(&latencies, 0.50)),
+        p99: ms(percentile(&latencies, 0.99)),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let (database_url, pool) = fresh_database().await;
+    let namespace = format!("b{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let dir = std::env::temp_dir().join(format!("eshop-search-bench-{namespace}"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let mut rows = Vec::new();
+
+    // 1. The stream: 100k products, as the relay publishes them.
+    let publisher = start(&config(
+        &database_url,
+        &namespace,
+        false,
+        SearchConfig::disabled(),
+    ))
+    .await
+    .expect("eshop starts");
+    let published = Instant::now();
+    publish_catalog(&publisher).await;
+    eprintln!(
+        "published {PRODUCTS} products in {:.1} s",
+        published.elapsed().as_secs_f64()
+    );
+    let target = stream_last(&publisher).await;
+    let _ = publisher.shutdown().await;
+
+    // 2. The index, built from the stream by a process that does nothing else.
+    let started = Instant::now();
+    let indexing = start(&config(
+        &database_url,
+        &namespace,
+        false,
+        SearchConfig::in_dir(dir.clone()),
+    ))
+    .await
+    .expect("eshop starts");
+    let search = indexing.state.search.clone().expect("an index");
+    let mut commits = search.catalog().index.commits();
+    while *commits.borrow_and_update() < target {
+        commits.changed().await.expect("commits");
+    }
+    let took = started.elapsed().as_secs_f64();
+    rows.push(Row {
+        what: format!("index build from the stream ({PRODUCTS} products, from an empty directory)"),
+        target: "≥ 20,000 products/s".into(),
+        throughput: format!("{:.0} products/s", PRODUCTS as f64 / took),
+        p50: format!("{took:.1} s in all"),
+        p99: "-".into(),
+    });
+    let _ = indexing.shutdown().await;
+
+    // 3. The Postgres read model from the same stream (the products builder), and the
+    //    instance that serves both paths: the index one, and one without an index.
+    let running = start(&config(
+        &database_url,
+        &namespace,
+        true,
+        SearchConfig::in_dir(dir.clone()),
+    ))
+    .await
+    .expect("eshop starts");
+    loop {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        if count as usize >= PRODUCTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    sqlx::query("ANALYZE products")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    let postgres = start(&config(
+        &database_url,
+        &namespace,
+        false,
+        SearchConfig::disabled(),
+    ))
+    .await
+    .expect("eshop starts");
+    let base = format!("http://{}", running.addr);
+    let postgres_base = format!("http://{}", postgres.addr);
+    let rss_loaded = rss_mb();
+
+    let words = [
+        "dragons", "spies", "sailors", "robots", "storms", "secrets", "harbor", "winter",
+    ];
+    let pick = || words[fastrand::usize(..words.len())];
+    let broad: Vec<String> = (0..600)
+        .map(|_| format!("/api/products?search={}%20{}", pick(), pick()))
+        .collect();
+    let selective: Vec<String> = (0..600)
+        .map(|_| {
+            format!(
+                "/api/products?search={}%20{}",
+                pick(),
+                fastrand::u32(1..100_000)
+            )
+        })
+        .collect();
+    let faceted: Vec<String> = (0..600)
+        .map(|_| {
+            format!(
+                "/api/search?q={}%20{}&facets=category,price",
+                pick(),
+                pick()
+            )
+        })
+        .collect();
+    let prefixes = [
+        "si",
+        "cri",
+        "hid",
+        "nor",
+        "bro",
+        "gol",
+        "win",
+        "las",
+        "silent ri",
+        "golden or",
+        "winter har",
+        "broken mach",
+    ];
+    let suggest: Vec<String> = (0..600)
+        .map(|_| {
+            let prefix = prefixes[fastrand::usize(..prefixes.len())].replace(' ', "%20");
+            format!("/api/search/suggest?q={prefix}")
+        })
+        .collect();
+    let broad_target = "≥ 5,000 req/s, p99 ≤ 20 ms";
+    rows.push(
+        read_bench(
+            "index: broad two-word search (≈1,500 matches ranked)",
+            broad_target,
+            &client,
+            &base,
+            16,
+            broad.clone(),
+        )
+        .await,
+    );
+    rows.push(
+        read_bench(
+            "Postgres: the same broad searches",
+            broad_target,
+            &client,
+            &postgres_base,
+            16,
+            broad,
+        )
+        .await,
+    );
+    rows.push(
+        read_bench(
+            "index: selective search (a word and a number)",
+            "≥ 10,000 req/s",
+            &client,
+            &base,
+            16,
+            selective.clone(),
+        )
+        .await,
+    );
+    rows.push(
+        read_bench(
+            "Postgres: the same selective searches",
+            "≥ 10,000 req/s",
+            &client,
+            &postgres_base,
+            16,
+            selective,
+        )
+        .await,
+    );
+    rows.push(
+        read_bench(
+            "index: GET /api/search, two words, category and price facets",
+            "-",
+            &client,
+            &base,
+            16,
+            faceted,
+        )
+        .await,
+    );
+    rows.push(
+        read_bench(
+            "index: GET /api/search/suggest",
+            "≥ 10,000 req/s, p99 ≤ 5 ms",
+            &client,
+            &base,
+            16,
+            suggest,
+        )
+        .await,
+    );
+    rows.push(change_to_searchable(&client, &base).await);
+    rows.push(Row {
+        what:
+            "RSS of the bench process (eshop ×2 in-process, 100k-product index loaded, load client)"
+                .into(),
+        target: "≤ 250 MB (eshop alone)".into(),
+        throughput: "-".into(),
+        p50: format!("{rss_loaded} loaded"),
+        p99: format!("{} after the load", rss_mb()),
+    });
+    print_table(rows);
+
+    let jetstream = running.state.jetstream.clone();
+    let subjects = running.state.subjects.clone();
+    let _ = postgres.shutdown().await;
+    let _ = running.shutdown().await;
+    let _ = jetstream.delete_stream(subjects.stream_name()).await;
+    let _ = jetstream.delete_stream(subjects.tasks_stream_name()).await;
+    let _ = jetstream.delete_stream(subjects.seals_stream_name()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,292 @@
+//! One embedded search index on local disk (tantivy), whatever the catalog: opening it with its
+//! single-writer lock, rebuilding it when it is missing, unreadable or of another schema,
+//! committing with the stream sequence in the commit's payload, and the query pieces every
+//! catalog's search is made of (every word must match, one typo per long word, the last word
+//! as a prefix, exact matches above typos).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Schema};
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
+use tokio::sync::watch;
+
+use eshop_projections::search::Word;
+
+/// The tokenizer of exact, any-case keyword fields (an author to filter on, a title to search
+/// inside).
+pub const KEYWORD: &str = "keyword";
+/// The name of the lock file inside an index directory.
+const LOCK_FILE: &str = "eshop.lock";
+/// Memory the writer buffers before it writes a segment.
+const WRITER_BUDGET_BYTES: usize = 48 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error(
+        "the search index at {0} is in use by another eshop process (one writer per directory): \
+         stop it, or give this process its own directory with ESHOP_SEARCH_DIR"
+    )]
+    InUse(PathBuf),
+    #[error("search index at {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("the search index is closed")]
+    Closed,
+}
+
+/// What a commit's payload records.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    stream_sequence: u64,
+}
+
+pub struct SearchIndex {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    /// `None` once closed.
+    writer: Mutex<Option<IndexWriter>>,
+    committed: AtomicU64,
+    commits: watch::Sender<u64>,
+    rebuilt: bool,
+    /// Held while the index is open: the single-writer lock.
+    lock: File,
+}
+
+fn io_error(dir: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
+    move |source| SearchError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    }
+}
+
+/// Empties `dir` but for the lock file.
+fn clear(dir: &Path) -> Result<(), SearchError> {
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        if entry.file_name() == LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+fn register_tokenizers(index: &Index) {
+    index.tokenizers().register(
+        KEYWORD,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+}
+
+/// The index in `dir` and the stream sequence its last commit reached, if it can be read and
+/// has `schema`.
+fn open_existing(dir: &Path, schema: &Schema) -> Result<(Index, u64), String> {
+    let index = Index::open_in_dir(dir).map_err(|error| error.to_string())?;
+    if index.schema() != *schema {
+        return Err("it was built with another schema".into());
+    }
+    let metas = index.load_metas().map_err(|error| error.to_string())?;
+    let sequence = match metas.payload {
+        Some(payload) => {
+            serde_json::from_str::<Payload>(&payload)
+                .map_err(|error| format!("unreadable commit payload: {error}"))?
+                .stream_sequence
+        }
+        None => 0,
+    };
+    // Opening every segment proves the files are there and readable.
+    let _reader: IndexReader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map_err(|error: tantivy::TantivyError| error.to_string())?;
+    Ok((index, sequence))
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (creating the directory), taking its single-writer lock. An
+    /// index that is missing, unreadable or of another schema is started afresh (`rebuilt()`):
+    /// the stream fills it again.
+    pub fn open(dir: &Path, schema: Schema) -> Result<Self, SearchError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io_error(dir))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SearchError::InUse(dir.to_path_buf()))
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(io_error(dir)(error)),
+        }
+        let has_meta = dir.join("meta.json").exists();
+        let (index, committed, rebuilt) = match open_existing(dir, &schema) {
+            Ok((index, sequence)) => (index, sequence, false),
+            Err(reason) => {
+                if has_meta {
+                    tracing::warn!(dir = %dir.display(), reason, "the search index cannot be used; rebuilding it from the stream");
+                } else {
+                    tracing::info!(dir = %dir.display(), "no search index yet; building it from the stream");
+                }
+                clear(dir)?;
+                (Index::create_in_dir(dir, schema)?, 0, true)
+            }
+        };
+        register_tokenizers(&index);
+        let writer = match index.writer_with_num_threads(1, WRITER_BUDGET_BYTES) {
+            Ok(writer) => writer,
+            Err(tantivy::TantivyError::LockFailure(..)) => {
+                return Err(SearchError::InUse(dir.to_path_buf()))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let (commits, _) = watch::channel(committed);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            writer: Mutex::new(Some(writer)),
+            committed: AtomicU64::new(committed),
+            commits,
+            rebuilt,
+            lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// True when this index was started afresh at open.
+    pub fn rebuilt(&self) -> bool {
+        self.rebuilt
+    }
+
+    /// The stream sequence of the last event the searchable index holds.
+    pub fn committed_sequence(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Changes with every commit (to wait for a version to become searchable).
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// The writer (`None` once the index is closed).
+    pub fn writer(&self) -> MutexGuard<'_, Option<IndexWriter>> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lets another process (or another start of this one) write to the directory: drops the
+    /// writer (waiting for its merges) and releases the lock. Searches still answer.
+    pub fn close(&self) {
+        drop(self.writer().take());
+        let _ = self.lock.unlock();
+    }
+
+    /// Commits what the writer holds as reaching `stream_sequence` and makes it searchable.
+    /// Blocking (it syncs files): call it off the async threads.
+    pub fn commit(
+        &self,
+        writer: &mut IndexWriter,
+        stream_sequence: u64,
+    ) -> Result<(), SearchError> {
+        let mut prepared = writer.prepare_commit()?;
+        let payload = serde_json::to_string(&Payload { stream_sequence }).unwrap_or_default();
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        self.reader.reload()?;
+        self.committed.store(stream_sequence, Ordering::Release);
+        self.commits.send_replace(stream_sequence);
+        Ok(())
+    }
+}
+
+/// How much each field weighs in a catalog's ranking.
+#[derive(Debug, Clone, Copy)]
+pub struct Weighted {
+    pub field: Field,
+    pub boost: f32,
+}
+
+/// Below an exact match's BM25 score: a typo's or a prefix's constant score, times the field's
+/// weight. An exact match scores BM25 plus this, so exact matches rank above typos.
+const LOOSE_SCORE: f32 = 0.05;
+
+/// The query for `words` over `fields`: every word must match in one of the fields, exactly
+/// (BM25, times the field's weight), by prefix (the last word) or with one typo (words of 5+
+/// letters).
+pub fn words_query(fields: &[Weighted], words: &[Word]) -> Box<dyn Query> {
+    let musts = words
+        .iter()
+        .map(|word| {
+            let mut shoulds: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for weighted in fields {
+                let term = Term::from_field_text(weighted.field, &word.text);
+                shoulds.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                        weighted.boost,
+                    )),
+                ));
+                let loose: Option<FuzzyTermQuery> = match (word.prefix, word.typo) {
+                    (true, typo) => Some(FuzzyTermQuery::new_prefix(term, u8::from(typo), true)),
+                    (false, true) => Some(FuzzyTermQuery::new(term, 1, true)),
+                    (false, false) => None,
+                };
+                if let Some(loose) = loose {
+                    shoulds.push((
+                        Occur::Should,
+                        Box::new(ConstScoreQuery::new(
+                            Box::new(loose),
+                            LOOSE_SCORE * weighted.boost,
+                        )),
+                    ));
+                }
+            }
+            (
+                Occur::Must,
+                Box::new(BooleanQuery::new(shoulds)) as Box<dyn Query>,
+            )
+        })
+        .collect();
+    Box::new(BooleanQuery::new(musts))
+}

@@ -1,0 +1,674 @@
+//! The product catalog's search index: its schema, how a product (with its ratings) becomes a
+//! document, and the searches over it (a page with facets and highlights, suggestions, one
+//! product's indexed version).
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::Bound;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentReader;
+use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
+};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, TantivyDocument, Term};
+use uuid::Uuid;
+
+use eshop_projections::product::ProductRecord;
+use eshop_projections::query::{Cursor, Ordering, SortKey, SortValue};
+use eshop_projections::search::{
+    price_bucket, words, Facets, Highlights, PriceCount, SearchFilter, SearchHit, SearchPage,
+    SearchRequest, Suggestion, ValueCount, PRICE_BUCKETS, SUGGESTIONS,
+};
+
+use super::engine::{words_query, SearchError, SearchIndex, Weighted, KEYWORD};
+
+/// The title counts this much more than the description, the author in between.
+const TITLE_BOOST: f32 = 3.0;
+const AUTHOR_BOOST: f32 = 1.5;
+const DESCRIPTION_BOOST: f32 = 1.0;
+
+/// What the index keeps of a product: the record and the sum of its ratings (the count is in
+/// the record), so a review changes it without reading the reviews.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Indexed {
+    pub record: ProductRecord,
+    pub rating_sum: i64,
+}
+
+impl Indexed {
+    /// A review's rating (replacing `previous`, if any) counted in.
+    pub fn rate(&mut self, rating: u8, previous: Option<u8>) {
+        self.rating_sum += i64::from(rating) - previous.map_or(0, i64::from);
+        if previous.is_none() {
+            self.record.rating_count += 1;
+        }
+        self.record.rating_average = average(self.rating_sum, self.record.rating_count);
+    }
+}
+
+/// As the read model rounds it: to two decimals, halves away from zero.
+fn average(sum: i64, count: i64) -> Option<f64> {
+    (count > 0).then(|| {
+        let hundredths = (sum * 200 + count) / (2 * count);
+        hundredths as f64 / 100.0
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProductFields {
+    id: Field,
+    id_hi: Field,
+    id_lo: Field,
+    title: Field,
+    author: Field,
+    description: Field,
+    title_key: Field,
+    author_key: Field,
+    category: Field,
+    price_cents: Field,
+    stock: Field,
+    published: Field,
+    removed: Field,
+    stored: Field,
+}
+
+/// Days since 1970-01-01 (the published date as a number to filter on).
+fn day(date: chrono::NaiveDate) -> i64 {
+    i64::from(date.num_days_from_ce()) - 719_163
+}
+
+use chrono::Datelike;
+
+impl ProductFields {
+    pub fn schema() -> (Schema, Self) {
+        let mut builder = Schema::builder();
+        let words = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("default")
+                .set_index_option(IndexRecordOption::WithFreqs),
+        );
+        let keyword = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(KEYWORD)
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let fields = Self {
+            id: builder.add_text_field("id", STRING),
+            id_hi: builder.add_u64_field("id_hi", FAST),
+            id_lo: builder.add_u64_field("id_lo", FAST),
+            title: builder.add_text_field("title", words.clone()),
+            author: builder.add_text_field("author", words.clone()),
+            description: builder.add_text_field("description", words),
+            title_key: builder.add_text_field("title_key", keyword.clone()),
+            author_key: builder.add_text_field("author_key", keyword),
+            category: builder.add_text_field("category", STRING | FAST),
+            price_cents: builder.add_i64_field("price_cents", FAST),
+            stock: builder.add_i64_field("stock", FAST),
+            published: builder.add_i64_field("published", FAST),
+            removed: builder.add_u64_field("removed", FAST),
+            stored: builder.add_text_field("stored", STORED),
+        };
+        (builder.build(), fields)
+    }
+
+    fn weighted(&self) -> [Weighted; 3] {
+        [
+            Weighted {
+                field: self.title,
+                boost: TITLE_BOOST,
+            },
+            Weighted {
+                field: self.author,
+                boost: AUTHOR_BOOST,
+            },
+            Weighted {
+                field: self.description,
+                boost: DESCRIPTION_BOOST,
+            },
+        ]
+    }
+
+    pub fn id_term(&self, id: Uuid) -> Term {
+        Term::from_field_text(self.id, &id.to_string())
+    }
+
+    pub fn document(&self, product: &Indexed) -> TantivyDocument {
+        let record = &product.record;
+        let (hi, lo) = record.id.as_u64_pair();
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.id, record.id.to_string());
+        doc.add_u64(self.id_hi, hi);
+        doc.add_u64(self.id_lo, lo);
+        doc.add_text(self.title, &record.title);
+        doc.add_text(self.author, &record.author);
+        doc.add_text(self.description, &record.description);
+        doc.add_text(self.title_key, &record.title);
+        doc.add_text(self.author_key, &record.author);
+        doc.add_text(self.category, &record.category);
+        doc.add_i64(self.price_cents, record.price_cents);
+        doc.add_i64(self.stock, record.stock);
+        doc.add_i64(self.published, day(record.published_date));
+        doc.add_u64(self.removed, u64::from(record.removed));
+        doc.add_text(
+            self.stored,
+            serde_json::to_string(product).unwrap_or_default(),
+        );
+        doc
+    }
+
+    fn read(&self, doc: &TantivyDocument) -> Option<Indexed> {
+        let text = doc.get_first(self.stored)?.as_str()?;
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// A `.*text.*` regex of the literal `text` (every character but letters and digits escaped).
+fn contains_regex(text: &str) -> String {
+    let mut pattern = String::from(".*");
+    for ch in text.to_lowercase().chars() {
+        if ch.is_alphanumeric() {
+            pattern.push(ch);
+        } else {
+            pattern.push_str(&format!("\\x{{{:x}}}", u32::from(ch)));
+        }
+    }
+    pattern.push_str(".*");
+    pattern
+}
+
+/// The product catalog over one `SearchIndex`.
+pub struct ProductIndex {
+    pub index: SearchIndex,
+    pub fields: ProductFields,
+}
+
+/// Filters checked on each match from the fast fields.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    in_stock: Option<bool>,
+    published_from: Bound<i64>,
+    published_to: Bound<i64>,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            min_price: None,
+            max_price: None,
+            in_stock: None,
+            published_from: Bound::Unbounded,
+            published_to: Bound::Unbounded,
+        }
+    }
+}
+
+impl Bounds {
+    fn of(filter: &SearchFilter) -> Self {
+        let mut from = Bound::Unbounded;
+        let mut to = Bound::Unbounded;
+        if let Some(date) = filter.published_date {
+            from = Bound::Included(day(date));
+            to = Bound::Included(day(date));
+        }
+        if let Some(after) = filter.published_after {
+            from = Bound::Excluded(day(after));
+        }
+        if let Some(before) = filter.published_before {
+            to = Bound::Excluded(day(before));
+        }
+        if let (Some(date), Some(after)) = (filter.published_date, filter.published_after) {
+            from = if day(date) > day(after) {
+                Bound::Included(day(date))
+            } else {
+                Bound::Excluded(i64::MAX)
+            };
+        }
+        if let (Some(date), Some(before)) = (filter.published_date, filter.published_before) {
+            to = if day(date) < day(before) {
+                Bound::Included(day(date))
+            } else {
+                Bound::Excluded(i64::MIN)
+            };
+        }
+        Self {
+            min_price: filter.min_price_cents,
+            max_price: filter.max_price_cents,
+            in_stock: filter.in_stock,
+            published_from: from,
+            published_to: to,
+        }
+    }
+
+    fn by_date(&self) -> bool {
+        !matches!(
+            (self.published_from, self.published_to),
+            (Bound::Unbounded, Bound::Unbounded)
+        )
+    }
+
+    fn published(&self, value: i64) -> bool {
+        let above = match self.published_from {
+            Bound::Included(from) => value >= from,
+            Bound::Excluded(from) => value > from,
+            Bound::Unbounded => true,
+        };
+        let below = match self.published_to {
+            Bound::Included(to) => value <= to,
+            Bound::Excluded(to) => value < to,
+            Bound::Unbounded => true,
+        };
+        above && below
+    }
+}
+
+/// A hit in the relevance order: score, then id, both descending.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ranked {
+    score: Score,
+    id: u128,
+    address: DocAddress,
+}
+
+impl Eq for Ranked {}
+
+impl Ord for Ranked {
+    // Reversed, so the heap's top is the worst hit kept.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(other.id.cmp(&self.id))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Collects in one pass: the page after the cursor, the total, and the facet counts.
+struct PageCollector {
+    limit: usize,
+    after: Option<(Score, u128)>,
+    bounds: Bounds,
+    facets: bool,
+}
+
+#[derive(Default)]
+struct PageFruit {
+    top: Vec<Ranked>,
+    total: u64,
+    categories: HashMap<String, u64>,
+    prices: [u64; PRICE_BUCKETS.len()],
+}
+
+struct PageSegment {
+    segment: SegmentOrdinal,
+    limit: usize,
+    after: Option<(Score, u128)>,
+    bounds: Bounds,
+    facets: bool,
+    id_hi: Column<u64>,
+    id_lo: Column<u64>,
+    price: Column<i64>,
+    stock: Column<i64>,
+    published: Column<i64>,
+    removed: Column<u64>,
+    category: Option<StrColumn>,
+    heap: BinaryHeap<Ranked>,
+    total: u64,
+    category_ords: HashMap<u64, u64>,
+    prices: [u64; PRICE_BUCKETS.len()],
+}
+
+impl Collector for PageCollector {
+    type Fruit = PageFruit;
+    type Child = PageSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<PageSegment> {
+        let fast = reader.fast_fields();
+        Ok(PageSegment {
+            segment,
+            limit: self.limit,
+            after: self.after,
+            bounds: self.bounds,
+            facets: self.facets,
+            id_hi: fast.u64("id_hi")?,
+            id_lo: fast.u64("id_lo")?,
+            price: fast.i64("price_cents")?,
+            stock: fast.i64("stock")?,
+            published: fast.i64("published")?,
+            removed: fast.u64("removed")?,
+            category: fast.str("category")?,
+            heap: BinaryHeap::with_capacity(self.limit + 1),
+            total: 0,
+            category_ords: HashMap::new(),
+            prices: [0; PRICE_BUCKETS.len()],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        true
+    }
+
+    fn merge_fruits(&self, fruits: Vec<PageFruit>) -> tantivy::Result<PageFruit> {
+        let mut merged = PageFruit::default();
+        let mut heap = BinaryHeap::with_capacity(self.limit + 1);
+        for fruit in fruits {
+            merged.total += fruit.total;
+            for (value, count) in fruit.categories {
+                *merged.categories.entry(value).or_default() += count;
+            }
+            for (sum, count) in merged.prices.iter_mut().zip(fruit.prices) {
+                *sum += count;
+            }
+            for hit in fruit.top {
+                heap.push(hit);
+                if heap.len() > self.limit {
+                    heap.pop();
+                }
+            }
+        }
+        merged.top = heap.into_sorted_vec();
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for PageSegment {
+    type Fruit = PageFruit;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if self.removed.first(doc).unwrap_or(0) != 0 {
+            return;
+        }
+        let price = self.price.first(doc).unwrap_or(0);
+        if self.bounds.min_price.is_some_and(|min| price < min)
+            || self.bounds.max_price.is_some_and(|max| price > max)
+        {
+            return;
+        }
+        if let Some(wanted) = self.bounds.in_stock {
+            if (self.stock.first(doc).unwrap_or(0) > 0) != wanted {
+                return;
+            }
+        }
+        if self.bounds.by_date()
+            && !self
+                .bounds
+                .published(self.published.first(doc).unwrap_or(0))
+        {
+            return;
+        }
+        self.total += 1;
+        if self.facets {
+            if let Some(ord) = self
+                .category
+                .as_ref()
+                .and_then(|column| column.term_ords(doc).next())
+            {
+                *self.category_ords.entry(ord).or_default() += 1;
+            }
+            if let Some(count) = self.prices.get_mut(price_bucket(price)) {
+                *count += 1;
+            }
+        }
+        let id = (u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64)
+            | u128::from(self.id_lo.first(doc).unwrap_or(0));
+        if let Some((after_score, after_id)) = self.after {
+            let later = score < after_score || (score == after_score && id < after_id);
+            if !later {
+                return;
+            }
+        }
+        let hit = Ranked {
+            score,
+            id,
+            address: DocAddress::new(self.segment, doc),
+        };
+        if self.heap.len() < self.limit {
+            self.heap.push(hit);
+        } else if self.heap.peek().is_some_and(|worst| hit < *worst) {
+            self.heap.pop();
+            self.heap.push(hit);
+        }
+    }
+
+    fn harvest(self) -> PageFruit {
+        let mut categories = HashMap::new();
+        if let Some(column) = &self.category {
+            let mut value = String::new();
+            for (ord, count) in self.category_ords {
+                value.clear();
+                if column.ord_to_str(ord, &mut value).unwrap_or(false) {
+                    categories.insert(value.clone(), count);
+                }
+            }
+        }
+        PageFruit {
+            top: self.heap.into_vec(),
+            total: self.total,
+            categories,
+            prices: self.prices,
+        }
+    }
+}
+
+/// The relevance ordering the index answers (most relevant first).
+pub fn relevance() -> Ordering {
+    Ordering {
+        key: SortKey::Relevance,
+        descending: true,
+    }
+}
+
+impl ProductIndex {
+    pub fn open(dir: &std::path::Path) -> Result<Self, SearchError> {
+        let (schema, fields) = ProductFields::schema();
+        Ok(Self {
+            index: SearchIndex::open(dir, schema)?,
+            fields,
+        })
+    }
+
+    /// The product as the searchable index holds it.
+    pub fn get(&self, id: Uuid) -> Result<Option<Indexed>, SearchError> {
+        let searcher = self.index.searcher();
+        let query = TermQuery::new(self.fields.id_term(id), IndexRecordOption::Basic);
+        let found = searcher.search(
+            &query,
+            &tantivy::collector::TopDocs::with_limit(1).order_by_score(),
+        )?;
+        match found.first() {
+            Some((_, address)) => {
+                let doc: TantivyDocument = searcher.doc(*address)?;
+                Ok(self.fields.read(&doc))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn filters(&self, filter: &SearchFilter, into: &mut Vec<(Occur, Box<dyn Query>)>) {
+        if let Some(category) = &filter.category {
+            into.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.fields.category, category),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(author) = &filter.author {
+            into.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.fields.author_key, &author.to_lowercase()),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(title) = &filter.title {
+            if let Ok(regex) =
+                RegexQuery::from_pattern(&contains_regex(title), self.fields.title_key)
+            {
+                into.push((Occur::Must, Box::new(regex)));
+            }
+        }
+    }
+
+    /// One page of the products matching `request`, most relevant first, with the total and
+    /// the facets asked for.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, SearchError> {
+        let words = words(&request.text);
+        if words.is_empty() {
+            return Ok(SearchPage {
+                hits: Vec::new(),
+                facets: Facets::default(),
+                total: 0,
+                next_cursor: None,
+            });
+        }
+        let mut clauses = vec![(Occur::Must, words_query(&self.fields.weighted(), &words))];
+        self.filters(&request.filter, &mut clauses);
+        let query = BooleanQuery::new(clauses);
+        let after = request
+            .after
+            .as_ref()
+            .and_then(|cursor| match cursor.value {
+                SortValue::Rank(score) => Some((score, cursor.id.as_u128())),
+                _ => None,
+            });
+        let collector = PageCollector {
+            limit: request.limit.max(1) + 1,
+            after,
+            bounds: Bounds::of(&request.filter),
+            facets: request.facets.category || request.facets.price,
+        };
+        let searcher = self.index.searcher();
+        let fruit = searcher.search(&query, &collector)?;
+        let mut hits = Vec::with_capacity(fruit.top.len());
+        for ranked in fruit.top.iter().take(request.limit.max(1)) {
+            let doc: TantivyDocument = searcher.doc(ranked.address)?;
+            if let Some(indexed) = self.fields.read(&doc) {
+                hits.push(SearchHit {
+                    highlights: Highlights::of(&indexed.record, &words),
+                    record: indexed.record,
+                    score: ranked.score,
+                });
+            }
+        }
+        let next_cursor = (fruit.top.len() > request.limit.max(1))
+            .then(|| hits.last())
+            .flatten()
+            .map(|last| {
+                Cursor {
+                    ordering: relevance(),
+                    value: SortValue::Rank(last.score),
+                    id: last.record.id,
+                }
+                .encode()
+            });
+        let mut facets = Facets::default();
+        if request.facets.category {
+            let mut categories: Vec<ValueCount> = fruit
+                .categories
+                .into_iter()
+                .map(|(value, count)| ValueCount { value, count })
+                .collect();
+            categories.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+            facets.category = Some(categories);
+        }
+        if request.facets.price {
+            facets.price = Some(
+                PRICE_BUCKETS
+                    .iter()
+                    .zip(fruit.prices)
+                    .map(|((min_cents, max_cents), count)| PriceCount {
+                        min_cents: *min_cents,
+                        max_cents: *max_cents,
+                        count,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(SearchPage {
+            hits,
+            facets,
+            total: fruit.total,
+            next_cursor,
+        })
+    }
+
+    /// Up to ten products whose titles match what was typed (the last word as a prefix).
+    pub fn suggest(&self, typed: &str) -> Result<Vec<Suggestion>, SearchError> {
+        let words = words(typed);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = words_query(
+            &[Weighted {
+                field: self.fields.title,
+                boost: 1.0,
+            }],
+            &words,
+        );
+        let collector = PageCollector {
+            limit: SUGGESTIONS * 2,
+            after: None,
+            bounds: Bounds::default(),
+            facets: false,
+        };
+        let searcher = self.index.searcher();
+        let fruit = searcher.search(&*query, &collector)?;
+        let mut suggestions: Vec<Suggestion> = Vec::with_capacity(SUGGESTIONS);
+        for ranked in fruit.top {
+            let doc: TantivyDocument = searcher.doc(ranked.address)?;
+            let Some(indexed) = self.fields.read(&doc) else {
+                continue;
+            };
+            if suggestions
+                .iter()
+                .any(|seen| seen.title == indexed.record.title)
+            {
+                continue;
+            }
+            suggestions.push(Suggestion {
+                id: indexed.record.id,
+                title: indexed.record.title,
+                author: indexed.record.author,
+            });
+            if suggestions.len() == SUGGESTIONS {
+                break;
+            }
+        }
+        Ok(suggestions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_round_like_the_read_model() {
+        assert_eq!(average(0, 0), None);
+        assert_eq!(average(5, 1), Some(5.0));
+        assert_eq!(average(10, 3), Some(3.33));
+        assert_eq!(average(5, 3), Some(1.67));
+        assert_eq!(average(9, 8), Some(1.13));
+    }
+
+    #[test]
+    fn contains_patterns_escape_everything_but_words() {
+        assert_eq!(contains_regex("a.B c"), ".*a\\x{2e}b\\x{20}c.*");
+    }
+}
