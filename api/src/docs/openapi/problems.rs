@@ -58,7 +58,7 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         (413, "The body is over 64 KiB (`payload_too_large`).", &["payload_too_large"]),
         (
             415,
-            "The body is not `application/json` (`unsupported_media_type`).",
+            "The body is not `application/json` (`multipart/form-data` for uploads) (`unsupported_media_type`).",
             &["unsupported_media_type"],
         ),
         (
