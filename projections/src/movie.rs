@@ -106,7 +106,7 @@ pub fn average(half_stars_sum: i64, count: i64) -> Option<f64> {
     Some(hundredths as f64 / 100.0)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TagCount {
     pub tag: String,
     pub count: i64,

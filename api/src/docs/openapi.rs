@@ -144,7 +144,14 @@ impl Operation<'_> {
     /// A JSON request body of type `T`.
     pub fn body<T: JsonSchema>(mut self) -> Self {
         let schema = self.spec.schema::<T>();
-        self.body = Some(schema);
+        self.body = Some(json!({ "application/json": { "schema": schema } }));
+        self
+    }
+
+    /// A request body given as its `content` map (media type → `{schema}`): uploads, or text
+    /// in more than one format.
+    pub fn body_content(mut self, content: Value) -> Self {
+        self.body = Some(content);
         self
     }
 
@@ -257,16 +264,13 @@ impl Operation<'_> {
             // A token sent along is checked before the request is queued.
             problems.push(401);
             parameters.push(json!({"$ref": "#/components/parameters/Prefer"}));
-            answers.insert(
-                "202".into(),
-                json!({"$ref": "#/components/responses/Queued"}),
-            );
+            // An operation that answers 202 itself says so, Queued among its answers.
+            answers
+                .entry("202")
+                .or_insert_with(|| json!({"$ref": "#/components/responses/Queued"}));
         }
-        if let Some(schema) = body {
-            value["requestBody"] = json!({
-                "required": true,
-                "content": { "application/json": { "schema": schema } }
-            });
+        if let Some(content) = body {
+            value["requestBody"] = json!({ "required": true, "content": content });
             problems.extend([400, 413, 415, 422]);
         }
         if parameters

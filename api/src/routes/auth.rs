@@ -254,14 +254,14 @@ async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<Stat
 }
 
 /// `POST /api/auth/password-reset`.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
     pub email: String,
 }
 
 /// The one answer to a password-reset request, whether the address is known or not.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PasswordResetAccepted {
     pub status: &'static str,
     pub detail: &'static str,
@@ -314,14 +314,14 @@ async fn mail_reset_link(state: &AppState, email: &EmailAddress) -> Result<(), A
 
 /// `POST /api/auth/password-reset/confirm`: also sets the first password of an account an
 /// admin created (its mailed link carries the same kind of token).
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetConfirm {
     pub token: String,
     pub new_password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PasswordResetDone {
     pub status: &'static str,
 }

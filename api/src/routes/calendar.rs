@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An entry as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CalendarView {
     pub id: Uuid,
     pub date: NaiveDate,
@@ -70,7 +70,7 @@ pub struct CalendarView {
     pub revisions: Option<Vec<RevisionView>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RevisionView {
     pub recorded_at: DateTime<Utc>,
     pub changes: calendar::Revision,
@@ -133,8 +133,8 @@ impl CalendarView {
     }
 }
 
-#[derive(Serialize)]
-struct PageView {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct PageView {
     items: Vec<CalendarView>,
     next_cursor: Option<String>,
 }
@@ -143,6 +143,34 @@ fn date(raw: &str) -> Result<NaiveDate, InvalidValue> {
     raw.trim()
         .parse()
         .map_err(|_| InvalidValue("must be a date like 2026-10-20".into()))
+}
+
+/// The parameters of `GET /api/calendar/events`, for the document: `to_query` reads them.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+pub(crate) struct ListParams {
+    /// One day (not with `from`/`to`), like `2026-10-20`.
+    date: Option<NaiveDate>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    /// Two-letter ISO 3166-1 codes; may repeat or be comma-separated.
+    country: Option<Vec<String>>,
+    /// `low`, `medium`, `high`; may repeat or be comma-separated.
+    importance: Option<Vec<ImportanceParam>>,
+    #[schemars(range(min = 1, max = 200))]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<Uuid>,
+}
+
+/// `Importance`, inlined: a query parameter's schema cannot refer to definitions.
+#[derive(schemars::JsonSchema)]
+#[schemars(inline, rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ImportanceParam {
+    Low,
+    Medium,
+    High,
 }
 
 /// `?country=&importance=` may repeat (or hold comma-separated values); the others may not.
@@ -253,9 +281,9 @@ fn json_bytes(body: Bytes) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DetailParams {
+pub(crate) struct DetailParams {
     min_version: Option<u64>,
 }
 
@@ -309,9 +337,9 @@ async fn show(
 }
 
 /// A new entry, as `POST /api/calendar/events` takes it.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+pub(crate) struct CreateRequest {
     date: String,
     time: String,
     time_zone: Option<String>,
@@ -463,19 +491,23 @@ where
 }
 
 /// What `PATCH` may change: everything but the date, time and name, which identify the entry.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReviseRequest {
+pub(crate) struct ReviseRequest {
     time_zone: Option<String>,
     country: Option<String>,
     importance: Option<String>,
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schemars(with = "Option<String>")]
     actual: Option<Option<String>>,
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schemars(with = "Option<String>")]
     forecast: Option<Option<String>>,
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schemars(with = "Option<String>")]
     previous: Option<Option<String>>,
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schemars(with = "Option<String>")]
     source: Option<Option<String>>,
 }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::response::Response;
 use serde_json::json;
@@ -66,8 +67,10 @@ pub async fn start(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     meta: RequestMeta,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    // Not `multipart/form-data` (or without a boundary): a problem, not axum's plain text.
+    let multipart = multipart.map_err(|_| ApiError::UnsupportedMediaType)?;
     let files = files(multipart).await?;
     // A file that cannot be read at all is refused now; bad rows are reported by the task.
     let plan =

@@ -66,6 +66,39 @@ fn number<T: std::str::FromStr>(raw: &str, expected: &str) -> Result<T, InvalidV
         .map_err(|_| InvalidValue(format!("must be {expected}")))
 }
 
+/// The parameters of `GET /api/movies`, for the document: `to_query` reads them (`genre` and
+/// `exclude_genre` may repeat).
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+pub(crate) struct ListParams {
+    /// Words the title contains.
+    title: Option<String>,
+    /// Movies with this genre (`genre_mode=all`: with every one given).
+    genre: Option<Vec<String>>,
+    /// `any` (the default) or `all`.
+    #[schemars(extend("enum" = ["any", "all"]))]
+    genre_mode: Option<String>,
+    /// Movies without this genre.
+    exclude_genre: Option<Vec<String>>,
+    year_from: Option<i32>,
+    year_to: Option<i32>,
+    #[schemars(range(min = 0.0, max = 5.0))]
+    min_rating: Option<f64>,
+    min_ratings: Option<i64>,
+    /// Movies someone tagged so.
+    tag: Option<String>,
+    /// The sort key; `-` first for descending.
+    #[schemars(extend("enum" = [
+        "title", "-title", "year", "-year", "rating_average", "-rating_average",
+        "ratings_count", "-ratings_count"
+    ]))]
+    ordering: Option<String>,
+    #[schemars(range(min = 1, max = 100))]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 /// The list query from the query string, or 422 naming every invalid parameter.
 pub fn to_query(raw: Option<String>) -> Result<MovieQuery, ApiError> {
     let mut fields = Fields::default();
@@ -236,8 +269,8 @@ fn paged<T: Serialize>(
 }
 
 /// A movie as a command leaves it.
-#[derive(Serialize)]
-struct MovieAnswer {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct MovieAnswer {
     id: Uuid,
     movielens_id: Option<i64>,
     title: String,
@@ -295,9 +328,9 @@ async fn run(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct MovieRequest {
+pub(crate) struct MovieRequest {
     title: Option<String>,
     year: Option<i32>,
     genres: Option<Vec<String>>,
@@ -376,9 +409,9 @@ async fn update(
     run(&state, &meta, &admin, Some(id), &raw, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RateRequest {
+pub(crate) struct RateRequest {
     rating: f64,
 }
 
@@ -421,9 +454,9 @@ async fn withdraw(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TagRequest {
+pub(crate) struct TagRequest {
     tag: String,
 }
 

@@ -57,7 +57,7 @@ impl FromRequestParts<AppState> for MaybeUser {
 }
 
 /// `GET /api/tasks/{id}/status`: where a task stands, for polling.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct TaskStatus {
     pub id: Uuid,
     pub status: String,

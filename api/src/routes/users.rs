@@ -423,7 +423,7 @@ async fn revoke_role(
 }
 
 /// `POST /api/users` (admin): an account without a password.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub email: String,
@@ -503,7 +503,7 @@ async fn create(
 }
 
 /// `PUT /api/users/{id}` (admin): every editable field, replaced.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserReplacement {
     pub email: String,

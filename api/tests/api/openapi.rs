@@ -162,7 +162,7 @@ async fn the_index_links_every_resource() {
         .expect("the users resource");
     assert_eq!(
         users["methods"],
-        serde_json::json!(["DELETE", "GET", "PATCH"])
+        serde_json::json!(["DELETE", "GET", "PATCH", "PUT"])
     );
     app.shutdown().await;
 }

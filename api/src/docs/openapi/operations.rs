@@ -15,6 +15,9 @@ use eshop_infra::audit::verify::Verification;
 use eshop_infra::mail::outbox::MailRecord;
 use eshop_infra::projector::ProjectionReport;
 use eshop_infra::scheduler::RunRecord;
+use eshop_projections::movie::query::{
+    GenreCount, MovieCard, MovieDetail, MoviePage, RatingView, TagView,
+};
 use eshop_projections::payment::PaymentRecord;
 use eshop_projections::query::Page as ProductPage;
 use eshop_projections::RelayedEvent;
@@ -22,7 +25,8 @@ use eshop_projections::RelayedEvent;
 use super::{Access, Spec};
 use crate::background::tasks::SalesReportInput;
 use crate::routes::{
-    admin, audit, auth, catalog, orders, products, schedules, shopping, users, PageParams,
+    admin, audit, auth, calendar as calendar_routes, catalog, movies as movie_routes, orders,
+    products, schedules, shopping, tasks as task_routes, users, PageParams,
 };
 use crate::views::{Page, ProductView, TaskView, UserView};
 
@@ -30,6 +34,8 @@ pub fn describe(spec: &mut Spec) {
     meta(spec);
     accounts(spec);
     catalog(spec);
+    movies(spec);
+    calendar(spec);
     shopping(spec);
     ordering(spec);
     tasks(spec);
@@ -140,6 +146,30 @@ fn accounts(spec: &mut Spec) {
         .without_command_headers()
         .answer_raw(204, "The session's tokens stop working.", "")
         .add();
+    spec.route(
+        "POST",
+        "/api/auth/password-reset",
+        "Mail a link to reset a password",
+    )
+    .body::<auth::PasswordResetRequest>()
+    .without_command_headers()
+    .not_in_background()
+    .answer::<auth::PasswordResetAccepted>(
+        202,
+        "The same answer whether an account has the address or not.",
+    )
+    .add();
+    spec.route(
+        "POST",
+        "/api/auth/password-reset/confirm",
+        "Choose a new password with a mailed token",
+    )
+    .body::<auth::PasswordResetConfirm>()
+    .answer::<auth::PasswordResetDone>(
+        200,
+        "`status: password_changed`; every session of the user ends.",
+    )
+    .add();
     spec.route("GET", "/api/users/me", "The caller's account")
         .access(Access::User)
         .query::<users::ReadParams>()
@@ -177,6 +207,15 @@ fn accounts(spec: &mut Spec) {
         .query::<PageParams>()
         .answer::<Page<UserView>>(200, "A page of accounts.")
         .add();
+    spec.route("POST", "/api/users", "Create an account without a password")
+        .access(Access::Admin)
+        .body::<users::NewUser>()
+        .answer::<UserView>(
+            201,
+            "The account; its owner is mailed a link to choose a password.",
+        )
+        .problems(&[409])
+        .add();
     spec.route("GET", "/api/users/{id}", "One account")
         .access(Access::Admin)
         .query::<users::ReadParams>()
@@ -186,6 +225,12 @@ fn accounts(spec: &mut Spec) {
     spec.route("PATCH", "/api/users/{id}", "Change an account's profile")
         .access(Access::Admin)
         .body::<users::ProfileChanges>()
+        .answer::<UserView>(200, "The account after the change.")
+        .problems(&[404, 409])
+        .add();
+    spec.route("PUT", "/api/users/{id}", "Replace an account's profile")
+        .access(Access::Admin)
+        .body::<users::UserReplacement>()
         .answer::<UserView>(200, "The account after the change.")
         .problems(&[404, 409])
         .add();
@@ -280,6 +325,166 @@ fn catalog(spec: &mut Spec) {
         .answer::<shopping::ReviewView>(201, "The review (a second one replaces the first).")
         .problems(&[404, 409])
         .add();
+}
+
+fn movies(spec: &mut Spec) {
+    spec.route("GET", "/api/movies", "The movies, filtered and ordered")
+        .query::<movie_routes::ListParams>()
+        .answer::<MoviePage<MovieCard>>(200, "A page of movies; `next_cursor` for the next.")
+        .add();
+    spec.route("POST", "/api/movies", "Add a movie")
+        .access(Access::Admin)
+        .body::<movie_routes::MovieRequest>()
+        .answer::<movie_routes::MovieAnswer>(201, "The movie.")
+        .problems(&[409])
+        .add();
+    spec.route(
+        "GET",
+        "/api/movies/{id}",
+        "One movie with its histogram and top tags",
+    )
+    .answer::<MovieDetail>(200, "The movie.")
+    .problems(&[404])
+    .add();
+    spec.route(
+        "PATCH",
+        "/api/movies/{id}",
+        "Change a movie's details or links",
+    )
+    .access(Access::Admin)
+    .body::<movie_routes::MovieRequest>()
+    .answer::<movie_routes::MovieAnswer>(200, "The movie after the change.")
+    .problems(&[404, 409])
+    .add();
+    spec.route(
+        "GET",
+        "/api/movies/{id}/ratings",
+        "A movie's ratings by rater",
+    )
+    .query::<PageParams>()
+    .answer::<MoviePage<RatingView>>(200, "A page of ratings.")
+    .problems(&[404])
+    .add();
+    spec.route("GET", "/api/movies/{id}/tags", "A movie's tags by rater")
+        .query::<PageParams>()
+        .answer::<MoviePage<TagView>>(200, "A page of tags.")
+        .problems(&[404])
+        .add();
+    spec.route("POST", "/api/movies/{id}/tags", "Tag a movie")
+        .access(Access::User)
+        .body::<movie_routes::TagRequest>()
+        .answer::<movie_routes::MovieAnswer>(200, "The movie.")
+        .problems(&[404, 409])
+        .add();
+    spec.route(
+        "PUT",
+        "/api/movies/{id}/rating",
+        "Rate a movie (0.5 to 5 stars)",
+    )
+    .access(Access::User)
+    .body::<movie_routes::RateRequest>()
+    .answer::<movie_routes::MovieAnswer>(200, "The movie (a second rating replaces the first).")
+    .problems(&[404, 409])
+    .add();
+    spec.route(
+        "DELETE",
+        "/api/movies/{id}/rating",
+        "Withdraw the caller's rating",
+    )
+    .access(Access::User)
+    .answer::<movie_routes::MovieAnswer>(200, "The movie.")
+    .problems(&[404, 409])
+    .add();
+    let genres = spec.schema::<Vec<GenreCount>>();
+    spec.route(
+        "GET",
+        "/api/genres",
+        "Every genre with its number of movies",
+    )
+    .answer_schema(200, "The genres.", genres)
+    .add();
+    spec.route(
+        "POST",
+        "/api/admin/imports/movielens",
+        "Import a MovieLens data set",
+    )
+    .access(Access::Admin)
+    .without_command_headers()
+    .body_content(json!({
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["movies"],
+                "properties": {
+                    "movies": {"type": "string", "format": "binary", "description": "movies.csv"},
+                    "ratings": {"type": "string", "format": "binary", "description": "ratings.csv"},
+                    "tags": {"type": "string", "format": "binary", "description": "tags.csv"},
+                    "links": {"type": "string", "format": "binary", "description": "links.csv"}
+                }
+            }
+        }
+    }))
+    .answer_schema(
+        202,
+        "Queued: poll `status_url`; the task reports what was imported and each bad row.",
+        json!({"$ref": "#/components/schemas/Queued"}),
+    )
+    .add();
+}
+
+fn calendar(spec: &mut Spec) {
+    spec.route(
+        "GET",
+        "/api/calendar/events",
+        "The economic calendar by date and time",
+    )
+    .query::<calendar_routes::ListParams>()
+    .answer::<calendar_routes::PageView>(200, "A page of entries; `next_cursor` for the next.")
+    .add();
+    spec.route("POST", "/api/calendar/events", "Add an entry")
+        .access(Access::Admin)
+        .body::<calendar_routes::CreateRequest>()
+        .answer::<calendar_routes::CalendarView>(201, "The entry.")
+        .problems(&[409])
+        .add();
+    spec.route(
+        "GET",
+        "/api/calendar/events/{id}",
+        "One entry with its revisions",
+    )
+    .query::<calendar_routes::DetailParams>()
+    .answer::<calendar_routes::CalendarView>(200, "The entry.")
+    .problems(&[404])
+    .add();
+    spec.route("PATCH", "/api/calendar/events/{id}", "Revise an entry")
+        .access(Access::Admin)
+        .body::<calendar_routes::ReviseRequest>()
+        .answer::<calendar_routes::CalendarView>(200, "The entry after the revision.")
+        .problems(&[404, 409])
+        .add();
+    spec.route("DELETE", "/api/calendar/events/{id}", "Delete an entry")
+        .access(Access::Admin)
+        .answer::<calendar_routes::CalendarView>(200, "The entry as it was.")
+        .problems(&[404, 409])
+        .add();
+    spec.route(
+        "POST",
+        "/api/admin/imports/calendar",
+        "Import a calendar feed (JSON array or CSV)",
+    )
+    .access(Access::Admin)
+    .without_command_headers()
+    .body_content(json!({
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "text/csv": {"schema": {"type": "string"}}
+    }))
+    .answer_schema(
+        202,
+        "Queued: poll `status_url`; the task reports `{created, revised, unchanged, skipped}`.",
+        json!({"$ref": "#/components/schemas/Queued"}),
+    )
+    .problems(&[422])
+    .add();
 }
 
 fn shopping(spec: &mut Spec) {
@@ -398,6 +603,17 @@ fn ordering(spec: &mut Spec) {
     .answer::<orders::OrderView>(200, "The order, cancelled; the stock comes back.")
     .problems(&[404, 409])
     .add();
+    spec.route(
+        "POST",
+        "/api/orders/{id}/payments",
+        "Pay an order again with another instrument",
+    )
+    .access(Access::User)
+    .body::<orders::PaymentRequest>()
+    .answer::<orders::OrderView>(201, "With `Prefer: wait=N`: the order, finished in time.")
+    .answer_schema(202, "Placed; poll `status_url`.", order_pending.clone())
+    .problems(&[404, 409])
+    .add();
     spec.route("POST", "/api/cart/checkout", "Order the cart")
         .access(Access::User)
         .body::<orders::CheckoutRequest>()
@@ -436,6 +652,15 @@ fn tasks(spec: &mut Spec) {
         .answer::<TaskView>(200, "The task.")
         .problems(&[404])
         .add();
+    spec.route(
+        "GET",
+        "/api/tasks/{id}/status",
+        "Where a task stands, for polling",
+    )
+    .access(Access::OptionalUser)
+    .answer::<task_routes::TaskStatus>(200, "The task's status and progress.")
+    .problems(&[404])
+    .add();
     spec.route("POST", "/api/admin/reports/sales", "Start a sales report")
         .access(Access::Admin)
         .body::<SalesReportInput>()
@@ -472,6 +697,21 @@ fn administration(spec: &mut Spec) {
     )
     .access(Access::Admin)
     .answer_schema(200, "One report per projection.", projections)
+    .add();
+    spec.route(
+        "POST",
+        "/api/admin/projections/{name}/rebuild",
+        "Rebuild a read model beside the live one, then swap it in",
+    )
+    .access(Access::Admin)
+    .without_command_headers()
+    .not_in_background()
+    .answer_schema(
+        202,
+        "Queued: poll `status_url`.",
+        json!({"$ref": "#/components/schemas/Queued"}),
+    )
+    .problems(&[404])
     .add();
     let mail = spec.schema::<MailRecord>();
     let mails = items(spec, mail);

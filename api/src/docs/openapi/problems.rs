@@ -29,7 +29,7 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         ),
         (
             409,
-            "The change conflicts with the state: `email_taken`, `username_taken`, `already_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`; an order that failed: `product_unavailable`, `payment_declined`, `order_failed`; or `conflict` (a concurrent change won; retry).",
+            "The change conflicts with the state: `email_taken`, `username_taken`, `already_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`, `not_rated` (removing a rating the caller never gave); an order that failed: `product_unavailable`, `payment_declined`, `order_failed`; or `conflict` (a concurrent change won; retry).",
             &[
                 "email_taken",
                 "username_taken",
@@ -46,6 +46,7 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
                 "user_deactivated",
                 "user_erased",
                 "builtin_schedule",
+                "not_rated",
                 "conflict",
             ],
         ),
@@ -57,12 +58,12 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         (413, "The body is over 64 KiB (`payload_too_large`).", &["payload_too_large"]),
         (
             415,
-            "The body is not `application/json` (`unsupported_media_type`).",
+            "The body is not `application/json` (`multipart/form-data` for uploads) (`unsupported_media_type`).",
             &["unsupported_media_type"],
         ),
         (
             422,
-            "Invalid fields or parameters (`validation_failed`, each in `errors` as `{field, message}`), a reused `Idempotency-Key` with another body (`idempotency_key_reused`), or a rule of the domain: `cart_empty`, `cart_full`, `wishlist_full`, `stock_limit`, `balance_limit`.",
+            "Invalid fields or parameters (`validation_failed`, each in `errors` as `{field, message}`), a reused `Idempotency-Key` with another body (`idempotency_key_reused`), or a rule of the domain: `cart_empty`, `cart_full`, `wishlist_full`, `stock_limit`, `balance_limit`; a calendar event whose key names another entry (`key_mismatch`); an import feed that is neither JSON nor CSV of events, or is empty (`invalid_feed`).",
             &[
                 "validation_failed",
                 "idempotency_key_reused",
@@ -71,6 +72,8 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
                 "wishlist_full",
                 "stock_limit",
                 "balance_limit",
+                "key_mismatch",
+                "invalid_feed",
             ],
         ),
         (
