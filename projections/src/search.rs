@@ -265,20 +265,20 @@ pub fn price_bucket(price_cents: i64) -> usize {
         .unwrap_or(0)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ValueCount {
     pub value: String,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PriceCount {
     pub min_cents: i64,
     pub max_cents: Option<i64>,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Facets {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<Vec<ValueCount>>,
@@ -286,7 +286,7 @@ pub struct Facets {
     pub price: Option<Vec<PriceCount>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Highlights {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
@@ -321,7 +321,7 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Suggestion {
     pub id: uuid::Uuid,
     pub title: String,

@@ -25,9 +25,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/search/suggest", get(suggest))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchParams {
+pub(crate) struct SearchParams {
     q: Option<String>,
     category: Option<String>,
     author: Option<String>,
@@ -43,16 +43,16 @@ struct SearchParams {
     min_version: Option<String>,
 }
 
-#[derive(Serialize)]
-struct SearchItem {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct SearchItem {
     #[serde(flatten)]
     product: ProductView,
     score: f32,
     highlights: Highlights,
 }
 
-#[derive(Serialize)]
-struct SearchAnswer {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct SearchAnswer {
     items: Vec<SearchItem>,
     facets: Facets,
     total: u64,
@@ -226,14 +226,14 @@ async fn search(
     Ok(Json(answer(page)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SuggestParams {
+pub(crate) struct SuggestParams {
     q: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Suggestions {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Suggestions {
     items: Vec<Suggestion>,
 }
 

@@ -26,7 +26,7 @@ use super::{Access, Spec};
 use crate::background::tasks::SalesReportInput;
 use crate::routes::{
     admin, audit, auth, calendar as calendar_routes, catalog, movies as movie_routes, orders,
-    products, schedules, shopping, tasks as task_routes, users, PageParams,
+    products, schedules, search, shopping, tasks as task_routes, users, PageParams,
 };
 use crate::views::{Page, ProductView, TaskView, UserView};
 
@@ -271,6 +271,24 @@ fn accounts(spec: &mut Spec) {
 }
 
 fn catalog(spec: &mut Spec) {
+    spec.route("GET", "/api/search", "Ranked full-text search of the catalog")
+        .query::<search::SearchParams>()
+        .answer::<search::SearchAnswer>(
+            200,
+            "A page of ranked products with their score, `<mark>` highlights (HTML-escaped otherwise), the facets asked for, the total and the next cursor.",
+        )
+        .add();
+    spec.route(
+        "GET",
+        "/api/search/suggest",
+        "Titles for what is being typed",
+    )
+    .query::<search::SuggestParams>()
+    .answer::<search::Suggestions>(
+        200,
+        "Up to 10 titles for the words typed, the last one as a prefix.",
+    )
+    .add();
     spec.route("GET", "/api/products", "The catalog")
         .query::<catalog::ListParams>()
         .answer::<ProductPage<ProductView>>(200, "A page of products (`total` when asked for).")
