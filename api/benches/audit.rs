@@ -11,6 +11,9 @@
 // Statistics, not money: floating point is fine here.
 #![allow(clippy::float_arithmetic)]
 
+#[path = "common/config.rs"]
+mod bench_config;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,50 +38,17 @@ const STATE_EVENTS: i64 = 10_000;
 const STATE_RUNS: usize = 50;
 
 fn config(database_url: &str, namespace: &str) -> Config {
-    Config {
-        database_url: database_url.to_string(),
-        db_listing_pool_size: 2,
-        db_pool_size: 8,
-        nats_url: eshop_infra::testing::nats_url(),
-        nats_prefix: namespace.to_string(),
-        redis_url: std::env::var("ESHOP_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        redis_prefix: format!("{namespace}:"),
-        cache_ttl_seconds: 300,
-        workers: false,
-        gateway_latency_ms: 0,
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        environment: "test".into(),
-        session_ttl_seconds: 3600,
-        cors_origins: Vec::new(),
-        client_ip_header: None,
-        throttle: ThrottleSettings::off(),
-        jwt_secret: "bench-secret-long-enough-for-production-use".into(),
-        access_token_ttl_seconds: 3600,
-        admin_email: Some(ADMIN_EMAIL.into()),
-        admin_password: Some(ADMIN_PASSWORD.into()),
-        command_attempts: 10,
-        log_json: false,
-        smtp_url: None,
-        mail_from: "eshop <no-reply@eshop.test>".into(),
-        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
-        mail_horizon_hours: 24,
-        mail_retry_max_seconds: 300,
-        tz: "UTC".into(),
-        import_feed: None,
-        task_concurrency: 0,
-        task_ack_wait_seconds: 60,
-        task_step_delay_ms: 0,
-        schedule_poll_ms: 1000,
-        http: Default::default(),
-        search: eshop_api::config::SearchConfig::temporary(),
-        background: Default::default(),
-        operations: Default::default(),
-        movies: Default::default(),
-        calendar: Default::default(),
-        accounts: Default::default(),
-        events_max_age: None,
+    let mut config = bench_config::bench_config(database_url, namespace);
+    config.db_listing_pool_size = 2;
+    config.db_pool_size = 8;
+    if let Ok(url) = std::env::var("ESHOP_TEST_REDIS_URL") {
+        config.redis_url = url;
     }
+    config.workers = false;
+    config.admin_email = Some(ADMIN_EMAIL.into());
+    config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.task_concurrency = 0;
+    config
 }
 
 /// A product with `events` events: added, then restocked one unit at a time, each a second

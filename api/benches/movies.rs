@@ -10,6 +10,9 @@
 // Statistics, not money: floating point is fine here.
 #![allow(clippy::float_arithmetic)]
 
+#[path = "common/config.rs"]
+mod bench_config;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,54 +24,17 @@ use eshop_infra::testing::fresh_database;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn config(database_url: &str, namespace: &str) -> Config {
-    Config {
-        database_url: database_url.to_string(),
-        // For comparison: `BENCH_DB_POOL=N` sets the database pool's size.
-        db_listing_pool_size: 8,
-        db_pool_size: std::env::var("BENCH_DB_POOL")
-            .ok()
-            .and_then(|size| size.parse().ok())
-            .unwrap_or(32),
-        nats_url: eshop_infra::testing::nats_url(),
-        nats_prefix: namespace.to_string(),
-        redis_url: "redis://127.0.0.1:6379".into(),
-        redis_prefix: format!("{namespace}:"),
-        cache_ttl_seconds: 300,
-        // For comparison: `BENCH_NO_WORKERS=1` runs no relay, projections or order worker.
-        workers: std::env::var("BENCH_NO_WORKERS").is_err(),
-        gateway_latency_ms: 0,
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        environment: "test".into(),
-        session_ttl_seconds: 3600,
-        cors_origins: Vec::new(),
-        client_ip_header: None,
-        throttle: ThrottleSettings::off(),
-        http: HttpSettings::default(),
-        jwt_secret: "bench-secret-long-enough-for-production-use".into(),
-        access_token_ttl_seconds: 3600,
-        admin_email: None,
-        admin_password: None,
-        command_attempts: 10,
-        log_json: false,
-        smtp_url: None,
-        mail_from: "eshop <no-reply@eshop.test>".into(),
-        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
-        mail_horizon_hours: 24,
-        mail_retry_max_seconds: 300,
-        tz: "UTC".into(),
-        import_feed: None,
-        task_concurrency: 4,
-        task_ack_wait_seconds: 60,
-        task_step_delay_ms: 0,
-        schedule_poll_ms: 1000,
-        background: Default::default(),
-        movies: Default::default(),
-        operations: Default::default(),
-        calendar: Default::default(),
-        accounts: Default::default(),
-        search: eshop_api::config::SearchConfig::temporary(),
-        events_max_age: None,
+    let mut config = bench_config::bench_config(database_url, namespace);
+    // For comparison: `BENCH_DB_POOL=N` sets the database pool's size.
+    if let Some(size) = std::env::var("BENCH_DB_POOL")
+        .ok()
+        .and_then(|size| size.parse().ok())
+    {
+        config.db_pool_size = size;
     }
+    // For comparison: `BENCH_NO_WORKERS=1` runs no relay, projections or order worker.
+    config.workers = std::env::var("BENCH_NO_WORKERS").is_err();
+    config
 }
 
 fn real_data() -> PathBuf {

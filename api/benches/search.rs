@@ -10,6 +10,9 @@
 // Statistics, not money: floating point is fine here.
 #![allow(clippy::float_arithmetic)]
 
+#[path = "common/config.rs"]
+mod bench_config;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,50 +51,12 @@ fn ms(duration: Duration) -> String {
 }
 
 fn config(database_url: &str, namespace: &str, workers: bool, search: SearchConfig) -> Config {
-    Config {
-        database_url: database_url.to_string(),
-        db_listing_pool_size: 8,
-        db_pool_size: 32,
-        nats_url: eshop_infra::testing::nats_url(),
-        nats_prefix: namespace.to_string(),
-        // No cache: every search is answered by the index or by Postgres.
-        redis_url: "redis://127.0.0.1:1".to_string(),
-        redis_prefix: format!("{namespace}:"),
-        cache_ttl_seconds: 300,
-        workers,
-        gateway_latency_ms: 0,
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        environment: "test".into(),
-        session_ttl_seconds: 3600,
-        cors_origins: Vec::new(),
-        client_ip_header: None,
-        throttle: ThrottleSettings::off(),
-        http: HttpSettings::default(),
-        search,
-        jwt_secret: "bench-secret-long-enough-for-production-use".into(),
-        access_token_ttl_seconds: 3600,
-        admin_email: Some(ADMIN_EMAIL.into()),
-        admin_password: Some(ADMIN_PASSWORD.into()),
-        command_attempts: 10,
-        log_json: false,
-        smtp_url: None,
-        mail_from: "eshop <no-reply@eshop.test>".into(),
-        mail_dir: std::env::temp_dir().join(format!("eshop-mail-{namespace}")),
-        mail_horizon_hours: 24,
-        mail_retry_max_seconds: 300,
-        tz: "UTC".into(),
-        import_feed: None,
-        task_concurrency: 4,
-        task_ack_wait_seconds: 60,
-        task_step_delay_ms: 0,
-        schedule_poll_ms: 1000,
-        background: Default::default(),
-        operations: Default::default(),
-        movies: Default::default(),
-        calendar: Default::default(),
-        accounts: Default::default(),
-        events_max_age: None,
-    }
+    let mut config = bench_config::bench_config(database_url, namespace);
+    // No cache: every search is answered by the index or by Postgres.
+    config.redis_url = String::new();
+    config.workers = workers;
+    config.search = search;
+    config
 }
 
 /// Relay throughput: 100k events already in the store, one relay, until all are acknowledged.
