@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::{Config, ThrottleSettings};
+use eshop_api::config::Config;
 use eshop_api::server::start;
 use eshop_infra::audit::sealer::{chain_head, Sealer, SealerSettings};
 use eshop_infra::audit::verify::verify;

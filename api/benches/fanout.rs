@@ -14,7 +14,7 @@ mod bench_config;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
+use eshop_api::config::Config;
 use eshop_api::server::{start, Running};
 use eshop_infra::relay::{Relay, RelaySettings};
 use eshop_infra::shutdown::shutdown_pair;

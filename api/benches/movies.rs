@@ -16,7 +16,7 @@ mod bench_config;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
+use eshop_api::config::Config;
 use eshop_api::server::start;
 use eshop_infra::testing::fresh_database;
 

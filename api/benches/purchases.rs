@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::{Config, HttpSettings, ThrottleSettings};
+use eshop_api::config::Config;
 use eshop_api::server::start;
 use eshop_infra::testing::fresh_database;
 use sqlx::PgPool;

@@ -16,7 +16,7 @@ mod bench_config;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eshop_api::config::{Config, HttpSettings, SearchConfig, ThrottleSettings};
+use eshop_api::config::{Config, SearchConfig};
 use eshop_api::server::{start, Running};
 use eshop_domain::product::ProductEvent;
 use eshop_infra::testing::fresh_database;
