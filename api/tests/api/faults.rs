@@ -1,5 +1,6 @@
 //! Faults, each on a private server this test starts and kills (never the machine's shared
-//! ones): Redis stops answering, NATS dies for five seconds under writes.
+//! ones): Redis stops answering, NATS dies for five seconds under writes, Postgres restarts,
+//! one of two eshop processes is killed with SIGKILL during purchases.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 use eshop_infra::embedded::PrivatePostgres;
 
 use crate::helpers::{eventually, spawn_app_with};
+use crate::ledger::{assert_books_balance, outstanding, rows_behind, seed_buyers, seed_products};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -320,5 +322,155 @@ async fn a_postgres_restart_answers_503_promptly_and_recovers_without_losing_wha
     assert_eq!(deposit["balance_cents"], 1_100, "{deposit}");
     app.shutdown().await;
     drop(postgres);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const PROCESS_SECRET: &str = "test-secret-of-the-fault-tests-0123456789";
+
+/// The built `eshop serve` on the test's database, stream and key prefix, with every worker,
+/// its own search index and no rate limits; its log goes to `dir`.
+fn eshop_process(database_url: &str, namespace: &str, dir: &std::path::Path) -> Private {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join(format!("eshop-{port}.log"))).expect("a log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_eshop"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("NATS_URL", eshop_infra::testing::nats_url())
+        .env("ESHOP_NATS_PREFIX", namespace)
+        .env("ESHOP_REDIS_PREFIX", format!("{namespace}:"))
+        .env("ESHOP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ESHOP_ENV", "test")
+        .env("ESHOP_JWT_SECRET", PROCESS_SECRET)
+        .env("ESHOP_THROTTLE", "false")
+        .env("ESHOP_SEARCH_DIR", dir.join(format!("search-{port}")))
+        .env("ESHOP_MAIL_DIR", dir.join("mail"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("eshop starts");
+    wait_for_port(port);
+    Private { child, port }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_of_two_processes_during_200_purchases_loses_doubles_and_oversells_nothing() {
+    const PRODUCTS: i64 = 10;
+    const STOCK: i64 = 15;
+    const BUYERS: i64 = 40;
+    const BALANCE_CENTS: i64 = 2_000;
+    const PURCHASES: usize = 200;
+
+    let (database_url, pool) = eshop_infra::testing::fresh_database().await;
+    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let dir = std::env::temp_dir().join(format!("eshop-kill-{namespace}"));
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    // The first one migrates the database before the second starts.
+    let mut doomed = eshop_process(&database_url, &namespace, &dir);
+    let survivor = eshop_process(&database_url, &namespace, &dir);
+
+    let prices = seed_products(&pool, PRODUCTS, STOCK).await;
+    let buyers = seed_buyers(&pool, BUYERS, BALANCE_CENTS).await;
+    let keys = eshop_api::auth::TokenKeys::new(PROCESS_SECRET, Duration::from_secs(3600));
+    let sessions = eshop_infra::sessions::PgSessions::new(pool.clone(), Duration::from_secs(3600));
+    let now = chrono::Utc::now().timestamp();
+    let mut tokens = Vec::new();
+    for buyer in &buyers {
+        let session = sessions.start(*buyer).await.expect("a session");
+        tokens.push(keys.issue(*buyer, session.session_id, Vec::new(), now));
+    }
+    eventually(
+        Duration::from_secs(60),
+        "the seeds in the read models",
+        || async { (rows_behind(&pool).await == 0).then_some(()) },
+    )
+    .await;
+
+    // 200 purchases, half to each process, sent 3 ms apart (faster than either answers, so
+    // many are in flight); the first process is killed (SIGKILL: no shutdown of any kind) when
+    // half of them are out.
+    let client = reqwest::Client::new();
+    let product_ids: Vec<uuid::Uuid> = prices.keys().copied().collect();
+    let mut sent = tokio::task::JoinSet::new();
+    for n in 0..PURCHASES {
+        if n == PURCHASES / 2 {
+            doomed.signal("KILL");
+        }
+        let port = if n % 2 == 0 {
+            doomed.port
+        } else {
+            survivor.port
+        };
+        let request = client
+            .post(format!("http://127.0.0.1:{port}/api/purchases"))
+            .bearer_auth(&tokens[n % tokens.len()])
+            .json(&json!({
+                "product_id": product_ids[n % product_ids.len()],
+                "quantity": 1 + n % 2,
+                "payment_method": "balance",
+            }));
+        sent.spawn(async move {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    Some((status, body))
+                }
+                // Sent to the killed process: no answer, whatever it did.
+                Err(_) => None,
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut confirmed_ids = Vec::new();
+    let mut unanswered: usize = 0;
+    while let Some(answer) = sent.join_next().await {
+        match answer.expect("a purchase") {
+            Some((201, body)) => {
+                confirmed_ids.push(body["order_id"].as_str().expect("an id").to_string())
+            }
+            // Not settled within the answer's wait: it settles below like the rest.
+            Some((202, _)) => {}
+            Some((409, body)) => assert!(
+                matches!(
+                    body["code"].as_str(),
+                    Some("out_of_stock" | "insufficient_balance")
+                ),
+                "refused for stock or money only: {body}"
+            ),
+            Some((status, body)) => panic!("unexpected answer {status}: {body}"),
+            None => unanswered += 1,
+        }
+    }
+    // Those sent after the kill found no one; the others were cut off in flight.
+    let cut_in_flight = unanswered.saturating_sub(PURCHASES / 4);
+    println!(
+        "{} confirmed answers, {unanswered} purchases unanswered, {cut_in_flight} of them cut off in flight",
+        confirmed_ids.len()
+    );
+
+    // The killed process comes back; together they settle everything.
+    doomed.kill();
+    let _restarted = eshop_process(&database_url, &namespace, &dir);
+    eventually(
+        Duration::from_secs(90),
+        "every order settled and every read model caught up",
+        || async {
+            let (behind, unfinished, _, _) = outstanding(&pool).await;
+            (behind == 0 && unfinished == 0).then_some(())
+        },
+    )
+    .await;
+
+    let books = assert_books_balance(&pool, &prices, STOCK, &buyers, BALANCE_CENTS).await;
+    assert!(books.confirmed >= confirmed_ids.len() as i64);
+    for id in &confirmed_ids {
+        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id::text = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("the order");
+        assert_eq!(status, "confirmed", "order {id} was answered 201");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

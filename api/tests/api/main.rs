@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod hardening;
 mod idempotency;
+mod ledger;
 mod logs;
 mod mail;
 mod movies;

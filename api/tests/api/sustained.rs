@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::*;
+use crate::ledger::{assert_books_balance, outstanding, rows_behind, seed_buyers, seed_products};
 
 const RATE_PER_SECOND: u64 = 20;
 const SECONDS: u64 = 30;
@@ -21,106 +22,6 @@ const STOCK: i64 = 40;
 const BUYERS: i64 = 40;
 const BALANCE_CENTS: i64 = 3_000;
 const CATCH_UP: Duration = Duration::from_secs(5);
-
-/// Products priced 100, 200 or 300 cents, `STOCK` each, added as events (as an import would).
-async fn seed_products(pool: &sqlx::PgPool) -> HashMap<Uuid, i64> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-           SELECT 'product', gen_random_uuid()::text, 1, 'ProductAdded', '1',
-                  jsonb_build_object('type', 'ProductAdded', 'data', jsonb_build_object(
-                      'title', 'Book ' || n, 'author', 'A', 'published_date', '2000-01-01',
-                      'description', '', 'price_cents', 100 * (1 + n % 3), 'stock', $2::bigint,
-                      'category', 'books')),
-                  '{}'::jsonb
-             FROM generate_series(1, $1) AS n
-           RETURNING aggregate_id, (payload->'data'->>'price_cents')::bigint"#,
-    )
-    .bind(PRODUCTS)
-    .bind(STOCK)
-    .fetch_all(pool)
-    .await
-    .expect("products");
-    rows.into_iter()
-        .map(|(id, price)| (id.parse().expect("uuid"), price))
-        .collect()
-}
-
-/// Buyers with `BALANCE_CENTS` each.
-async fn seed_buyers(pool: &sqlx::PgPool) -> Vec<Uuid> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-           SELECT 'user', gen_random_uuid()::text, 1, 'UserRegistered', '1',
-                  jsonb_build_object('type', 'UserRegistered', 'data', jsonb_build_object(
-                      'email', 'buyer' || n || '@example.com', 'username', 'buyer' || n,
-                      'password_hash', 'x', 'first_name', null, 'last_name', null)),
-                  '{}'::jsonb
-             FROM generate_series(1, $1) AS n
-           RETURNING aggregate_id"#,
-    )
-    .bind(BUYERS)
-    .fetch_all(pool)
-    .await
-    .expect("buyers");
-    sqlx::query(
-        r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-           SELECT 'user', id, 2, 'WalletDeposited', '1',
-                  jsonb_build_object('type', 'WalletDeposited', 'data', jsonb_build_object(
-                      'amount_cents', $2::bigint, 'balance_cents', $2::bigint)),
-                  '{}'::jsonb
-             FROM unnest($1::text[]) AS id"#,
-    )
-    .bind(&ids)
-    .bind(BALANCE_CENTS)
-    .execute(pool)
-    .await
-    .expect("deposits");
-    ids.iter().map(|id| id.parse().expect("uuid")).collect()
-}
-
-/// Read-model rows (users, products, orders, payments) behind what the store holds.
-async fn rows_behind(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT aggregate_type, aggregate_id, max(sequence) AS version
-                                 FROM events GROUP BY aggregate_type, aggregate_id) AS store
-          WHERE store.aggregate_type IN ('user', 'product', 'order', 'payment')
-            AND NOT EXISTS (
-                SELECT 1 FROM users WHERE store.aggregate_type = 'user' AND users.id::text = store.aggregate_id AND users.version = store.version
-                UNION ALL SELECT 1 FROM products WHERE store.aggregate_type = 'product' AND products.id::text = store.aggregate_id AND products.version = store.version
-                UNION ALL SELECT 1 FROM orders WHERE store.aggregate_type = 'order' AND orders.id::text = store.aggregate_id AND orders.version = store.version
-                UNION ALL SELECT 1 FROM payments WHERE store.aggregate_type = 'payment' AND payments.id::text = store.aggregate_id AND payments.version = store.version)",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("compares")
-}
-
-/// What is still to do: read-model rows behind, orders not finished, confirmations without a
-/// sent mail, mails not settled.
-async fn outstanding(pool: &sqlx::PgPool) -> (i64, i64, i64, i64) {
-    let unfinished: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM orders WHERE status NOT IN ('confirmed', 'failed', 'cancelled')",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("counts");
-    let unmailed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events
-          WHERE event_type = 'OrderConfirmed'
-            AND NOT EXISTS (SELECT 1 FROM email_log
-                             WHERE email_log.position = events.position
-                               AND template = 'order_confirmation' AND status = 'sent')",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("counts");
-    let unsettled: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM email_log WHERE status NOT IN ('sent', 'skipped')",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("counts");
-    (rows_behind(pool).await, unfinished, unmailed, unsettled)
-}
 
 /// The Message-ID of each `.eml` file the mailer wrote.
 fn message_ids(dir: &std::path::Path) -> Vec<String> {
@@ -143,8 +44,8 @@ fn message_ids(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn thirty_seconds_of_sustained_purchases_balance_and_catch_up_within_5_s() {
     let app = spawn_app().await;
-    let products = seed_products(&app.pool).await;
-    let buyers = seed_buyers(&app.pool).await;
+    let products = seed_products(&app.pool, PRODUCTS, STOCK).await;
+    let buyers = seed_buyers(&app.pool, BUYERS, BALANCE_CENTS).await;
     let now = chrono::Utc::now().timestamp();
     let mut tokens = Vec::new();
     for buyer in &buyers {
@@ -241,68 +142,15 @@ async fn thirty_seconds_of_sustained_purchases_balance_and_catch_up_within_5_s()
     );
 
     // The books balance, read from the read models (now equal to the store).
-    let orders: Vec<(String, i64, Value)> = sqlx::query_as(
-        "SELECT status, (record->>'total_cents')::bigint, record->'lines' FROM orders",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .expect("orders");
+    let books = assert_books_balance(&app.pool, &products, STOCK, &buyers, BALANCE_CENTS).await;
     assert_eq!(
-        orders.len() as u64,
+        books.orders as u64,
         RATE_PER_SECOND * SECONDS,
         "one order per purchase"
     );
-    let confirmed: Vec<&(String, i64, Value)> = orders
-        .iter()
-        .filter(|(status, _, _)| status == "confirmed")
-        .collect();
     assert_eq!(
-        confirmed.len() as i64,
-        confirmed_answers,
+        books.confirmed, confirmed_answers,
         "each 201 is a confirmed order"
-    );
-    assert!(orders
-        .iter()
-        .all(|(status, _, _)| status == "confirmed" || status == "failed"));
-    let mut sold: HashMap<Uuid, i64> = HashMap::new();
-    let mut revenue = 0;
-    for (_, total_cents, lines) in &confirmed {
-        revenue += total_cents;
-        for line in lines.as_array().expect("lines") {
-            let product: Uuid = line["product_id"]
-                .as_str()
-                .expect("id")
-                .parse()
-                .expect("uuid");
-            let quantity = line["quantity"].as_i64().expect("quantity");
-            assert_eq!(
-                line["unit_price_cents"].as_i64(),
-                products.get(&product).copied()
-            );
-            *sold.entry(product).or_default() += quantity;
-        }
-    }
-    let stocks: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, stock FROM products")
-        .fetch_all(&app.pool)
-        .await
-        .expect("stocks");
-    for (product, stock) in stocks {
-        assert!(stock >= 0, "no oversell: {product} has {stock}");
-        assert_eq!(
-            STOCK - stock,
-            sold.get(&product).copied().unwrap_or(0),
-            "the stock of {product} went exactly to confirmed orders"
-        );
-    }
-    let balances: Vec<i64> = sqlx::query_scalar("SELECT balance_cents FROM users")
-        .fetch_all(&app.pool)
-        .await
-        .expect("balances");
-    assert!(balances.iter().all(|balance| *balance >= 0), "no overdraw");
-    assert_eq!(
-        BALANCE_CENTS * BUYERS - balances.iter().sum::<i64>(),
-        revenue,
-        "money left the wallets exactly for confirmed orders"
     );
 
     // Each confirmation was mailed once: one row, one file, one Message-ID per confirmed order.
