@@ -7,6 +7,7 @@ mod proxy;
 mod accounts;
 mod audit;
 mod bad_input;
+mod browser;
 mod calendar;
 mod catalog;
 mod concurrency;
