@@ -32,7 +32,7 @@ pub struct WebState {
 /// The pages, around `api` (the `/api` router with its layers and state).
 pub fn router(app: AppState, api: Router) -> Router {
     let pages = Arc::new(PageCache::new(app.web.page_cache_ttl()));
-    page_cache::invalidate_on_product_events(pages.clone(), &app);
+    page_cache::invalidate_on_catalog_changes(pages.clone(), &app);
     let state = WebState {
         api: ApiClient::new(api),
         pages,
@@ -42,8 +42,14 @@ pub fn router(app: AppState, api: Router) -> Router {
         .merge(store::router())
         .merge(admin::router())
         // The same throttle as the API, once per page: the page's own API calls skip it.
-        .layer(middleware::from_fn_with_state(app, crate::throttle::throttle))
-        .layer(middleware::from_fn_with_state(state.clone(), session::visit))
+        .layer(middleware::from_fn_with_state(
+            app,
+            crate::throttle::throttle,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::visit,
+        ))
         .merge(assets::router())
         .with_state(state)
 }

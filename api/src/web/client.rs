@@ -63,6 +63,25 @@ impl Problem {
             .map(|error| error.message.as_str())
     }
 
+    /// The answer's status, for a page that shows the problem.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    /// A field the page itself found invalid before asking the API (422, like the API).
+    pub fn invalid_field(field: &str, message: &str) -> Self {
+        Self {
+            status: 422,
+            code: "validation_failed".into(),
+            title: "The form has an invalid field.".into(),
+            errors: vec![FieldProblem {
+                field: field.into(),
+                message: message.into(),
+            }],
+            ..Self::default()
+        }
+    }
+
     fn unreadable(status: StatusCode) -> Self {
         Self {
             status: status.as_u16(),
@@ -93,7 +112,11 @@ impl ApiClient {
         Self { api }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, caller: &Caller, path: &str) -> Result<T, Problem> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> Result<T, Problem> {
         self.call(caller, Method::GET, path, None::<&()>, None)
             .await
     }
@@ -104,7 +127,8 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<T, Problem> {
-        self.call(caller, Method::POST, path, Some(body), None).await
+        self.call(caller, Method::POST, path, Some(body), None)
+            .await
     }
 
     /// A `POST` that a repeated form submission must not run twice.
@@ -115,8 +139,14 @@ impl ApiClient {
         body: &B,
         idempotency_key: &str,
     ) -> Result<T, Problem> {
-        self.call(caller, Method::POST, path, Some(body), Some(idempotency_key))
-            .await
+        self.call(
+            caller,
+            Method::POST,
+            path,
+            Some(body),
+            Some(idempotency_key),
+        )
+        .await
     }
 
     pub async fn send<B: Serialize, T: DeserializeOwned>(
@@ -210,9 +240,13 @@ impl ApiClient {
 /// The headers of a page request that its API calls carry on.
 pub fn forwarded_headers(headers: &HeaderMap, client_ip_header: Option<&str>) -> HeaderMap {
     let mut forwarded = HeaderMap::new();
-    for name in [Some(REQUEST_ID), client_ip_header, Some("x-forwarded-proto")]
-        .into_iter()
-        .flatten()
+    for name in [
+        Some(REQUEST_ID),
+        client_ip_header,
+        Some("x-forwarded-proto"),
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Some(value) = headers.get(name) {
             if let Ok(name) = axum::http::HeaderName::from_bytes(name.as_bytes()) {

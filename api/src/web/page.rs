@@ -134,6 +134,10 @@ impl Html {
         self
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn into_string(self) -> String {
         self.markup.into_string()
     }
@@ -245,6 +249,23 @@ pub fn money(cents: i64) -> String {
     format!("{sign}{}.{:02}", cents / 100, cents % 100)
 }
 
+/// An amount typed in units (`12`, `12.5`, `12.50`) in minor units; `None` when it is not one.
+pub fn parse_money(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (units, cents) = text.split_once('.').unwrap_or((text, ""));
+    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if units.is_empty()
+        || units.len() > 12
+        || cents.len() > 2
+        || !all_digits(units)
+        || !all_digits(cents)
+    {
+        return None;
+    }
+    let cents = format!("{cents:0<2}");
+    Some(units.parse::<i64>().ok()? * 100 + cents.parse::<i64>().ok()?)
+}
+
 /// Raw, already-safe markup (for inline SVG built from numbers).
 pub fn trusted(markup: String) -> PreEscaped<String> {
     PreEscaped(markup)
@@ -262,7 +283,21 @@ mod tests {
     }
 
     #[test]
+    fn typed_amounts_read_as_cents() {
+        assert_eq!(parse_money("12.50"), Some(1250));
+        assert_eq!(parse_money(" 12.5 "), Some(1250));
+        assert_eq!(parse_money("7"), Some(700));
+        assert_eq!(parse_money("0.05"), Some(5));
+        for bad in ["", ".5", "1.234", "-1", "1e3", "ten", "1.x"] {
+            assert_eq!(parse_money(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_return_path_is_encoded() {
-        assert_eq!(encode_component("/orders/1?a=b&c"), "%2Forders%2F1%3Fa%3Db%26c");
+        assert_eq!(
+            encode_component("/orders/1?a=b&c"),
+            "%2Forders%2F1%3Fa%3Db%26c"
+        );
     }
 }

@@ -37,3 +37,4 @@ mod sessions;
 mod sustained;
 mod tasks;
 mod user_admin;
+mod web;
