@@ -155,9 +155,8 @@ async fn shopper(app: &TestApp, name: &str, deposit: &str) -> Browser {
 }
 
 /// A product added by the admin, once the catalog's read model shows it.
-async fn product(app: &TestApp, title: &str) -> String {
-    let admin = app.admin_token().await;
-    let id = app.add_book(&admin, title, 10).await["id"]
+async fn product(app: &TestApp, admin: &str, title: &str) -> String {
+    let id = app.add_book(admin, title, 10).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -209,7 +208,8 @@ async fn order_page_when(browser: &mut Browser, order: &str, status: &str) -> St
 #[tokio::test]
 async fn a_shopper_registers_signs_in_buys_with_the_wallet_and_sees_the_order_confirmed() {
     let app = spawn_app().await;
-    let dune = product(&app, "Dune").await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
     let mut browser = shopper(&app, "wanda", "100.00").await;
 
     let signed_out = browser.submit("/", "signout", &[]).await;
@@ -272,7 +272,8 @@ async fn a_shopper_registers_signs_in_buys_with_the_wallet_and_sees_the_order_co
 #[tokio::test]
 async fn a_declined_card_shows_the_reason_on_the_order_page() {
     let app = spawn_app().await;
-    let dune = product(&app, "Dune").await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
     let mut browser = shopper(&app, "dora", "").await;
     let page = format!("/products/{dune}");
     browser
@@ -314,11 +315,19 @@ async fn a_declined_card_shows_the_reason_on_the_order_page() {
 }
 
 #[tokio::test]
-async fn the_order_events_stream_sends_the_status_until_it_is_settled() {
-    let app = spawn_app().await;
-    let dune = product(&app, "Dune").await;
-    let mut browser = shopper(&app, "sam", "100.00").await;
-    let order = buy(&mut browser, &dune, &[("payment", "wallet")]).await;
+async fn the_order_events_stream_sends_each_status_until_it_is_settled() {
+    // A slow gateway: the stream opens while the card is being charged.
+    let app = spawn_app_with(|config| config.gateway_latency_ms = 3_000).await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
+    let mut browser = shopper(&app, "sam", "").await;
+    let card = [
+        ("payment", "card"),
+        ("card_number", "4242 4242 4242 4242"),
+        ("expiry", "12/39"),
+        ("cvc", "123"),
+    ];
+    let order = buy(&mut browser, &dune, &card).await;
 
     let mut events = browser.get(&format!("{order}/events")).await;
     assert_eq!(events.status(), 200);
@@ -334,12 +343,17 @@ async fn the_order_events_stream_sends_the_status_until_it_is_settled() {
     })
     .await;
     assert!(ended.is_ok(), "the stream ends once settled: {received}");
-    let last = received
+    let messages: Vec<serde_json::Value> = received
         .lines()
         .filter_map(|line| line.strip_prefix("data: "))
-        .next_back()
-        .expect("a message");
-    let last: serde_json::Value = serde_json::from_str(last).expect("json");
+        .map(|data| serde_json::from_str(data).expect("json"))
+        .collect();
+    let (first, last) = (&messages[0], &messages[messages.len() - 1]);
+    assert_ne!(
+        first["attributes"]["data-status"], "confirmed",
+        "{received}"
+    );
+    assert_eq!(first["done"], false);
     assert_eq!(last["attributes"]["data-status"], "confirmed");
     assert_eq!(last["done"], true);
     assert!(last["html"].as_str().expect("html").contains("confirmed"));
@@ -395,7 +409,8 @@ async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
 #[tokio::test]
 async fn anonymous_pages_come_from_the_page_cache_until_the_catalog_changes() {
     let app = spawn_app_with(|config| config.web.page_cache_ms = 600_000).await;
-    let dune = product(&app, "Dune").await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
     let mut anonymous = Browser::new(&app);
     let first = anonymous.get("/").await;
     assert_eq!(first.headers()["x-page-cache"], "miss");
@@ -403,7 +418,6 @@ async fn anonymous_pages_come_from_the_page_cache_until_the_catalog_changes() {
     let second = anonymous.get("/").await;
     assert_eq!(second.headers()["x-page-cache"], "hit");
 
-    let admin = app.admin_token().await;
     let renamed = app
         .patch(
             &format!("/api/products/{dune}"),
