@@ -1,8 +1,9 @@
 //! `GET /`: new and popular products, and the categories, for everyone. Anonymous visitors get
 //! it from the page cache.
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -39,7 +40,7 @@ const SHOWN: usize = 8;
 pub async fn home(
     State(web): State<WebState>,
     visitor: Visitor,
-    OriginalUri(uri): OriginalUri,
+    uri: Uri,
 ) -> Result<Response, PageError> {
     let key = uri.to_string();
     let anonymous = !visitor.is_signed_in();
@@ -51,7 +52,10 @@ pub async fn home(
     let generation = web.pages.generation();
     let newest: ProductPage = web
         .api
-        .get(&visitor.caller, "/api/products?ordering=-published_date&limit=100")
+        .get(
+            &visitor.caller,
+            "/api/products?ordering=-published_date&limit=100",
+        )
         .await?;
     let chrome = Chrome {
         cart_items: super::cart_count(&web, &visitor).await,
