@@ -134,6 +134,14 @@ impl Html {
         self
     }
 
+    /// The status of `problem` when the page shows one (a form sent again with its error).
+    pub fn answering(self, problem: Option<&Problem>) -> Self {
+        match problem {
+            Some(problem) => self.with_status(problem.status_code()),
+            None => self,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

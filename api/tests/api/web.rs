@@ -459,3 +459,114 @@ async fn anonymous_pages_come_from_the_page_cache_until_the_catalog_changes() {
         .contains("id=\"nav-cart\""));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_shopper_keeps_a_wishlist_and_reviews_a_product() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
+    let mut browser = shopper(&app, "willa", "").await;
+    let page = format!("/products/{dune}");
+
+    let wished = browser.submit(&page, "add-to-wishlist", &[]).await;
+    assert_eq!(location(&wished), "/wishlist?notice=wished");
+    let wishlist = browser.page("/wishlist?notice=wished").await;
+    assert_eq!(wishlist.matches("class=\"wish\"").count(), 1, "{wishlist}");
+    assert!(wishlist.contains("Dune") && wishlist.contains("class=\"flash notice\""));
+    let removed = browser
+        .send(
+            Method::POST,
+            &format!("/wishlist/{dune}/remove"),
+            &[("csrf", &browser.cookies["eshop_csrf"].clone())],
+        )
+        .await;
+    assert_eq!(location(&removed), "/wishlist?notice=removed");
+    assert_eq!(
+        browser
+            .page("/wishlist")
+            .await
+            .matches("class=\"wish\"")
+            .count(),
+        0
+    );
+
+    let reviewed = browser
+        .submit(
+            &page,
+            "review",
+            &[("rating", "4"), ("comment", "Spice & sand <3")],
+        )
+        .await;
+    assert_eq!(location(&reviewed), format!("{page}?notice=reviewed"));
+    eventually(
+        Duration::from_secs(10),
+        "the review on the product page",
+        || {
+            let client = browser.client.clone();
+            let url = app.url(&page);
+            async move {
+                let html = client.get(url).send().await.ok()?.text().await.ok()?;
+                html.contains("Spice &amp; sand &lt;3").then_some(())
+            }
+        },
+    )
+    .await;
+
+    let refused = browser
+        .submit(&page, "add-to-cart", &[("quantity", "5000")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let shown = refused.text().await.expect("html");
+    assert!(shown.contains("class=\"flash error\"") && shown.contains("class=\"product-name\""));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn movies_and_the_calendar_are_listed() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let added = app
+        .post(
+            "/api/movies",
+            Some(&admin),
+            json!({"title": "Alien", "year": 1979, "genres": ["Horror", "Sci-Fi"]}),
+        )
+        .await;
+    assert_eq!(added.status(), 201);
+    let movie = added.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let entry = json!({"date": "2026-10-20", "time": "14:30", "time_zone": "America/New_York",
+        "name": "GDP Report", "country": "us", "importance": "high"});
+    let created = app.post("/api/calendar/events", Some(&admin), entry).await;
+    assert_eq!(created.status(), 201);
+
+    let mut visitor = Browser::new(&app);
+    let movies = eventually(Duration::from_secs(10), "the movie listed", || {
+        let client = visitor.client.clone();
+        let url = app.url("/movies?genre=horror");
+        async move {
+            let html = client.get(url).send().await.ok()?.text().await.ok()?;
+            html.contains("class=\"movie-card\"").then_some(html)
+        }
+    })
+    .await;
+    assert!(
+        movies.contains(&format!("href=\"/movies/{movie}\"")),
+        "{movies}"
+    );
+    let detail = visitor.page(&format!("/movies/{movie}")).await;
+    assert!(detail.contains("Alien") && detail.contains("1979"));
+    let calendar = eventually(Duration::from_secs(10), "the entry listed", || {
+        let client = visitor.client.clone();
+        let url = app.url("/calendar");
+        async move {
+            let html = client.get(url).send().await.ok()?.text().await.ok()?;
+            html.contains("GDP Report").then_some(html)
+        }
+    })
+    .await;
+    assert!(calendar.contains("id=\"calendar\""));
+    app.shutdown().await;
+}

@@ -55,11 +55,7 @@ async fn account_page(
         }
         p { a href="/orders" { "Your orders" } " · " a href="/wishlist" { "Your wishlist" } }
     };
-    let page = store_page(visitor, &chrome, "Account", body);
-    Ok(match problem {
-        Some(problem) => page.with_status(problem.status_code()),
-        None => page,
-    })
+    Ok(store_page(visitor, &chrome, "Account", body).answering(problem))
 }
 
 #[derive(Deserialize)]

@@ -71,11 +71,7 @@ async fn checkout_page(
             }
         }
     };
-    let page = store_page(visitor, &chrome, "Checkout", body);
-    Ok(match problem {
-        Some(problem) => page.with_status(problem.status_code()),
-        None => page,
-    })
+    Ok(store_page(visitor, &chrome, "Checkout", body).answering(problem))
 }
 
 #[derive(Deserialize)]

@@ -148,11 +148,7 @@ pub async fn list(
                 (next_page_link("/products", &query.pairs(), page.next_cursor.as_deref()))
             }
         };
-        let html = store_page(&visitor, &chrome, "Catalog", body);
-        Ok(match problem {
-            Some(problem) => html.with_status(problem.status_code()),
-            None => html,
-        })
+        Ok(store_page(&visitor, &chrome, "Catalog", body).answering(problem.as_ref()))
     })
     .await
 }
@@ -288,7 +284,7 @@ where
         Ok(_) => Ok(see_other(&done(id))),
         Err(problem) => {
             let page = product_page(web, visitor, id, Some(Flash::error(&problem))).await?;
-            Ok(page.with_status(problem.status_code()).into_response())
+            Ok(page.answering(Some(&problem)).into_response())
         }
     }
 }

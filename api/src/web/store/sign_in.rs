@@ -2,7 +2,6 @@
 
 use axum::extract::{Query, State};
 use axum::http::header::{HeaderMap, SET_COOKIE};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
@@ -38,9 +37,6 @@ fn sign_in_form(visitor: &Visitor, email: &str, next: &str, problem: Option<&Pro
         flash: problem.map(Flash::error),
         ..Chrome::default()
     };
-    let status = problem.map_or(StatusCode::OK, |problem| {
-        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST)
-    });
     store_page(
         visitor,
         &chrome,
@@ -59,7 +55,7 @@ fn sign_in_form(visitor: &Visitor, email: &str, next: &str, problem: Option<&Pro
             p { "New here? " a href="/register" { "Register" } }
         },
     )
-    .with_status(status)
+    .answering(problem)
 }
 
 #[derive(Deserialize, Serialize)]
@@ -126,9 +122,6 @@ fn register_form(visitor: &Visitor, form: &RegisterForm, problem: Option<&Proble
     let field = |name: &str| -> Markup {
         html! { @if let Some(message) = problem.and_then(|p| p.field(name)) { p class="field-error" { (message) } } }
     };
-    let status = problem.map_or(StatusCode::OK, |problem| {
-        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST)
-    });
     store_page(
         visitor,
         &chrome,
@@ -150,7 +143,7 @@ fn register_form(visitor: &Visitor, form: &RegisterForm, problem: Option<&Proble
             }
         },
     )
-    .with_status(status)
+    .answering(problem)
 }
 
 pub async fn register(
