@@ -570,3 +570,63 @@ async fn movies_and_the_calendar_are_listed() {
     assert!(calendar.contains("id=\"calendar\""));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_catalog_searches_filters_and_pages() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
+    for n in 0..25 {
+        let added = app
+            .post(
+                "/api/products",
+                Some(&admin),
+                json!({"title": format!("Atlas {n}"), "author": "A. Mapmaker",
+                       "published_date": "2001-01-01", "price_cents": 500 + n,
+                       "stock": 1, "category": "maps"}),
+            )
+            .await;
+        assert_eq!(added.status(), 201);
+    }
+    let mut visitor = Browser::new(&app);
+    let first = eventually(
+        Duration::from_secs(15),
+        "a full first page, and more",
+        || {
+            let client = visitor.client.clone();
+            let url = app.url("/products?category=maps");
+            async move {
+                let html = client.get(url).send().await.ok()?.text().await.ok()?;
+                let full = html.matches("class=\"product-card\"").count() == 24;
+                (full && html.contains("rel=\"next\"")).then_some(html)
+            }
+        },
+    )
+    .await;
+    let next = first
+        .find("rel=\"next\"")
+        .and_then(|at| attribute(&first[first[..at].rfind('<').expect("a tag")..], "href"))
+        .expect("a link to the next page");
+    assert!(next.starts_with("/products?category=maps&page="), "{next}");
+    let second = visitor.page(&next).await;
+    assert_eq!(second.matches("class=\"product-card\"").count(), 1);
+    assert!(!second.contains("rel=\"next\""));
+
+    let cheap = visitor.page("/products?category=maps&max_price=5.04").await;
+    assert_eq!(
+        cheap.matches("class=\"product-card\"").count(),
+        5,
+        "5.00 to 5.04"
+    );
+    let typo = visitor.get("/products?min_price=cheap").await;
+    assert_eq!(typo.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    app.search_caught_up().await;
+    let found = visitor.page("/products?q=dune").await;
+    assert!(
+        found.contains(&format!("href=\"/products/{dune}\"")),
+        "{found}"
+    );
+    assert!(!found.contains("Atlas"));
+    app.shutdown().await;
+}
