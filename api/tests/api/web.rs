@@ -640,5 +640,9 @@ async fn the_catalog_searches_filters_and_pages() {
         "{found}"
     );
     assert!(!found.contains("Atlas"));
+    assert!(
+        found.contains("science-fiction (1)"),
+        "the category facet: {found}"
+    );
     app.shutdown().await;
 }

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use eshop_projections::search::{Facets, ValueCount};
+
 use crate::web::client::{Caller, Problem};
 use crate::web::form::Form;
 use crate::web::page::{
@@ -123,6 +125,46 @@ impl ListQuery {
     }
 }
 
+/// How many of the words' matches each category holds (the search index's facets; none without
+/// words, or without an index in this process).
+async fn category_facets(web: &WebState, visitor: &Visitor, query: &ListQuery) -> Vec<ValueCount> {
+    #[derive(Deserialize)]
+    struct Answer {
+        facets: Facets,
+    }
+    let words = query.q.trim();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let pairs = [("q", words), ("facets", "category"), ("limit", "1")];
+    let path = format!(
+        "/api/search?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    );
+    web.api
+        .get::<Answer>(&visitor.caller, &path)
+        .await
+        .ok()
+        .and_then(|answer| answer.facets.category)
+        .unwrap_or_default()
+}
+
+fn facet_links(query: &ListQuery, categories: &[ValueCount]) -> Markup {
+    html! {
+        @if !categories.is_empty() {
+            p class="facets" {
+                "In: "
+                @for category in categories {
+                    a href={ "/products?q=" (encode_component(query.q.trim())) "&category=" (encode_component(&category.value)) } {
+                        (category.value) " (" (category.count) ")"
+                    }
+                    " "
+                }
+            }
+        }
+    }
+}
+
 pub async fn list(
     State(web): State<WebState>,
     visitor: Visitor,
@@ -138,10 +180,12 @@ pub async fn list(
             Ok(page) => (Some(page), None),
             Err(problem) => (None, Some(problem)),
         };
+        let categories = category_facets(&web, &visitor, &query).await;
         let chrome = chrome(&web, &visitor, problem.as_ref().map(Flash::error)).await;
         let body = html! {
             h1 { "Catalog" }
             (filters(&query))
+            (facet_links(&query, &categories))
             @if let Some(page) = &page {
                 @if page.items.is_empty() { p class="muted" { "Nothing matches." } }
                 div class="grid" { @for product in &page.items { (card(product)) } }
