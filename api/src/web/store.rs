@@ -2,6 +2,7 @@
 //! share (sign-in gate, header, notices, the anonymous pages' cache, product look-ups) is here.
 
 pub mod account;
+pub mod calendar;
 pub mod cart;
 pub mod checkout;
 pub mod home;
@@ -53,7 +54,7 @@ pub fn router() -> Router<WebState> {
         .route("/account/deposit", post(account::deposit))
         .route("/movies", get(movies::list))
         .route("/movies/{id}", get(movies::show))
-        .route("/calendar", get(movies::calendar))
+        .route("/calendar", get(calendar::list))
 }
 
 /// The visitor when signed in; otherwise sign in first and come back to `back` (a page).
@@ -198,6 +199,20 @@ pub async fn products_by_id(
         .flatten()
         .map(|product| (product.id, product))
         .collect()
+}
+
+/// An API list's path: the non-empty `pairs`, the page's `page` as the API's `cursor`.
+pub fn api_list_path(path: &str, pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, value)| {
+            let name = if *name == "page" { "cursor" } else { *name };
+            (name, value.trim())
+        })
+        .collect();
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    format!("{path}?{query}")
 }
 
 /// The link to the next page of a list: this page's query with `page` set to the cursor.

@@ -314,20 +314,33 @@ async fn a_declined_card_shows_the_reason_on_the_order_page() {
     app.shutdown().await;
 }
 
+/// The `data:` messages of an event stream's text, as JSON.
+fn messages(stream: &str) -> Vec<serde_json::Value> {
+    stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("json"))
+        .collect()
+}
+
+/// Reads `events` until it ends (within a generous bound); returns its text.
+async fn read_to_end(events: &mut Response, received: &mut String) {
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = events.chunk().await.expect("the stream") {
+            received.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends once settled: {received}");
+}
+
 #[tokio::test]
-async fn the_order_events_stream_sends_each_status_until_it_is_settled() {
-    // A slow gateway: the stream opens while the card is being charged.
-    let app = spawn_app_with(|config| config.gateway_latency_ms = 3_000).await;
+async fn the_order_events_stream_sends_the_confirmed_status_and_ends() {
+    let app = spawn_app().await;
     let admin = app.admin_token().await;
     let dune = product(&app, &admin, "Dune").await;
-    let mut browser = shopper(&app, "sam", "").await;
-    let card = [
-        ("payment", "card"),
-        ("card_number", "4242 4242 4242 4242"),
-        ("expiry", "12/39"),
-        ("cvc", "123"),
-    ];
-    let order = buy(&mut browser, &dune, &card).await;
+    let mut browser = shopper(&app, "sam", "100.00").await;
+    let order = buy(&mut browser, &dune, &[("payment", "wallet")]).await;
 
     let mut events = browser.get(&format!("{order}/events")).await;
     assert_eq!(events.status(), 200);
@@ -336,24 +349,8 @@ async fn the_order_events_stream_sends_each_status_until_it_is_settled() {
         "text/event-stream"
     );
     let mut received = String::new();
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(chunk) = events.chunk().await.expect("the stream") {
-            received.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the stream ends once settled: {received}");
-    let messages: Vec<serde_json::Value> = received
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).expect("json"))
-        .collect();
-    let (first, last) = (&messages[0], &messages[messages.len() - 1]);
-    assert_ne!(
-        first["attributes"]["data-status"], "confirmed",
-        "{received}"
-    );
-    assert_eq!(first["done"], false);
+    read_to_end(&mut events, &mut received).await;
+    let last = messages(&received).pop().expect("a message");
     assert_eq!(last["attributes"]["data-status"], "confirmed");
     assert_eq!(last["done"], true);
     assert!(last["html"].as_str().expect("html").contains("confirmed"));
@@ -363,6 +360,45 @@ async fn the_order_events_stream_sends_each_status_until_it_is_settled() {
         .get(&format!("{order}/events"))
         .await;
     assert_eq!(stranger.status(), 404, "another's order is not shown");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_order_events_stream_follows_a_change_made_while_it_is_open() {
+    // A slow gateway holds the order before payment while the stream is open.
+    let app = spawn_app_with(|config| config.gateway_latency_ms = 20_000).await;
+    let admin = app.admin_token().await;
+    let dune = product(&app, &admin, "Dune").await;
+    let mut browser = shopper(&app, "sid", "").await;
+    let card = [
+        ("payment", "card"),
+        ("card_number", "4242 4242 4242 4242"),
+        ("expiry", "12/39"),
+        ("cvc", "123"),
+    ];
+    let order = buy(&mut browser, &dune, &card).await;
+    let mut events = browser.get(&format!("{order}/events")).await;
+    let mut received = String::new();
+    while messages(&received).is_empty() {
+        let chunk = events
+            .chunk()
+            .await
+            .expect("the stream")
+            .expect("a message");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first = &messages(&received)[0];
+    assert_eq!(first["done"], false, "{received}");
+
+    let token = app.login("sid@example.com", PASSWORD).await;
+    let cancelled = app
+        .post(&format!("/api{order}/cancel"), Some(&token), json!({}))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    read_to_end(&mut events, &mut received).await;
+    let last = messages(&received).pop().expect("a message");
+    assert_eq!(last["attributes"]["data-status"], "cancelled");
+    assert_eq!(last["done"], true);
     app.shutdown().await;
 }
 

@@ -1,5 +1,5 @@
-//! What else the API offers to read: movies (`GET /movies`, `GET /movies/{id}`) and the
-//! economic calendar (`GET /calendar`), as simple lists.
+//! The movies: `GET /movies` (title and genre filters, pages) and `GET /movies/{id}` (ratings
+//! and tags).
 
 use axum::extract::{Path, Query, State};
 use maud::html;
@@ -9,10 +9,10 @@ use eshop_projections::movie::query::{MovieCard, MovieDetail, MoviePage};
 
 use crate::web::page::{store_page, Html, PageError};
 use crate::web::session::Visitor;
-use crate::web::store::{chrome, next_page_link, parse_id};
+use crate::web::store::{api_list_path, chrome, next_page_link, parse_id};
 use crate::web::WebState;
 
-/// `?title=&genre=&page=` for movies, `?from=&to=&page=` for the calendar.
+/// `GET /movies?title=&genre=&page=`.
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
@@ -20,24 +20,7 @@ pub struct ListQuery {
     #[serde(default)]
     genre: String,
     #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
-    #[serde(default)]
     page: String,
-}
-
-/// `path?` with the non-empty pairs, `page` as the API's `cursor`.
-fn api_path(path: &str, pairs: &[(&str, &str)]) -> String {
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .filter(|(_, value)| !value.trim().is_empty())
-        .map(|(name, value)| (if *name == "page" { "cursor" } else { *name }, value.trim()))
-        .collect();
-    format!(
-        "{path}?{}",
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
-    )
 }
 
 fn rating(average: Option<f64>, count: i64) -> String {
@@ -59,7 +42,7 @@ pub async fn list(
     ];
     let movies: MoviePage<MovieCard> = web
         .api
-        .get(&visitor.caller, &api_path("/api/movies", &pairs))
+        .get(&visitor.caller, &api_list_path("/api/movies", &pairs))
         .await?;
     let chrome = chrome(&web, &visitor, None).await;
     let body = html! {
@@ -129,69 +112,4 @@ pub async fn show(
         }
     };
     Ok(store_page(&visitor, &chrome, &card.title, body))
-}
-
-#[derive(Deserialize)]
-struct CalendarEntry {
-    date: String,
-    time: String,
-    time_zone: String,
-    name: String,
-    country: String,
-    importance: String,
-    actual: Option<String>,
-    forecast: Option<String>,
-    previous: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct CalendarPage {
-    items: Vec<CalendarEntry>,
-    next_cursor: Option<String>,
-}
-
-pub async fn calendar(
-    State(web): State<WebState>,
-    visitor: Visitor,
-    Query(query): Query<ListQuery>,
-) -> Result<Html, PageError> {
-    let pairs = [
-        ("from", query.from.as_str()),
-        ("to", &query.to),
-        ("page", &query.page),
-    ];
-    let entries: CalendarPage = web
-        .api
-        .get(&visitor.caller, &api_path("/api/calendar/events", &pairs))
-        .await?;
-    let chrome = chrome(&web, &visitor, None).await;
-    let body = html! {
-        h1 { "Economic calendar" }
-        form id="calendar-filters" class="filters" method="get" action="/calendar" {
-            label for="calendar-from" { "From" }
-            input id="calendar-from" type="date" name="from" value=(query.from);
-            label for="calendar-to" { "To" }
-            input id="calendar-to" type="date" name="to" value=(query.to);
-            button type="submit" { "Show" }
-        }
-        table id="calendar" {
-            thead { tr { th { "Date" } th { "Time" } th { "Country" } th { "Event" } th { "Importance" } th { "Actual" } th { "Forecast" } th { "Previous" } } }
-            tbody {
-                @for entry in &entries.items {
-                    tr class="calendar-entry" {
-                        td { (entry.date) }
-                        td { (entry.time) " " span class="muted" { (entry.time_zone) } }
-                        td { (entry.country) }
-                        td { (entry.name) }
-                        td { (entry.importance) }
-                        td { (entry.actual.as_deref().unwrap_or("")) }
-                        td { (entry.forecast.as_deref().unwrap_or("")) }
-                        td { (entry.previous.as_deref().unwrap_or("")) }
-                    }
-                }
-            }
-        }
-        (next_page_link("/calendar", &pairs, entries.next_cursor.as_deref()))
-    };
-    Ok(store_page(&visitor, &chrome, "Calendar", body))
 }

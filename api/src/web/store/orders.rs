@@ -21,7 +21,9 @@ use crate::error::order_failure;
 use crate::web::client::Caller;
 use crate::web::page::{money, store_page, Html, PageError};
 use crate::web::session::Visitor;
-use crate::web::store::{chrome, next_page_link, parse_id, products_by_id, signed_in};
+use crate::web::store::{
+    api_list_path, chrome, next_page_link, parse_id, products_by_id, signed_in,
+};
 use crate::web::WebState;
 
 #[derive(Deserialize)]
@@ -161,13 +163,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Html, PageError> {
     let visitor = signed_in(visitor, "/orders")?;
-    let mut path = "/api/orders?limit=20".to_string();
-    if !query.page.is_empty() {
-        path.push_str(&format!(
-            "&cursor={}",
-            crate::web::page::encode_component(&query.page)
-        ));
-    }
+    let path = api_list_path("/api/orders", &[("limit", "20"), ("page", &query.page)]);
     let orders: OrderPage = web.api.get(&visitor.caller, &path).await?;
     let chrome = chrome(&web, &visitor, None).await;
     let body = html! {
@@ -213,7 +209,12 @@ struct Following {
     wake: Option<async_nats::Subscriber>,
     current: Option<Order>,
     settled: bool,
+    until: tokio::time::Instant,
 }
+
+/// How long one connection follows an order. A stream that never ends would hold the server's
+/// graceful shutdown open; the browser's `EventSource` opens the next one by itself.
+const FOLLOWED_AT_MOST: Duration = Duration::from_secs(30);
 
 impl Following {
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
@@ -223,9 +224,10 @@ impl Following {
         let order = match self.current.take() {
             Some(order) => order,
             None => {
-                // Without the event stream (it failed to subscribe), end: the browser
-                // reconnects after its retry delay and reads the order again.
-                self.wake.as_mut()?.next().await?;
+                // Without the event stream (it failed to subscribe), or after `FOLLOWED_AT_MOST`,
+                // end: the browser reconnects after its retry delay and reads the order again.
+                let woken = tokio::time::timeout_at(self.until, self.wake.as_mut()?.next());
+                woken.await.ok()??;
                 match self
                     .web
                     .api
@@ -273,6 +275,7 @@ pub async fn events(
         wake,
         current: Some(current),
         settled: false,
+        until: tokio::time::Instant::now() + FOLLOWED_AT_MOST,
     };
     Ok(Sse::new(following.into_stream())
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
