@@ -181,6 +181,9 @@ pub struct Config {
     pub operations: OperationsSettings,
 
     #[command(flatten)]
+    pub web: WebSettings,
+
+    #[command(flatten)]
     pub movies: MovieSettings,
 
     /// The economic calendar's feed.
@@ -332,6 +335,29 @@ pub struct HttpSettings {
     /// in milliseconds; then 408 `request_timeout`.
     #[arg(long, env = "ESHOP_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+}
+
+/// The storefront and console pages.
+#[derive(Debug, Clone, Args)]
+pub struct WebSettings {
+    /// How long a page for anonymous visitors is served from memory at most (0: never); a
+    /// product event drops it sooner.
+    #[arg(long, env = "ESHOP_PAGE_CACHE_MS", default_value_t = 1000)]
+    pub page_cache_ms: u64,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            page_cache_ms: 1000,
+        }
+    }
+}
+
+impl WebSettings {
+    pub fn page_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.page_cache_ms)
+    }
 }
 
 /// Readiness for load balancers and orchestrators.

@@ -279,7 +279,16 @@ impl From<OrderingError> for ApiError {
 
 /// Why an order failed, as the error a buyer sees.
 fn order_failed(reason: Option<FailureReason>) -> ApiError {
-    let (code, detail) = match reason {
+    let (code, detail) = order_failure(reason);
+    ApiError::Conflict {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// The code and sentence of a failed order's reason (the API's answer and the order page).
+pub fn order_failure(reason: Option<FailureReason>) -> (&'static str, &'static str) {
+    match reason {
         Some(FailureReason::OutOfStock) => ("out_of_stock", "not enough of a product is in stock"),
         Some(FailureReason::InsufficientBalance) => {
             ("insufficient_balance", "the wallet balance is too low")
@@ -294,10 +303,6 @@ fn order_failed(reason: Option<FailureReason>) -> ApiError {
         Some(FailureReason::TimedOut) | None => {
             ("order_failed", "the order could not be completed")
         }
-    };
-    ApiError::Conflict {
-        code,
-        detail: detail.into(),
     }
 }
 

@@ -29,4 +29,5 @@ pub mod telemetry;
 pub mod throttle;
 pub mod validate;
 pub mod views;
+pub mod web;
 pub mod workers;

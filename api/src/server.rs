@@ -103,7 +103,11 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
             state.clone(),
             crate::profiling::server_timing,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    // The pages call the routes above in-process, inside the layers below.
+    let routes = Router::new()
+        .merge(crate::web::router(state, routes.clone()))
+        .merge(routes);
     let routes = match cors {
         Some(cors) => routes.layer(cors),
         None => routes,
@@ -249,6 +253,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         tz,
         http_metrics: Arc::default(),
         ready_max_lag: Duration::from_secs(config.operations.ready_max_lag_seconds),
+        web: config.web.clone(),
         search,
         pool,
     });

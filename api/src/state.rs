@@ -115,6 +115,8 @@ pub struct Services {
     pub ready_max_lag: std::time::Duration,
     /// This process's search index (none in a workers-only process).
     pub search: Option<Arc<ProductSearch>>,
+    /// The pages' settings.
+    pub web: crate::config::WebSettings,
 }
 
 /// The shapes of the audit and operations reads, named here so that routes reach them through

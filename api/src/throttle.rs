@@ -36,8 +36,14 @@ const ORDER_PATHS: [&str; 3] = ["/api/purchases", "/api/orders", "/api/cart/chec
 
 /// Who a request counts against.
 fn requester(state: &AppState, request: &Request) -> String {
-    match bearer_claims(state, request.headers()) {
-        Some(claims) => format!("user:{}", claims.sub),
+    // A page's visitor is known by the session cookie, an API client by its bearer token.
+    let page_visitor = request
+        .extensions()
+        .get::<crate::web::session::Visitor>()
+        .and_then(|visitor| visitor.user.as_ref().map(|user| user.id));
+    match page_visitor.or_else(|| bearer_claims(state, request.headers()).map(|claims| claims.sub))
+    {
+        Some(user_id) => format!("user:{user_id}"),
         None => format!(
             "address:{}",
             client_address(state, request.headers(), request.extensions())
@@ -153,7 +159,15 @@ fn refusal(verdict: &Verdict) -> Response {
 
 /// The middleware: counts the request against each limit of its class.
 pub async fn throttle(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.throttle.enabled || request.extensions().get::<BackgroundRun>().is_some() {
+    // A page's own API calls: the page was counted when it was asked for.
+    let counted_already = request
+        .extensions()
+        .get::<crate::web::client::Internal>()
+        .is_some();
+    if !state.throttle.enabled
+        || counted_already
+        || request.extensions().get::<BackgroundRun>().is_some()
+    {
         return next.run(request).await;
     }
     let requester = requester(&state, &request);

@@ -45,6 +45,7 @@ pub fn bench_config(database_url: &str, namespace: &str) -> Config {
         schedule_poll_ms: 1000,
         background: Default::default(),
         operations: Default::default(),
+        web: Default::default(),
         movies: Default::default(),
         calendar: Default::default(),
         accounts: Default::default(),

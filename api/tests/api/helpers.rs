@@ -66,6 +66,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
         schedule_poll_ms: 200,
         background: Default::default(),
         operations: Default::default(),
+        web: Default::default(),
         movies: Default::default(),
         calendar: Default::default(),
         accounts: Default::default(),

@@ -39,3 +39,4 @@ mod sessions;
 mod sustained;
 mod tasks;
 mod user_admin;
+mod web;
