@@ -1,7 +1,8 @@
 //! `GET /`: new and popular products, and the categories, for everyone. Anonymous visitors get
 //! it from the page cache.
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
@@ -39,7 +40,7 @@ const SHOWN: usize = 8;
 pub async fn home(
     State(web): State<WebState>,
     visitor: Visitor,
-    OriginalUri(uri): OriginalUri,
+    uri: Uri,
 ) -> Result<Response, PageError> {
     let key = uri.to_string();
     let anonymous = !visitor.is_signed_in();
