@@ -89,7 +89,10 @@ const NOTICES: [(&str, &str); 10] = [
     ("retimed", "The schedule has its new time."),
     ("granted", "The role was granted."),
     ("revoked", "The role was revoked."),
-    ("deactivated", "The account was deactivated; its sessions ended."),
+    (
+        "deactivated",
+        "The account was deactivated; its sessions ended.",
+    ),
     ("reactivated", "The account was reactivated."),
     ("erased", "The account's personal data was erased."),
     ("started", "The task was queued."),
@@ -114,9 +117,7 @@ impl FromRequestParts<WebState> for Console {
         let notice = parts
             .uri
             .query()
-            .and_then(|query| {
-                serde_urlencoded::from_str::<Vec<(String, String)>>(query).ok()
-            })
+            .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(query).ok())
             .and_then(|pairs| {
                 pairs
                     .into_iter()
@@ -316,7 +317,10 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     if present.is_empty() {
         return String::new();
     }
-    format!("?{}", serde_urlencoded::to_string(present).unwrap_or_default())
+    format!(
+        "?{}",
+        serde_urlencoded::to_string(present).unwrap_or_default()
+    )
 }
 
 /// JSON as indented text for a `pre`.

@@ -124,8 +124,13 @@ impl<'a> Browser<'a> {
             .await
             .expect("the stream answers");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        let content_type = response.headers()["content-type"].to_str().unwrap_or_default();
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
         let mut text = String::new();
         let reading = async {
             loop {
@@ -186,7 +191,10 @@ async fn an_admin_sees_every_console_page() {
     ]);
     let second = admin
         .follow("/admin/live", |update| {
-            update["html"].as_str().is_some_and(|html| html.contains("<strong"))
+            // Every chart has a value once two samples gave the rates.
+            update["html"]
+                .as_str()
+                .is_some_and(|html| html.matches("<strong").count() == 3)
         })
         .await;
     let charts = second["html"].as_str().expect("html");
@@ -206,12 +214,23 @@ async fn an_admin_sees_every_console_page() {
         ),
         (
             "/admin/projections",
-            &[r#"id="projections""#, r#"class="projection""#, "form class=\"rebuild"],
+            &[
+                r#"id="projections""#,
+                r#"class="projection""#,
+                "form class=\"rebuild",
+            ],
         ),
         ("/admin/mail", &[r#"id="mail""#]),
         (
             "/admin/users",
-            &[r#"id="users""#, r#"class="user""#, "grant-role", "deactivate", "erase", "data-confirm"],
+            &[
+                r#"id="users""#,
+                r#"class="user""#,
+                "grant-role",
+                "deactivate",
+                "erase",
+                "data-confirm",
+            ],
         ),
     ];
     for (path, fragments) in pages {
@@ -231,14 +250,29 @@ async fn an_admin_sees_every_console_page() {
     assert!(task.starts_with("/admin/tasks/"), "{task}");
     let page = admin.get(&task).await;
     assert_eq!(page.status, StatusCode::OK);
-    page.assert_has(&[r#"id="task-progress""#, r#"id="task-status""#, "The task was queued."]);
+    page.assert_has(&[
+        r#"id="task-progress""#,
+        r#"id="task-status""#,
+        "The task was queued.",
+    ]);
 
     // Roles through the users page.
     let granted = admin
-        .post(&format!("/admin/users/{shopper_id}/roles"), &[("role", "auditor")])
+        .post(
+            &format!("/admin/users/{shopper_id}/roles"),
+            &[("role", "auditor")],
+        )
         .await;
-    assert_eq!(granted.location.as_deref(), Some("/admin/users?notice=granted"));
-    let user = app.get(&format!("/api/users/{shopper_id}"), Some(&app.admin_token().await)).await;
+    assert_eq!(
+        granted.location.as_deref(),
+        Some("/admin/users?notice=granted")
+    );
+    let user = app
+        .get(
+            &format!("/api/users/{shopper_id}"),
+            Some(&app.admin_token().await),
+        )
+        .await;
     let user: Value = user.json().await.expect("json");
     assert_eq!(user["roles"], serde_json::json!(["auditor"]), "{user}");
     app.shutdown().await;
@@ -250,7 +284,10 @@ async fn the_console_is_for_admins_and_auditors() {
     let mut anonymous = Browser::new(&app);
     let page = anonymous.get("/admin/tasks").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    assert_eq!(page.location.as_deref(), Some("/signin?next=%2Fadmin%2Ftasks"));
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/signin?next=%2Fadmin%2Ftasks")
+    );
 
     app.customer("shopper").await;
     let mut shopper = Browser::signed_in(&app, "shopper@example.com", PASSWORD).await;
@@ -269,12 +306,22 @@ async fn the_console_is_for_admins_and_auditors() {
     let overview = auditor.get("/admin").await;
     assert!(!overview.has(r#"href="/admin/users""#), "{}", overview.body);
     // A command is the API's to refuse, with its own words.
-    let refused = auditor.post("/admin/projections/products/rebuild", &[]).await;
+    let refused = auditor
+        .post("/admin/projections/products/rebuild", &[])
+        .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    refused.assert_has(&[r#"class="flash error""#, "this needs a role you do not have"]);
+    refused.assert_has(&[
+        r#"class="flash error""#,
+        "this needs a role you do not have",
+    ]);
     // Without the form's token nothing reaches the API.
     let forged = auditor
-        .read(auditor.client.post(app.url("/admin/projections/products/rebuild")).form(&[("csrf", "0".repeat(32))]))
+        .read(
+            auditor
+                .client
+                .post(app.url("/admin/projections/products/rebuild"))
+                .form(&[("csrf", "0".repeat(32))]),
+        )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(forged.has("Form expired"), "{}", forged.body);
@@ -308,15 +355,29 @@ async fn an_interval_schedule_made_through_the_form_is_listed_paused_and_resumed
     list.assert_has(&[r#"class="schedule""#, "Tidy up often", "every 10 s"]);
 
     let page = admin.get(&schedule).await;
-    page.assert_has(&[r#"id="pause""#, r#"id="retime""#, r#"id="runs""#, "data-live="]);
+    page.assert_has(&[
+        r#"id="pause""#,
+        r#"id="retime""#,
+        r#"id="runs""#,
+        "data-live=",
+    ]);
     let paused = admin.post(&format!("{schedule}/pause"), &[]).await;
     assert_eq!(paused.location, Some(format!("{schedule}?notice=paused")));
-    let page = admin.get(&schedule).await;
-    page.assert_has(&[r#"id="resume""#, "The schedule is paused."]);
+    let page = admin.get(&format!("{schedule}?notice=paused")).await;
+    page.assert_has(&[
+        r#"id="resume""#,
+        r#"data-status="paused""#,
+        "The schedule is paused.",
+    ]);
     let retimed = admin
         .post(
             &format!("{schedule}/retime"),
-            &[("kind", "cron"), ("cron", "0 0 9 * * *"), ("every_seconds", ""), ("run_at", "")],
+            &[
+                ("kind", "cron"),
+                ("cron", "0 0 9 * * *"),
+                ("every_seconds", ""),
+                ("run_at", ""),
+            ],
         )
         .await;
     assert_eq!(retimed.status, StatusCode::SEE_OTHER, "{}", retimed.body);
@@ -324,10 +385,51 @@ async fn an_interval_schedule_made_through_the_form_is_listed_paused_and_resumed
 
     // The API's own words when the time does not parse.
     let refused = admin
-        .post(&format!("{schedule}/retime"), &[("kind", "cron"), ("cron", "now and then")])
+        .post(
+            &format!("{schedule}/retime"),
+            &[("kind", "cron"), ("cron", "now and then")],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     refused.assert_has(&[r#"class="flash error""#, "cron"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_schedules_runs_appear_on_its_page_as_they_happen() {
+    let app = spawn_app().await;
+    let mut admin = Browser::signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let created = admin
+        .post(
+            "/admin/schedules",
+            &[
+                ("name", "Every second"),
+                ("job_kind", "housekeeping"),
+                ("kind", "interval"),
+                ("every_seconds", "1"),
+            ],
+        )
+        .await;
+    let schedule = created.location.expect("the schedule's page");
+    let schedule = schedule.split('?').next().expect("a path").to_string();
+    let first = admin
+        .follow(&format!("{schedule}/runs/live"), |_| true)
+        .await;
+    let with_a_run = admin
+        .follow(&format!("{schedule}/runs/live"), |update| {
+            update["html"]
+                .as_str()
+                .is_some_and(|html| html.contains(r#"<tr class="run">"#))
+        })
+        .await;
+    assert_eq!(first["done"], false, "{first}");
+    assert!(
+        with_a_run["html"]
+            .as_str()
+            .expect("html")
+            .contains(r#"id="runs""#),
+        "{with_a_run}"
+    );
     app.shutdown().await;
 }
 

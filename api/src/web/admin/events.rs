@@ -121,7 +121,9 @@ fn event_table(id: &str, events: &[Event], linked: bool) -> Markup {
     table(
         id,
         "event",
-        &["Position", "Recorded", "Stream", "Seq", "Type", "Actor", "Payload"],
+        &[
+            "Position", "Recorded", "Stream", "Seq", "Type", "Actor", "Payload",
+        ],
         events,
         |event| {
             let stream = format!(

@@ -5,6 +5,9 @@
 //! the orders read model's count and the projections' reports. `/admin/live` samples them
 //! every second for as long as the page is open and keeps the last minute.
 
+// Rates and chart coordinates are fractions by nature; no money is counted here.
+#![allow(clippy::float_arithmetic)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,8 +207,9 @@ mod tests {
     use super::*;
 
     fn sample(seconds: u64, requests: u64, orders: i64) -> Sample {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         Sample {
-            at: Instant::now() + Duration::from_secs(seconds),
+            at: *START.get_or_init(Instant::now) + Duration::from_secs(seconds),
             requests,
             orders: Some(orders),
             lag_seconds: Some(seconds as f64),
@@ -237,7 +241,14 @@ mod tests {
         let series: VecDeque<f64> = [0.0, 5.0, 10.0].into_iter().collect();
         let svg = chart("chart-requests", "Requests", &series).into_string();
         assert!(svg.contains(r#"id="chart-requests""#), "{svg}");
-        let points = svg.split("points=\"").nth(1).and_then(|rest| rest.split('"').next());
-        assert_eq!(points.map(|points| points.split(' ').count()), Some(3), "{svg}");
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next());
+        assert_eq!(
+            points.map(|points| points.split(' ').count()),
+            Some(3),
+            "{svg}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use crate::web::admin::{task_page, segment, table, Console, Empty};
+use crate::web::admin::{segment, table, task_page, Console, Empty};
 use crate::web::form::Form;
 use crate::web::page::csrf_field;
 

@@ -165,7 +165,9 @@ impl Timing {
             }
             _ => {
                 let every = self.every_seconds.trim();
-                let value = every.parse::<i64>().map_or_else(|_| json!(every), |n| json!(n));
+                let value = every
+                    .parse::<i64>()
+                    .map_or_else(|_| json!(every), |n| json!(n));
                 fields.insert("every_seconds".into(), value);
             }
         }
@@ -255,7 +257,9 @@ fn runs_table(runs: &[Run]) -> Markup {
     table(
         "runs",
         "run",
-        &["Tick", "Status", "Started", "Finished", "Replica", "Outcome"],
+        &[
+            "Tick", "Status", "Started", "Finished", "Replica", "Outcome",
+        ],
         runs,
         |run| {
             html! {
@@ -275,10 +279,7 @@ fn runs_table(runs: &[Run]) -> Markup {
 
 /// The runs table each time a run starts or ends.
 pub async fn live_runs(console: Console, Path(id): Path<String>) -> impl IntoResponse {
-    let path = format!(
-        "/api/admin/schedules/{}/runs?limit={RUNS}",
-        segment(&id)
-    );
+    let path = format!("/api/admin/schedules/{}/runs?limit={RUNS}", segment(&id));
     live::poll(POLL, move || {
         let console = console.clone();
         let path = path.clone();
@@ -310,6 +311,10 @@ pub async fn resume(console: Console, Path(id): Path<String>, Form(_): Form<Empt
     change(&console, &id, json!({"enabled": true}), "resumed").await
 }
 
-pub async fn retime(console: Console, Path(id): Path<String>, Form(timing): Form<Timing>) -> Response {
+pub async fn retime(
+    console: Console,
+    Path(id): Path<String>,
+    Form(timing): Form<Timing>,
+) -> Response {
     change(&console, &id, Value::Object(timing.fields()), "retimed").await
 }

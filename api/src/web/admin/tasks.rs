@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::web::admin::live::{self, Update};
-use crate::web::admin::{task_page, pretty, query, segment, table, when, Console};
+use crate::web::admin::{pretty, query, segment, table, task_page, when, Console};
 use crate::web::form::Form;
 use crate::web::page::csrf_field;
 

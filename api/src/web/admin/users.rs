@@ -147,12 +147,20 @@ pub async fn revoke_role(
     user_command(&console, Method::DELETE, &path, None::<&()>, "revoked").await
 }
 
-pub async fn deactivate(console: Console, Path(id): Path<String>, Form(_): Form<Empty>) -> Response {
+pub async fn deactivate(
+    console: Console,
+    Path(id): Path<String>,
+    Form(_): Form<Empty>,
+) -> Response {
     let path = format!("/api/users/{}", segment(&id));
     user_command(&console, Method::DELETE, &path, None::<&()>, "deactivated").await
 }
 
-pub async fn reactivate(console: Console, Path(id): Path<String>, Form(_): Form<Empty>) -> Response {
+pub async fn reactivate(
+    console: Console,
+    Path(id): Path<String>,
+    Form(_): Form<Empty>,
+) -> Response {
     let path = format!("/api/users/{}/reactivate", segment(&id));
     user_command(&console, Method::POST, &path, None::<&()>, "reactivated").await
 }
