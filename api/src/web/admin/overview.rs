@@ -24,6 +24,8 @@ use crate::web::admin::{table, Console};
 const SAMPLES: usize = 60;
 const WIDTH: f64 = 300.0;
 const HEIGHT: f64 = 60.0;
+/// Room above the top and below the bottom, so that a line at zero shows.
+const PADDING: f64 = 3.0;
 
 pub async fn page(console: Console) -> Response {
     let status = status_tables(&console.web.app).await;
@@ -140,7 +142,7 @@ fn chart(id: &str, label: &str, series: &VecDeque<f64>) -> Markup {
         .enumerate()
         .map(|(index, value)| {
             let x = (offset + index) as f64 * step;
-            let y = HEIGHT - 1.0 - value / top * (HEIGHT - 2.0);
+            let y = HEIGHT - PADDING - value / top * (HEIGHT - 2.0 * PADDING);
             format!("{x:.1},{y:.1}")
         })
         .collect::<Vec<_>>()

@@ -237,6 +237,8 @@ pub async fn show(console: Console, Path(id): Path<String>) -> Response {
                     button type="submit" { "Resume" }
                 }
             }
+            h2 { "Runs" }
+            div id="runs-live" data-live={ (link) "/runs/live" } { (runs_table(&runs)) }
             h2 { "New time" }
             form id="retime" class="stacked" method="post" action={ (link) "/retime" } {
                 (csrf_field(&console.visitor))
@@ -247,8 +249,6 @@ pub async fn show(console: Console, Path(id): Path<String>) -> Response {
                 }))
                 button type="submit" { "Re-time" }
             }
-            h2 { "Runs" }
-            div id="runs-live" data-live={ (link) "/runs/live" } { (runs_table(&runs)) }
         }
     })
 }

@@ -66,12 +66,18 @@ fn row(console: &Console, user: &User) -> Markup {
         (false, true) => "active",
         (false, false) => "deactivated",
     };
+    // A button that asks first is one that cannot be undone.
     let button = |action: &str, class: &str, label: &str, confirm: Option<String>| {
+        let look = if confirm.is_some() {
+            "danger"
+        } else {
+            "secondary"
+        };
         html! {
             form class={ (class) " inline" } method="post" action={ (link) "/" (action) }
                 data-confirm=[confirm] {
                 (csrf_field(&console.visitor))
-                button type="submit" class="secondary" { (label) }
+                button type="submit" class=(look) { (label) }
             }
         }
     };
