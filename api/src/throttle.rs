@@ -41,7 +41,8 @@ fn requester(state: &AppState, request: &Request) -> String {
         .extensions()
         .get::<crate::web::session::Visitor>()
         .and_then(|visitor| visitor.user.as_ref().map(|user| user.id));
-    match page_visitor.or_else(|| bearer_claims(state, request.headers()).map(|claims| claims.sub)) {
+    match page_visitor.or_else(|| bearer_claims(state, request.headers()).map(|claims| claims.sub))
+    {
         Some(user_id) => format!("user:{user_id}"),
         None => format!(
             "address:{}",
@@ -159,7 +160,10 @@ fn refusal(verdict: &Verdict) -> Response {
 /// The middleware: counts the request against each limit of its class.
 pub async fn throttle(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // A page's own API calls: the page was counted when it was asked for.
-    let counted_already = request.extensions().get::<crate::web::client::Internal>().is_some();
+    let counted_already = request
+        .extensions()
+        .get::<crate::web::client::Internal>()
+        .is_some();
     if !state.throttle.enabled
         || counted_already
         || request.extensions().get::<BackgroundRun>().is_some()

@@ -42,8 +42,14 @@ pub fn router(app: AppState, api: Router) -> Router {
         .merge(store::router())
         .merge(admin::router())
         // The same throttle as the API, once per page: the page's own API calls skip it.
-        .layer(middleware::from_fn_with_state(app, crate::throttle::throttle))
-        .layer(middleware::from_fn_with_state(state.clone(), session::visit))
+        .layer(middleware::from_fn_with_state(
+            app,
+            crate::throttle::throttle,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::visit,
+        ))
         .merge(assets::router())
         .with_state(state)
 }

@@ -11,11 +11,21 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route(
             "/assets/app.css",
-            get(|| async { asset("text/css; charset=utf-8", include_str!("../../assets/web/app.css")) }),
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../../assets/web/app.css"),
+                )
+            }),
         )
         .route(
             "/assets/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../assets/web/app.js")) }),
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../assets/web/app.js"),
+                )
+            }),
         )
 }
 
@@ -23,7 +33,10 @@ pub fn router() -> Router<WebState> {
 /// names.
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=300")],
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "public, max-age=300"),
+        ],
         body,
     )
 }

@@ -93,7 +93,11 @@ impl ApiClient {
         Self { api }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, caller: &Caller, path: &str) -> Result<T, Problem> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> Result<T, Problem> {
         self.call(caller, Method::GET, path, None::<&()>, None)
             .await
     }
@@ -104,7 +108,8 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<T, Problem> {
-        self.call(caller, Method::POST, path, Some(body), None).await
+        self.call(caller, Method::POST, path, Some(body), None)
+            .await
     }
 
     /// A `POST` that a repeated form submission must not run twice.
@@ -115,8 +120,14 @@ impl ApiClient {
         body: &B,
         idempotency_key: &str,
     ) -> Result<T, Problem> {
-        self.call(caller, Method::POST, path, Some(body), Some(idempotency_key))
-            .await
+        self.call(
+            caller,
+            Method::POST,
+            path,
+            Some(body),
+            Some(idempotency_key),
+        )
+        .await
     }
 
     pub async fn send<B: Serialize, T: DeserializeOwned>(
@@ -210,9 +221,13 @@ impl ApiClient {
 /// The headers of a page request that its API calls carry on.
 pub fn forwarded_headers(headers: &HeaderMap, client_ip_header: Option<&str>) -> HeaderMap {
     let mut forwarded = HeaderMap::new();
-    for name in [Some(REQUEST_ID), client_ip_header, Some("x-forwarded-proto")]
-        .into_iter()
-        .flatten()
+    for name in [
+        Some(REQUEST_ID),
+        client_ip_header,
+        Some("x-forwarded-proto"),
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Some(value) = headers.get(name) {
             if let Ok(name) = axum::http::HeaderName::from_bytes(name.as_bytes()) {

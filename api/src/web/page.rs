@@ -263,6 +263,9 @@ mod tests {
 
     #[test]
     fn a_return_path_is_encoded() {
-        assert_eq!(encode_component("/orders/1?a=b&c"), "%2Forders%2F1%3Fa%3Db%26c");
+        assert_eq!(
+            encode_component("/orders/1?a=b&c"),
+            "%2Forders%2F1%3Fa%3Db%26c"
+        );
     }
 }

@@ -49,13 +49,20 @@ impl PageCache {
             return None;
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let pages = self.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pages = self
+            .pages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let found = pages
             .get(key)
             .filter(|kept| kept.generation == generation && kept.at.elapsed() < self.ttl)
             .map(|kept| kept.body.clone());
         drop(pages);
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -66,7 +73,10 @@ impl PageCache {
         if self.ttl.is_zero() {
             return;
         }
-        let mut pages = self.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pages = self
+            .pages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if pages.len() >= MOST_PAGES {
             pages.retain(|_, kept| kept.generation == generation && kept.at.elapsed() < self.ttl);
             if pages.len() >= MOST_PAGES {

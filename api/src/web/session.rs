@@ -99,7 +99,8 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     if secure {
         cookie.push_str("; Secure");
     }
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
 /// Whether the page request arrived over TLS (directly or as the proxy in front says).
@@ -188,8 +189,12 @@ pub async fn visit(State(web): State<WebState>, mut request: Request, next: Next
     let new_csrf = existing_csrf
         .is_none()
         .then(|| Uuid::new_v4().simple().to_string());
-    let csrf = existing_csrf.or_else(|| new_csrf.clone()).unwrap_or_default();
-    request.extensions_mut().insert(Visitor { user, csrf, caller });
+    let csrf = existing_csrf
+        .or_else(|| new_csrf.clone())
+        .unwrap_or_default();
+    request
+        .extensions_mut()
+        .insert(Visitor { user, csrf, caller });
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if let Some(tokens) = renewed {

@@ -13,7 +13,10 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/", get(home::home))
         .route("/signin", get(sign_in::sign_in_page).post(sign_in::sign_in))
-        .route("/register", get(sign_in::register_page).post(sign_in::register))
+        .route(
+            "/register",
+            get(sign_in::register_page).post(sign_in::register),
+        )
         .route("/signout", post(sign_in::sign_out))
 }
 

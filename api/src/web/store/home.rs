@@ -2,8 +2,8 @@
 //! it from the page cache.
 
 use axum::extract::State;
-use axum::http::Uri;
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -52,7 +52,10 @@ pub async fn home(
     let generation = web.pages.generation();
     let newest: ProductPage = web
         .api
-        .get(&visitor.caller, "/api/products?ordering=-published_date&limit=100")
+        .get(
+            &visitor.caller,
+            "/api/products?ordering=-published_date&limit=100",
+        )
         .await?;
     let chrome = Chrome {
         cart_items: super::cart_count(&web, &visitor).await,

@@ -22,7 +22,9 @@ pub struct Next {
 /// redirect.
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
         _ => "/",
     }
 }
@@ -90,7 +92,9 @@ pub async fn sign_in(
         .await
     {
         Ok(tokens) => signed_in(&tokens, &next, &headers),
-        Err(problem) => sign_in_form(&visitor, &credentials.email, &next, Some(&problem)).into_response(),
+        Err(problem) => {
+            sign_in_form(&visitor, &credentials.email, &next, Some(&problem)).into_response()
+        }
     }
 }
 
