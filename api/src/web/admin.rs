@@ -160,6 +160,14 @@ impl Console {
         self.visitor.has_role(eshop_domain::values::Role::Admin)
     }
 
+    /// Whether the API lets this session read the console now (a page that shows the process's
+    /// own figures asks, since the session cookie alone does not say whether it was revoked).
+    pub async fn may_read(&self) -> Result<(), Problem> {
+        self.get::<serde_json::Value>("/api/audit/events?limit=1")
+            .await
+            .map(|_| ())
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Problem> {
         self.web.api.get(&self.visitor.caller, path).await
     }

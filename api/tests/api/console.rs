@@ -325,6 +325,15 @@ async fn the_console_is_for_admins_and_auditors() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(forged.has("Form expired"), "{}", forged.body);
+
+    // A session ended elsewhere no longer reads even the process's own figures.
+    let kept = auditor.cookies.clone();
+    let signed_out = auditor.post("/signout", &[]).await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    auditor.cookies = kept;
+    let page = auditor.get("/admin").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/signin"));
     app.shutdown().await;
 }
 

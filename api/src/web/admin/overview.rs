@@ -22,12 +22,17 @@ use crate::web::admin::{table, Console};
 
 /// Samples a chart keeps: a minute, one a second.
 const SAMPLES: usize = 60;
+/// Samples between two checks that the visitor's session still may read the console.
+const RECHECK_EVERY: u64 = 15;
 const WIDTH: f64 = 300.0;
 const HEIGHT: f64 = 60.0;
 /// Room above the top and below the bottom, so that a line at zero shows.
 const PADDING: f64 = 3.0;
 
 pub async fn page(console: Console) -> Response {
+    if let Err(problem) = console.may_read().await {
+        return console.refused("Console", problem, None);
+    }
     let status = status_tables(&console.web.app).await;
     console
         .page(
@@ -41,17 +46,19 @@ pub async fn page(console: Console) -> Response {
         .into_response()
 }
 
-/// Every second, the charts redrawn with one more sample.
+/// Every second, the charts redrawn with one more sample; every so often the API is asked
+/// whether the visitor's session may still read (the stream ends when not).
 pub async fn live(console: Console) -> impl IntoResponse {
-    let app = console.web.app.clone();
     let history = Arc::new(Mutex::new(History::default()));
     live::poll(Duration::from_secs(1), move || {
-        let app = app.clone();
+        let console = console.clone();
         let history = history.clone();
         async move {
-            let sample = Sample::take(&app).await;
             let mut history = history.lock().await;
-            history.record(sample);
+            if history.samples % RECHECK_EVERY == 0 {
+                console.may_read().await.ok()?;
+            }
+            history.record(Sample::take(&console.web.app).await);
             Some(Update::new(charts(&history), false))
         }
     })
@@ -96,6 +103,8 @@ struct History {
     purchases: VecDeque<f64>,
     lag: VecDeque<f64>,
     last: Option<Sample>,
+    /// Samples recorded so far.
+    samples: u64,
 }
 
 impl History {
@@ -114,6 +123,7 @@ impl History {
             .unwrap_or(0.0);
         push(&mut self.lag, lag);
         self.last = Some(sample);
+        self.samples += 1;
     }
 }
 
