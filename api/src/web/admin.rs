@@ -104,6 +104,8 @@ pub struct Console {
     pub web: WebState,
     pub visitor: Visitor,
     notice: Option<&'static str>,
+    /// The sidebar's entry this page belongs to.
+    section: &'static str,
 }
 
 impl FromRequestParts<WebState> for Console {
@@ -130,10 +132,22 @@ impl FromRequestParts<WebState> for Console {
                     .find(|(known, _)| *known == code)
                     .map(|(_, text)| *text)
             });
+        // One stream's page belongs with the feed it is reached from.
+        let path = match parts.uri.path() {
+            stream if stream.starts_with("/admin/streams/") => "/admin/events",
+            path => path,
+        };
+        let section = SECTIONS
+            .iter()
+            .rev()
+            .map(|(link, _, _)| *link)
+            .find(|link| path == *link || path.starts_with(&format!("{link}/")))
+            .unwrap_or("/admin");
         Ok(Self {
             web: web.clone(),
             visitor,
             notice,
+            section,
         })
     }
 }
@@ -184,7 +198,9 @@ impl Console {
             div class="layout-console" {
                 aside id="console-nav" {
                     @for (path, label, auditors) in SECTIONS {
-                        @if admin || auditors { a href=(path) { (label) } }
+                        @if admin || auditors {
+                            a href=(path) aria-current=[(path == self.section).then_some("page")] { (label) }
+                        }
                     }
                 }
                 section class="console-page" { (body) }

@@ -238,6 +238,10 @@ async fn an_admin_sees_every_console_page() {
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
         page.assert_has(fragments);
     }
+    let stream = admin
+        .get(&format!("/admin/streams/user/{shopper_id}"))
+        .await;
+    stream.assert_has(&[r#"<a href="/admin/events" aria-current="page">"#]);
     let tasks = admin.get("/admin/tasks").await;
     tasks.assert_has(&[r#"id="tasks""#, r#"id="sales-report""#]);
     let schedules = admin.get("/admin/schedules").await;
