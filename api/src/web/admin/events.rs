@@ -88,7 +88,7 @@ pub async fn feed(console: Console, Query(filters): Query<Filters>) -> Response 
             (event_table("events", &feed.items, true))
             @if let Some(next) = feed.next_after {
                 nav class="pagination" {
-                    a rel="next" href={ "/admin/events" (filters.query(&next.to_string(), false)) } { "Older positions →" }
+                    a rel="next" href={ "/admin/events" (filters.query(&next.to_string(), false)) } { "Later positions →" }
                 }
             }
         }
