@@ -9,7 +9,7 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD};
+use crate::helpers::{eventually, spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD};
 
 /// Longest wait for the app to do something in the background (a task, a schedule's run).
 const WAIT: Duration = Duration::from_secs(30);
@@ -176,6 +176,18 @@ async fn auditor(app: &TestApp) {
 async fn an_admin_sees_every_console_page() {
     let app = spawn_app().await;
     let (shopper_id, _) = app.customer("shopper").await;
+    let token = app.admin_token().await;
+    // The users page reads the users read model: wait until it holds both accounts.
+    eventually(WAIT, "both accounts in the users read model", || async {
+        let users: Value = app
+            .get("/api/users", Some(&token))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (users["items"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
     let mut admin = Browser::signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
     let overview = admin.get("/admin").await;
@@ -271,14 +283,22 @@ async fn an_admin_sees_every_console_page() {
         granted.location.as_deref(),
         Some("/admin/users?notice=granted")
     );
-    let user = app
-        .get(
-            &format!("/api/users/{shopper_id}"),
-            Some(&app.admin_token().await),
-        )
-        .await;
-    let user: Value = user.json().await.expect("json");
-    assert_eq!(user["roles"], serde_json::json!(["auditor"]), "{user}");
+    eventually(WAIT, "the granted role in the read model", || async {
+        let users: Value = app
+            .get("/api/users", Some(&token))
+            .await
+            .json()
+            .await
+            .ok()?;
+        users["items"]
+            .as_array()?
+            .iter()
+            .any(|user| {
+                user["id"] == shopper_id.as_str() && user["roles"] == serde_json::json!(["auditor"])
+            })
+            .then_some(())
+    })
+    .await;
     app.shutdown().await;
 }
 
