@@ -490,3 +490,44 @@ async fn a_task_page_follows_the_task_until_it_is_done() {
     assert!(!page.has("data-live"), "{}", page.body);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_purchases_chart_counts_the_orders_placed_since_its_last_sample() {
+    let app = spawn_app().await;
+    let state = app.state();
+    let (none, start) = state.orders_placed_after(None).await.expect("a count");
+    assert_eq!(none, 0);
+    let admin = app.admin_token().await;
+    let product = app.add_book(&admin, "Dune", 5).await;
+    let (_, shopper) = app.customer("buyer").await;
+    let deposit = app
+        .post(
+            "/api/users/me/deposits",
+            Some(&shopper),
+            serde_json::json!({"amount_cents": 10_000}),
+        )
+        .await;
+    assert_eq!(deposit.status(), 200);
+    for _ in 0..2 {
+        let bought = app
+            .post(
+                "/api/purchases",
+                Some(&shopper),
+                serde_json::json!({"product_id": product["id"], "quantity": 1, "payment_method": "balance"}),
+            )
+            .await;
+        assert_eq!(bought.status(), 201);
+    }
+    let (placed, newest) = state
+        .orders_placed_after(Some(start))
+        .await
+        .expect("a count");
+    assert_eq!(placed, 2);
+    assert!(newest > start);
+    let (since, same) = state
+        .orders_placed_after(Some(newest))
+        .await
+        .expect("a count");
+    assert_eq!((since, same), (0, newest));
+    app.shutdown().await;
+}

@@ -1,9 +1,9 @@
 //! `/admin`: three small charts that move while you look (requests per second, purchases per
 //! second, projection lag), and where projections, consumers and tasks stand.
 //!
-//! The charts read this process's own figures, the ones `/metrics` shows: the request counter,
-//! the orders read model's count and the projections' reports. `/admin/live` samples them
-//! every second for as long as the page is open and keeps the last minute.
+//! `/admin/live` samples every second, for as long as the page is open, this process's request
+//! counter, the `OrderPlaced` events stored since the previous sample (an index range, however
+//! long the history) and the projections' reports; each chart keeps the last minute.
 
 // Rates and chart coordinates are fractions by nature; no money is counted here.
 #![allow(clippy::float_arithmetic)]
@@ -58,7 +58,8 @@ pub async fn live(console: Console) -> impl IntoResponse {
             if history.samples % RECHECK_EVERY == 0 {
                 console.may_read().await.ok()?;
             }
-            history.record(Sample::take(&console.web.app).await);
+            let sample = Sample::take(&console.web.app, history.orders_after).await;
+            history.record(sample);
             Some(Update::new(charts(&history), false))
         }
     })
@@ -68,19 +69,16 @@ pub async fn live(console: Console) -> impl IntoResponse {
 struct Sample {
     at: Instant,
     requests: u64,
-    /// Orders in the read model; absent when Postgres did not answer.
-    orders: Option<i64>,
+    /// Orders placed since the previous sample, and the position counting goes on after;
+    /// absent when Postgres did not answer.
+    placed: Option<(i64, i64)>,
     /// The largest lag of any projection, in seconds.
     lag_seconds: Option<f64>,
 }
 
 impl Sample {
-    async fn take(app: &AppState) -> Self {
-        let orders = app
-            .status_counts()
-            .await
-            .ok()
-            .map(|counts| counts.orders.iter().map(|(_, count)| count).sum());
+    async fn take(app: &AppState, orders_after: Option<i64>) -> Self {
+        let placed = app.orders_placed_after(orders_after).await.ok();
         let lag_seconds = app.projection_reports().await.ok().map(|reports| {
             reports
                 .iter()
@@ -90,7 +88,7 @@ impl Sample {
         Self {
             at: Instant::now(),
             requests: app.http_metrics.requests_total(),
-            orders,
+            placed,
             lag_seconds,
         }
     }
@@ -103,19 +101,23 @@ struct History {
     purchases: VecDeque<f64>,
     lag: VecDeque<f64>,
     last: Option<Sample>,
+    /// Where the next count of placed orders starts (none yet: the next sample finds it).
+    orders_after: Option<i64>,
     /// Samples recorded so far.
     samples: u64,
 }
 
 impl History {
-    fn record(&mut self, mut sample: Sample) {
+    fn record(&mut self, sample: Sample) {
         if let Some(last) = &self.last {
             let seconds = sample.at.duration_since(last.at).as_secs_f64().max(0.001);
-            sample.orders = sample.orders.or(last.orders);
             let requests = sample.requests.saturating_sub(last.requests);
-            let orders = sample.orders.unwrap_or(0) - last.orders.unwrap_or(0);
+            let placed = sample.placed.map_or(0, |(placed, _)| placed);
             push(&mut self.requests, requests as f64 / seconds);
-            push(&mut self.purchases, orders.max(0) as f64 / seconds);
+            push(&mut self.purchases, placed as f64 / seconds);
+        }
+        if let Some((_, newest)) = sample.placed {
+            self.orders_after = Some(newest);
         }
         let lag = sample
             .lag_seconds
@@ -218,12 +220,12 @@ async fn status_tables(app: &AppState) -> Markup {
 mod tests {
     use super::*;
 
-    fn sample(seconds: u64, requests: u64, orders: i64) -> Sample {
+    fn sample(seconds: u64, requests: u64, placed: i64) -> Sample {
         static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         Sample {
             at: *START.get_or_init(Instant::now) + Duration::from_secs(seconds),
             requests,
-            orders: Some(orders),
+            placed: Some((placed, 100 + seconds as i64)),
             lag_seconds: Some(seconds as f64),
         }
     }
@@ -231,11 +233,12 @@ mod tests {
     #[test]
     fn rates_are_the_counters_growth_per_second() {
         let mut history = History::default();
-        history.record(sample(0, 100, 10));
-        history.record(sample(2, 140, 14));
+        history.record(sample(0, 100, 0));
+        history.record(sample(2, 140, 4));
         assert_eq!(history.requests, [20.0]);
         assert_eq!(history.purchases, [2.0]);
         assert_eq!(history.lag, [0.0, 2.0]);
+        assert_eq!(history.orders_after, Some(102));
     }
 
     #[test]
