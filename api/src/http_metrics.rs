@@ -67,6 +67,16 @@ impl HttpMetrics {
             .clone()
     }
 
+    /// Requests answered so far, every route and status together (the console's chart).
+    pub fn requests_total(&self) -> u64 {
+        self.series
+            .read()
+            .expect("metrics lock")
+            .values()
+            .map(|histogram| histogram.count.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Appends the two metrics in the Prometheus text format.
     pub fn render(&self, text: &mut String) {
         let _ = writeln!(

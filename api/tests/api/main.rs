@@ -11,6 +11,7 @@ mod browser;
 mod calendar;
 mod catalog;
 mod concurrency;
+mod console;
 mod consumers;
 mod embedded;
 mod erasure;
