@@ -9,6 +9,7 @@ mod audit;
 mod bad_input;
 mod calendar;
 mod catalog;
+mod categories;
 mod concurrency;
 mod consumers;
 mod embedded;
