@@ -98,6 +98,7 @@ pub async fn load(state: &AppState) -> Result<usize, ApiError> {
             price_cents,
             stock,
             category: category.into(),
+            category_id: None,
         })?;
         let context = CommandContext::repeatable(Actor::System, "demo", &["demo-product", title]);
         let id = context.new_aggregate_id().to_string();

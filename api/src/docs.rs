@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use eshop_domain::calendar::{self, CalendarEventEvent};
 use eshop_domain::cart::{self, CartEvent};
+use eshop_domain::category::{self, CategoryEvent};
 use eshop_domain::movie::{self, MovieEvent};
 use eshop_domain::order::{self, OrderEvent};
 use eshop_domain::payment::{self, PaymentEvent};
@@ -171,6 +172,11 @@ pub fn aggregate_schemas() -> Vec<(&'static str, &'static str, Value)> {
             "calendar_event",
             calendar::EVENT_VERSION,
             schemars::schema_for!(CalendarEventEvent),
+        ),
+        (
+            "category",
+            category::EVENT_VERSION,
+            schemars::schema_for!(CategoryEvent),
         ),
     ];
     aggregates

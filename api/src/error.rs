@@ -11,6 +11,7 @@ use eshop_commands::orders::{FailureReason, InvalidPayment, OrderingError, Proce
 use eshop_commands::{CommandError, StoreError};
 use eshop_domain::calendar::{CalendarError, KEY_CLAIM};
 use eshop_domain::cart::CartError;
+use eshop_domain::category::{CategoryError, SLUG_CLAIM};
 use eshop_domain::movie::MovieError;
 use eshop_domain::order::OrderError;
 use eshop_domain::product::ProductError;
@@ -391,6 +392,27 @@ impl From<CalendarError> for ApiError {
     }
 }
 
+impl From<CategoryError> for ApiError {
+    fn from(error: CategoryError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CategoryError::NotFound => Self::NotFound("category"),
+            CategoryError::AlreadyExists => Self::Conflict {
+                code: "already_exists",
+                detail,
+            },
+            CategoryError::Cycle => Self::Unprocessable {
+                code: "category_cycle",
+                detail,
+            },
+            CategoryError::InUse { .. } => Self::Conflict {
+                code: "category_in_use",
+                detail,
+            },
+        }
+    }
+}
+
 impl From<OrderError> for ApiError {
     fn from(error: OrderError) -> Self {
         let detail = error.to_string();
@@ -493,6 +515,13 @@ where
                         }
                     }
                     USERNAME_CLAIM => "username_taken",
+                    SLUG_CLAIM => {
+                        return Self::Conflict {
+                            code: "category_slug_taken",
+                            detail: "a category with this slug already stands under this parent"
+                                .into(),
+                        }
+                    }
                     _ => "already_taken",
                 };
                 Self::Conflict {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod catalog;
+pub mod categories;
 pub mod contract;
 pub mod health;
 pub mod metrics;

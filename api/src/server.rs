@@ -22,6 +22,7 @@ use eshop_infra::nats::{self, EventSubjects};
 use eshop_infra::personal_data::SealingKey;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::calendar::PgCalendar;
+use eshop_infra::read_models::categories::PgCategories;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::movies::PgMovies;
 use eshop_infra::read_models::orders::PgOrders;
@@ -82,6 +83,7 @@ pub fn router_with(state: AppState, http: &HttpSettings) -> Router {
         .merge(routes::tasks::router())
         .merge(routes::schedules::router())
         .merge(routes::calendar::router())
+        .merge(routes::categories::router())
         .merge(routes::contract::router())
         .merge(routes::movies::router().layer(DefaultBodyLimit::max(
             routes::movie_import::MAX_UPLOAD_BYTES,
@@ -227,6 +229,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         movies: PgMovies::new(pool.clone()),
         profile_sql: config.movies.profile_sql,
         calendar: PgCalendar::new(pool.clone()).waiting_on(waits.clone()),
+        categories: PgCategories::new(pool.clone()).waiting_on(waits.clone()),
         bus,
         idempotency: Arc::new(Idempotency::new(PgIdempotencyRecords::new(pool.clone()))),
         tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl()),

@@ -20,6 +20,7 @@ use eshop_infra::projector::report;
 pub use eshop_infra::projector::ProjectionReport;
 use eshop_infra::rate_limit::RateLimiter;
 use eshop_infra::read_models::calendar::PgCalendar;
+use eshop_infra::read_models::categories::PgCategories;
 use eshop_infra::read_models::documents::PgDocuments;
 use eshop_infra::read_models::movies::PgMovies;
 use eshop_infra::read_models::orders::PgOrders;
@@ -91,6 +92,8 @@ pub struct Services {
     pub profile_sql: bool,
     /// The economic calendar's entries.
     pub calendar: PgCalendar,
+    /// The category tree.
+    pub categories: PgCategories,
     /// The use cases of buying: purchases, orders, checkout, cancellation.
     pub ordering: Orders<PgEventStore, SimulatedGateway>,
     /// The process manager those orders run through (also driven by the order worker).

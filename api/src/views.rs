@@ -9,6 +9,7 @@ use eshop_domain::product::Product;
 use eshop_domain::user::User;
 use eshop_domain::values::Role;
 pub use eshop_infra::tasks::TaskRecord;
+use eshop_projections::category::{CategoryTree, Crumb};
 use eshop_projections::product::ProductRecord;
 use eshop_projections::user::UserRecord;
 
@@ -85,6 +86,14 @@ pub struct ProductView {
     pub price_cents: i64,
     pub stock: i64,
     pub category: String,
+    /// The category tree's node the product is filed under (absent: stored before the tree,
+    /// filed by `category`'s slug at the top level, see `category_ref`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<Uuid>,
+    /// The category as breadcrumbs, from the top level down (reads only; absent when the
+    /// product's category is not in the tree).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_ref: Option<CategoryRef>,
     pub removed: bool,
     pub version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,11 +123,46 @@ impl ProductView {
             price_cents: product.price_cents,
             stock: product.stock,
             category: product.category.clone(),
+            category_id: product.category_id,
+            category_ref: None,
             removed: product.removed,
             version,
             created_at: None,
             updated_at: None,
             ratings: None,
+        }
+    }
+}
+
+/// A product's category: `{id, name, path: [{id, name, slug}]}`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CategoryRef {
+    pub id: Uuid,
+    pub name: String,
+    pub path: Vec<Crumb>,
+}
+
+impl ProductView {
+    /// A product read from the catalog, with its category's breadcrumbs from `tree`.
+    pub fn filed(record: ProductRecord, tree: &CategoryTree) -> Self {
+        let filed_under = record
+            .category_id
+            .filter(|id| tree.get(*id).is_some())
+            .or_else(|| {
+                let slug = record.category_slug.as_deref()?;
+                tree.top_level(slug).map(|top| top.id)
+            });
+        let category_ref = filed_under.and_then(|id| {
+            let record = tree.get(id)?;
+            Some(CategoryRef {
+                id,
+                name: record.name.clone(),
+                path: tree.path(id),
+            })
+        });
+        Self {
+            category_ref,
+            ..Self::from(record)
         }
     }
 }
@@ -135,6 +179,8 @@ impl From<ProductRecord> for ProductView {
             price_cents: record.price_cents,
             stock: record.stock,
             category: record.category,
+            category_id: record.category_id,
+            category_ref: None,
             removed: record.removed,
             version: record.version,
             created_at: record.created_at,

@@ -70,8 +70,18 @@ pub fn name(raw: &str) -> Result<String, InvalidValue> {
     bounded_text(raw, 1, 100)
 }
 
+/// Where the ids of top-level categories made from a product's free-text category come from.
+const TOP_LEVEL_NAMESPACE: Uuid = Uuid::from_u128(0x6b1c_52a0_4f0e_4d8e_9a3d_2c61_0e7f_c47a);
+
+/// The id of the top-level category a free-text category names (`Science Fiction` →
+/// `science-fiction`): derived from the slug, so every writer that files a product by text
+/// meets on the same category, however many run at once.
+pub fn top_level_id(slug: &Slug) -> Uuid {
+    Uuid::new_v5(&TOP_LEVEL_NAMESPACE, slug.as_str().as_bytes())
+}
+
 /// The claimed value of a slug under a parent (none: the top level).
-fn sibling_key(parent: Option<Uuid>, slug: &str) -> String {
+pub fn sibling_key(parent: Option<Uuid>, slug: &str) -> String {
     format!(
         "{}/{slug}",
         parent.map(|id| id.to_string()).unwrap_or_default()

@@ -56,6 +56,8 @@ pub struct NewProduct {
     pub price: Price,
     pub stock: Quantity,
     pub category: Text,
+    /// The node of the category tree the product is filed under (see `category`).
+    pub category_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,6 +67,7 @@ pub struct ProductChanges {
     pub published_date: Option<NaiveDate>,
     pub description: Option<Text>,
     pub category: Option<Text>,
+    pub category_id: Option<Uuid>,
     pub price: Option<Price>,
 }
 
@@ -81,6 +84,9 @@ pub struct DetailsChanged {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The category tree's node (absent from events stored before the tree existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<Uuid>,
 }
 
 impl DetailsChanged {
@@ -103,6 +109,10 @@ pub enum ProductEvent {
         price_cents: i64,
         stock: i64,
         category: String,
+        /// The category tree's node; absent from events stored before the tree existed, whose
+        /// free-text `category` names a top-level category by slug.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category_id: Option<Uuid>,
     },
     ProductDetailsUpdated(DetailsChanged),
     ProductPriceChanged {
@@ -177,6 +187,8 @@ pub struct Product {
     pub price_cents: i64,
     pub stock: i64,
     pub category: String,
+    #[serde(default)]
+    pub category_id: Option<Uuid>,
     /// Every order that ever reserved this product, so that each reserves at most once.
     #[serde(default)]
     pub reservations: BTreeMap<Uuid, Reservation>,
@@ -210,6 +222,7 @@ impl Product {
                     price_cents: new.price.cents(),
                     stock: new.stock.units(),
                     category: new.category.into_inner(),
+                    category_id: new.category_id,
                 }])
             }
             ProductCommand::Update(changes) => {
@@ -287,6 +300,9 @@ impl Product {
                 .filter(|date| Some(*date) != self.published_date),
             description: changed(changes.description, &self.description),
             category: changed(changes.category, &self.category),
+            category_id: changes
+                .category_id
+                .filter(|id| Some(*id) != self.category_id),
         };
         let mut events = Vec::new();
         if !details.is_empty() {
@@ -330,6 +346,7 @@ impl Aggregate for Product {
                 price_cents,
                 stock,
                 category,
+                category_id,
             } => {
                 self.added = true;
                 self.title = title;
@@ -339,6 +356,7 @@ impl Aggregate for Product {
                 self.price_cents = price_cents;
                 self.stock = stock;
                 self.category = category;
+                self.category_id = category_id;
             }
             ProductEvent::ProductDetailsUpdated(details) => {
                 if let Some(title) = details.title {
@@ -355,6 +373,9 @@ impl Aggregate for Product {
                 }
                 if let Some(category) = details.category {
                     self.category = category;
+                }
+                if let Some(category_id) = details.category_id {
+                    self.category_id = Some(category_id);
                 }
             }
             ProductEvent::ProductPriceChanged { price_cents, .. } => self.price_cents = price_cents,

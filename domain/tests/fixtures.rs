@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use eshop_domain::upcasting::{Upcaster, Upcasters};
-use eshop_domain::{calendar, cart, order, payment, product, review, user, wishlist};
+use eshop_domain::{calendar, cart, category, order, payment, product, review, user, wishlist};
 
 #[derive(serde::Deserialize)]
 struct Fixture {
@@ -108,6 +108,7 @@ fn every_event_types_stored_form_loads_into_the_current_type() {
         calendar::EVENT_VERSION,
         &upcasters,
     );
+    check_aggregate::<category::CategoryEvent>("category", category::EVENT_VERSION, &upcasters);
 }
 
 #[test]

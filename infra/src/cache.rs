@@ -77,6 +77,7 @@ impl Cache {
             Entry::Genres => format!("{}gen:genres", self.prefix),
             Entry::CalendarEvent(id) => format!("{}gen:calendar:{id}", self.prefix),
             Entry::CalendarList(_) => format!("{}gen:calendar_lists", self.prefix),
+            Entry::Categories => format!("{}gen:categories", self.prefix),
         }
     }
 
@@ -99,6 +100,7 @@ impl Cache {
                 let digest = eshop_commands::digest::sha256_hex(&[query.as_bytes()]);
                 format!("{}calendar_list:{digest}", self.prefix)
             }
+            Entry::Categories => format!("{}categories", self.prefix),
         }
     }
 
@@ -265,6 +267,14 @@ impl Cache {
                     Entry::MovieList(String::new())
                 }
                 Entry::Genres => Entry::Genres,
+                // Product views show breadcrumbs: every entry goes.
+                Entry::Categories => {
+                    let key = self.epoch_key();
+                    if !generations.contains(&key) {
+                        generations.push(key);
+                    }
+                    Entry::Categories
+                }
             };
             for key in [self.generation_key(entry), self.generation_key(&list)] {
                 if !generations.contains(&key) {

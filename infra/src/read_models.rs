@@ -5,6 +5,7 @@
 //! and `registry::shop` lists the ones this shop keeps.
 
 pub mod calendar;
+pub mod categories;
 pub mod documents;
 pub mod movies;
 pub mod orders;

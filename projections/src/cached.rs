@@ -19,4 +19,7 @@ pub enum Entry {
     CalendarEvent(Uuid),
     /// A calendar list page, named by its canonical query.
     CalendarList(String),
+    /// Whatever shows the category tree: product views carry breadcrumbs, so a change to any
+    /// category drops every cached entry (categories change rarely).
+    Categories,
 }

@@ -3,6 +3,7 @@
 
 pub mod cached;
 pub mod calendar;
+pub mod category;
 pub mod envelope;
 pub mod movie;
 pub mod order;

@@ -17,6 +17,14 @@ pub struct ProductRecord {
     pub price_cents: i64,
     pub stock: i64,
     pub category: String,
+    /// The category tree's node the product is filed under; none for products stored before
+    /// the tree existed, which `category_slug` files under a top-level category.
+    #[serde(default)]
+    pub category_id: Option<Uuid>,
+    /// The slug the free-text `category` maps to: the top-level category a product without
+    /// `category_id` appears under (the projection rule that spares stored events a rewrite).
+    #[serde(default)]
+    pub category_slug: Option<String>,
     pub removed: bool,
     pub version: u64,
     /// When it was added and last changed (absent in rows written before they were kept).
@@ -35,6 +43,12 @@ impl ProductRecord {
     pub fn display_name(&self) -> String {
         format!("{} by {}", self.title, self.author)
     }
+}
+
+/// The top-level category slug a free-text category names (`Science Fiction` →
+/// `science-fiction`).
+pub fn category_slug(category: &str) -> Option<String> {
+    eshop_domain::category::Slug::from_name(category).map(|slug| slug.as_str().to_string())
 }
 
 /// The record after `event`, or `None` when the event was already applied.
@@ -57,6 +71,7 @@ pub fn apply(
                 price_cents,
                 stock,
                 category,
+                category_id,
             },
         ) => {
             let id = event
@@ -71,7 +86,9 @@ pub fn apply(
                 description,
                 price_cents,
                 stock,
+                category_slug: category_slug(&category),
                 category,
+                category_id,
                 removed: false,
                 version: 0,
                 created_at: Some(event.recorded_at),
@@ -100,7 +117,11 @@ pub fn apply(
                         row.description = description;
                     }
                     if let Some(category) = details.category {
+                        row.category_slug = category_slug(&category);
                         row.category = category;
+                    }
+                    if let Some(category_id) = details.category_id {
+                        row.category_id = Some(category_id);
                     }
                 }
                 ProductEvent::ProductPriceChanged { price_cents, .. } => {
@@ -169,7 +190,28 @@ mod tests {
             price_cents: 1999,
             stock: 10,
             category: "sf".into(),
+            category_id: None,
         }
+    }
+
+    #[test]
+    fn a_product_without_a_category_id_is_filed_by_its_free_text_category() {
+        let mut old = relayed(1, added());
+        old.payload = json!({"type": "ProductAdded", "data": {"title": "Dune",
+            "author": "Frank Herbert", "published_date": "1965-08-01", "description": "",
+            "price_cents": 1999, "stock": 10, "category": "Science Fiction"}});
+        let row = apply(None, &old).expect("applies").expect("changed");
+        assert_eq!(row.category_id, None);
+        assert_eq!(row.category_slug.as_deref(), Some("science-fiction"));
+        let shelf = Uuid::from_u128(9);
+        let filed = ProductEvent::ProductDetailsUpdated(eshop_domain::product::DetailsChanged {
+            category_id: Some(shelf),
+            ..Default::default()
+        });
+        let row = apply(Some(&row), &relayed(2, filed))
+            .expect("applies")
+            .expect("changed");
+        assert_eq!(row.category_id, Some(shelf));
     }
 
     #[test]

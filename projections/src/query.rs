@@ -120,6 +120,17 @@ pub struct ProductFilter {
     pub max_price_cents: Option<i64>,
     pub in_stock: Option<bool>,
     pub search: Option<String>,
+    /// `category_id=`: a category and its descendants, resolved from the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_categories: Option<CategoryScope>,
+}
+
+/// A category with every descendant (`ids`), and the slugs of those at the top level (which
+/// also hold the products stored before the tree, filed by their free-text category).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CategoryScope {
+    pub ids: Vec<Uuid>,
+    pub top_level_slugs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

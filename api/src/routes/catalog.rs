@@ -10,8 +10,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use eshop_projections::cached::Entry;
+use eshop_projections::category::CategoryTree;
 use eshop_projections::query::{
-    Cursor, Ordering, Page, ProductFilter, ProductQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    CategoryScope, Cursor, Ordering, Page, ProductFilter, ProductQuery, DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
 };
 
 use eshop_projections::search::{FacetRequest, SearchFilter, SearchRequest};
@@ -72,12 +74,14 @@ pub async fn show(
         min_version = min_version.max(current);
     }
     let products = &state.products;
+    let categories = &state.categories;
     let cached = state
         .cache
         .get_or_load(Entry::Product(id), || async {
             match products.get(id).await? {
                 Some(record) if !record.removed => {
-                    encode_product(&ProductView::from(record)).map(Some)
+                    let tree = categories.shape().await?;
+                    encode_product(&ProductView::filed(record, &tree)).map(Some)
                 }
                 _ => Ok::<_, ApiError>(None),
             }
@@ -101,7 +105,8 @@ pub async fn show(
         .await?
     {
         Some(record) if !record.removed => {
-            let view = ProductView::from(record);
+            let tree = state.categories.shape().await?;
+            let view = ProductView::filed(record, &tree);
             let version = view.version;
             Ok(json_bytes(
                 encode_product(&view)?.split_off(8),
@@ -122,6 +127,7 @@ pub struct ListParams {
     published_after: Option<String>,
     published_before: Option<String>,
     category: Option<String>,
+    category_id: Option<String>,
     min_price_cents: Option<String>,
     max_price_cents: Option<String>,
     in_stock: Option<String>,
@@ -158,8 +164,32 @@ fn parsed<T: std::str::FromStr>(
     .transpose()
 }
 
-fn to_query(params: ListParams) -> Result<ProductQuery, ApiError> {
+/// `tree` is needed (and read) only with `category_id`.
+fn to_query(params: ListParams, tree: Option<&CategoryTree>) -> Result<ProductQuery, ApiError> {
+    let empty = CategoryTree::default();
+    let tree = tree.unwrap_or(&empty);
     let mut fields = Fields::default();
+    let category_id = fields
+        .check(
+            "category_id",
+            parsed::<uuid::Uuid>(params.category_id, "a category id"),
+        )
+        .flatten();
+    // The category and every descendant; the top-level ones also hold the products stored
+    // before the tree (filed by their free-text category's slug). An unknown id: no product.
+    let in_categories = category_id.map(|id| {
+        let ids = tree.subtree(id);
+        let top_level_slugs = ids
+            .iter()
+            .filter_map(|id| tree.get(*id))
+            .filter(|record| record.parent.is_none())
+            .map(|record| record.slug.clone())
+            .collect();
+        CategoryScope {
+            ids,
+            top_level_slugs,
+        }
+    });
     let filter = ProductFilter {
         title: fields.check("title", text(params.title)).flatten(),
         author: fields.check("author", text(params.author)).flatten(),
@@ -198,6 +228,7 @@ fn to_query(params: ListParams) -> Result<ProductQuery, ApiError> {
             .check("in_stock", parsed::<bool>(params.in_stock, "true or false"))
             .flatten(),
         search: fields.check("search", text(params.search)).flatten(),
+        in_categories,
     };
     let has_search = filter.search.is_some();
     let ordering = match params.ordering {
@@ -249,11 +280,16 @@ fn to_query(params: ListParams) -> Result<ProductQuery, ApiError> {
 
 /// A search ranked by relevance (the default with `search`) is answered by this process's
 /// search index, with every filter; other orderings of a search are answered by Postgres.
-fn from_search_index(state: &AppState, query: &ProductQuery) -> Result<Option<Bytes>, ApiError> {
+fn from_search_index(
+    state: &AppState,
+    query: &ProductQuery,
+    tree: &CategoryTree,
+) -> Result<Option<Bytes>, ApiError> {
     let (Some(text), Some(search)) = (&query.filter.search, &state.search) else {
         return Ok(None);
     };
-    if query.ordering != Ordering::default_for(true) {
+    // The index knows no category tree: a category scope is answered by Postgres.
+    if query.ordering != Ordering::default_for(true) || query.filter.in_categories.is_some() {
         return Ok(None);
     }
     let request = SearchRequest {
@@ -268,7 +304,7 @@ fn from_search_index(state: &AppState, query: &ProductQuery) -> Result<Option<By
         items: page
             .hits
             .into_iter()
-            .map(|hit| ProductView::from(hit.record))
+            .map(|hit| ProductView::filed(hit.record, tree))
             .collect::<Vec<_>>(),
         next_cursor: page.next_cursor,
         total: query
@@ -284,20 +320,37 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
-    let query = to_query(params)?;
-    if let Some(page) = from_search_index(&state, &query)? {
-        return Ok(json_bytes(page, None));
+    // The tree's shape, for a category scope; otherwise read only to show breadcrumbs on
+    // what the cache does not hold.
+    let tree = match params.category_id.is_some() {
+        true => Some(state.categories.shape().await?),
+        false => None,
+    };
+    let query = to_query(params, tree.as_ref())?;
+    if query.filter.search.is_some() {
+        let tree = match &tree {
+            Some(tree) => tree.clone(),
+            None => state.categories.shape().await?,
+        };
+        if let Some(page) = from_search_index(&state, &query, &tree)? {
+            return Ok(json_bytes(page, None));
+        }
     }
+    let categories = &state.categories;
     let products = &state.products;
     let page = state
         .cache
         .get_or_load(Entry::ProductList(query.cache_key()), || async {
             let page = products.list(&query).await?;
+            let tree = match tree {
+                Some(tree) => tree,
+                None => categories.shape().await?,
+            };
             let page = Page {
                 items: page
                     .items
                     .into_iter()
-                    .map(ProductView::from)
+                    .map(|record| ProductView::filed(record, &tree))
                     .collect::<Vec<_>>(),
                 next_cursor: page.next_cursor,
                 total: page.total,

@@ -16,7 +16,7 @@ use crate::auth::{AdminUser, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{JsonBody, RequestMeta};
-use crate::routes::{catalog, parse_id};
+use crate::routes::{catalog, categories, parse_id};
 use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::ProductView;
@@ -98,7 +98,13 @@ pub struct AddRequest {
     pub description: String,
     pub price_cents: i64,
     pub stock: i64,
+    /// Free text; names a top-level category by slug (created if missing) unless `category_id`
+    /// is given. May be left out with `category_id` (the category's name is used).
+    #[serde(default)]
     pub category: String,
+    /// The category tree's node to file the product under.
+    #[serde(default)]
+    pub category_id: Option<Uuid>,
 }
 
 /// The command that adds the product, or 422 naming every invalid field.
@@ -139,6 +145,7 @@ pub fn add_command(body: &AddRequest) -> Result<ProductCommand, ApiError> {
         price,
         stock,
         category,
+        category_id: body.category_id,
     }))
 }
 
@@ -146,9 +153,32 @@ async fn add(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     meta: RequestMeta,
-    JsonBody { value: body, raw }: JsonBody<AddRequest>,
+    JsonBody {
+        value: mut body,
+        raw,
+    }: JsonBody<AddRequest>,
 ) -> Result<Response, ApiError> {
-    let command = add_command(&body)?;
+    if body.category.trim().is_empty() && body.category_id.is_none() {
+        // Validated as before: the text is required without a category id.
+        add_command(&body)?;
+    }
+    let filed = categories::file_product(
+        &state,
+        admin.actor(),
+        &meta.request_id,
+        body.category_id,
+        &body.category,
+    )
+    .await?;
+    if body.category.trim().is_empty() {
+        if let Some((_, name)) = &filed {
+            body.category = name.clone();
+        }
+    }
+    let mut command = add_command(&body)?;
+    if let ProductCommand::Add(new) = &mut command {
+        new.category_id = filed.map(|(id, _)| id);
+    }
     run(&state, &meta, &admin, Target::New, &raw, command).await
 }
 
@@ -160,6 +190,8 @@ pub(crate) struct UpdateRequest {
     published_date: Option<String>,
     description: Option<String>,
     category: Option<String>,
+    /// Moves the product to this node of the category tree.
+    category_id: Option<Uuid>,
     price_cents: Option<i64>,
 }
 
@@ -207,12 +239,37 @@ async fn update(
     else {
         return Err(fields.into_error());
     };
+    // A new free-text category files the product under its top-level category (created if
+    // missing); a category id files it there (the text becomes the category's name unless given).
+    let mut category = category;
+    let mut category_id = None;
+    if body.category_id.is_some() || category.is_some() {
+        let text = category.clone().map(Text::into_inner).unwrap_or_default();
+        if let Some((id, name)) = categories::file_product(
+            &state,
+            admin.actor(),
+            &meta.request_id,
+            body.category_id,
+            &text,
+        )
+        .await?
+        {
+            category_id = Some(id);
+            if category.is_none() {
+                category = Some(
+                    Text::category(&name)
+                        .map_err(|invalid| ApiError::field("category", invalid.0))?,
+                );
+            }
+        }
+    }
     let command = ProductCommand::Update(ProductChanges {
         title,
         author,
         published_date,
         description,
         category,
+        category_id,
         price,
     });
     run(&state, &meta, &admin, Target::Existing(id), &raw, command).await

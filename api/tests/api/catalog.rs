@@ -386,6 +386,7 @@ async fn admins_see_the_projections() {
             "reviews",
             "movies",
             "calendar_events",
+            "categories",
             // Each process's own search index.
             "search",
         ]

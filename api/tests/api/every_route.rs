@@ -100,6 +100,11 @@ pub const EVERY_ROUTE: &[(&str, &str)] = &[
     ("PATCH", "/api/calendar/events/{id}"),
     ("DELETE", "/api/calendar/events/{id}"),
     ("POST", "/api/admin/imports/calendar"),
+    ("GET", "/api/categories"),
+    ("POST", "/api/categories"),
+    ("GET", "/api/categories/{id}"),
+    ("PATCH", "/api/categories/{id}"),
+    ("DELETE", "/api/categories/{id}"),
 ];
 
 pub fn method(name: &str) -> Method {

@@ -10,6 +10,7 @@ mod bad_input;
 mod browser;
 mod calendar;
 mod catalog;
+mod categories;
 mod concurrency;
 mod console;
 mod consumers;

@@ -18,6 +18,7 @@ fn new_book() -> NewProduct {
         price: Price::parse(1999).expect("valid"),
         stock: Quantity::stock(10).expect("valid"),
         category: Text::category("science-fiction").expect("valid"),
+        category_id: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn added() -> ProductEvent {
         price_cents: 1999,
         stock: 10,
         category: "science-fiction".into(),
+        category_id: None,
     }
 }
 
@@ -240,4 +242,70 @@ fn a_removed_product_cannot_be_reserved() {
         .given(vec![added(), ProductEvent::ProductRemoved])
         .when(reserve(1, 1))
         .then_expect_error(ProductError::NotFound);
+}
+
+fn added_under(category_id: Option<Uuid>) -> ProductEvent {
+    match added() {
+        ProductEvent::ProductAdded {
+            title,
+            author,
+            published_date,
+            description,
+            price_cents,
+            stock,
+            category,
+            ..
+        } => ProductEvent::ProductAdded {
+            title,
+            author,
+            published_date,
+            description,
+            price_cents,
+            stock,
+            category,
+            category_id,
+        },
+        other => other,
+    }
+}
+
+#[test]
+fn a_product_is_filed_under_a_category_and_moves_to_another() {
+    let shelf = Uuid::from_u128(7);
+    let other = Uuid::from_u128(8);
+    ProductTest::with(())
+        .given_no_previous_events()
+        .when(ProductCommand::Add(NewProduct {
+            category_id: Some(shelf),
+            ..new_book()
+        }))
+        .then_expect_events(vec![added_under(Some(shelf))]);
+    ProductTest::with(())
+        .given(vec![added_under(Some(shelf))])
+        .when(ProductCommand::Update(ProductChanges {
+            category_id: Some(other),
+            ..ProductChanges::default()
+        }))
+        .then_expect_events(vec![ProductEvent::ProductDetailsUpdated(DetailsChanged {
+            category_id: Some(other),
+            ..DetailsChanged::default()
+        })]);
+    ProductTest::with(())
+        .given(vec![added_under(Some(shelf))])
+        .when(ProductCommand::Update(ProductChanges {
+            category_id: Some(shelf),
+            ..ProductChanges::default()
+        }))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn events_stored_before_the_category_tree_load_without_a_category_id() {
+    let stored = serde_json::json!({"type": "ProductAdded", "data": {"title": "Dune",
+        "author": "Frank Herbert", "published_date": "1965-08-01", "description": "Spice.",
+        "price_cents": 1999, "stock": 10, "category": "science-fiction"}});
+    let event: ProductEvent = serde_json::from_value(stored.clone()).expect("loads");
+    assert_eq!(event, added_under(None));
+    // And it is stored the same way again: no category_id appears.
+    assert_eq!(serde_json::to_value(&event).expect("json"), stored);
 }

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use eshop_domain::calendar::CalendarEvent;
 use eshop_domain::cart::Cart;
+use eshop_domain::category::Category;
 use eshop_domain::order::Order;
 use eshop_domain::payment::Payment;
 use eshop_domain::product::Product;
@@ -76,6 +77,7 @@ pub async fn state_as_of(
         Wishlist::TYPE => rebuild.run::<Wishlist>().await,
         Review::TYPE => rebuild.run::<Review>().await,
         CalendarEvent::TYPE => rebuild.run::<CalendarEvent>().await,
+        Category::TYPE => rebuild.run::<Category>().await,
         _ => Ok(None),
     }
 }

@@ -11,7 +11,7 @@ use eshop_projections::ReadModel;
 use super::progress::VersionWaits;
 use super::{version_column, Table};
 
-const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, removed, version, created_at, updated_at";
+const COLUMNS: &str = "id, title, author, published_date, description, price_cents, stock, category, category_id, category_slug, removed, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -23,6 +23,8 @@ struct Row {
     price_cents: i64,
     stock: i64,
     category: String,
+    category_id: Option<Uuid>,
+    category_slug: Option<String>,
     removed: bool,
     version: i64,
     created_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -45,7 +47,8 @@ const RATINGS: &str = "CROSS JOIN LATERAL (SELECT count(*) AS rating_count, roun
 /// The product columns the catalog reads: the row and its reviews' figures (with `RATINGS`).
 const READ_COLUMNS: &str =
     "products.id, products.title, products.author, products.published_date, products.description,
-    products.price_cents, products.stock, products.category, products.removed, products.version,
+    products.price_cents, products.stock, products.category, products.category_id,
+    products.category_slug, products.removed, products.version,
     products.created_at, products.updated_at, ratings.rating_count, ratings.rating_average";
 
 #[derive(sqlx::FromRow)]
@@ -84,6 +87,8 @@ fn into_record(row: Row) -> ProductRecord {
         price_cents: row.price_cents,
         stock: row.stock,
         category: row.category,
+        category_id: row.category_id,
+        category_slug: row.category_slug,
         removed: row.removed,
         version: u64::try_from(row.version).unwrap_or_default(),
         created_at: row.created_at,
@@ -116,13 +121,14 @@ impl Table for ProductRecord {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, removed, version, created_at, updated_at)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bool[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
+            "INSERT INTO products (id, title, author, published_date, description, price_cents, stock, category, removed, version, created_at, updated_at, category_id, category_slug)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bool[], $10::bigint[], $11::timestamptz[], $12::timestamptz[], $13::uuid[], $14::text[])
              ON CONFLICT (id) DO UPDATE SET
                  title = EXCLUDED.title, author = EXCLUDED.author,
                  published_date = EXCLUDED.published_date, description = EXCLUDED.description,
                  price_cents = EXCLUDED.price_cents, stock = EXCLUDED.stock,
                  category = EXCLUDED.category, removed = EXCLUDED.removed, version = EXCLUDED.version,
+                 category_id = EXCLUDED.category_id, category_slug = EXCLUDED.category_slug,
                  created_at = coalesce(products.created_at, EXCLUDED.created_at),
                  updated_at = EXCLUDED.updated_at
              WHERE products.version < EXCLUDED.version",
@@ -139,6 +145,8 @@ impl Table for ProductRecord {
         .bind(rows.iter().map(|r| version_column(r.version)).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.category_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.category_slug.clone()).collect::<Vec<_>>())
         .execute(connection)
         .await?;
         Ok(())
@@ -270,6 +278,16 @@ impl PgProducts {
         }
         if let Some(category) = &filter.category {
             builder.push(" AND category = ").push_bind(category.clone());
+        }
+        if let Some(scope) = &filter.in_categories {
+            // The categories' own products, and those stored before the tree that their
+            // free-text category files under one of the scope's top-level categories.
+            builder
+                .push(" AND (category_id = ANY(")
+                .push_bind(scope.ids.clone())
+                .push(") OR (category_id IS NULL AND category_slug = ANY(")
+                .push_bind(scope.top_level_slugs.clone())
+                .push(")))");
         }
         if let Some(min) = filter.min_price_cents {
             builder.push(" AND price_cents >= ").push_bind(min);

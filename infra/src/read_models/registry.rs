@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use eshop_projections::calendar::CalendarRecord;
+use eshop_projections::category::CategoryRecord;
 use eshop_projections::movie::MovieRecord;
 use eshop_projections::order::OrderRecord;
 use eshop_projections::payment::PaymentRecord;
@@ -110,4 +111,5 @@ pub fn shop() -> ReadModels {
         .with::<ReviewRecord>()
         .with::<MovieRecord>()
         .with::<CalendarRecord>()
+        .with::<CategoryRecord>()
 }

@@ -15,6 +15,7 @@ use eshop_infra::audit::verify::Verification;
 use eshop_infra::mail::outbox::MailRecord;
 use eshop_infra::projector::ProjectionReport;
 use eshop_infra::scheduler::RunRecord;
+use eshop_projections::category::CategoryNode;
 use eshop_projections::movie::query::{
     GenreCount, MovieCard, MovieDetail, MoviePage, RatingView, TagView,
 };
@@ -25,8 +26,9 @@ use eshop_projections::RelayedEvent;
 use super::{Access, Spec};
 use crate::background::tasks::SalesReportInput;
 use crate::routes::{
-    admin, audit, auth, calendar as calendar_routes, catalog, movies as movie_routes, orders,
-    products, schedules, search, shopping, tasks as task_routes, users, PageParams,
+    admin, audit, auth, calendar as calendar_routes, catalog, categories as category_routes,
+    movies as movie_routes, orders, products, schedules, search, shopping, tasks as task_routes,
+    users, PageParams,
 };
 use crate::views::{Page, ProductView, TaskView, UserView};
 
@@ -36,6 +38,7 @@ pub fn describe(spec: &mut Spec) {
     catalog(spec);
     movies(spec);
     calendar(spec);
+    categories(spec);
     shopping(spec);
     ordering(spec);
     tasks(spec);
@@ -503,6 +506,48 @@ fn calendar(spec: &mut Spec) {
     )
     .problems(&[422])
     .add();
+}
+
+fn categories(spec: &mut Spec) {
+    spec.route(
+        "GET",
+        "/api/categories",
+        "The category tree, with each node's path and product count",
+    )
+    .answer::<Vec<CategoryNode>>(
+        200,
+        "Every top-level category with its subtree; `products` counts the descendants' too.",
+    )
+    .add();
+    spec.route("POST", "/api/categories", "Add a category")
+        .access(Access::Admin)
+        .body::<category_routes::CreateRequest>()
+        .answer::<category_routes::CategoryView>(201, "The category.")
+        .problems(&[409, 422])
+        .add();
+    spec.route(
+        "GET",
+        "/api/categories/{id}",
+        "One category with its subtree",
+    )
+    .query::<category_routes::DetailParams>()
+    .answer::<CategoryNode>(
+        200,
+        "The category, its path, its subtree and product count.",
+    )
+    .problems(&[404])
+    .add();
+    spec.route("PATCH", "/api/categories/{id}", "Rename or move a category")
+        .access(Access::Admin)
+        .body::<category_routes::ChangeRequest>()
+        .answer::<category_routes::CategoryView>(200, "The category after the change.")
+        .problems(&[404, 409, 422])
+        .add();
+    spec.route("DELETE", "/api/categories/{id}", "Delete an empty category")
+        .access(Access::Admin)
+        .answer::<category_routes::CategoryView>(200, "The category as it was.")
+        .problems(&[404, 409])
+        .add();
 }
 
 fn shopping(spec: &mut Spec) {

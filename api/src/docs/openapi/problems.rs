@@ -29,7 +29,7 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         ),
         (
             409,
-            "The change conflicts with the state: `email_taken`, `username_taken`, `already_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`, `not_rated` (removing a rating the caller never gave); an order that failed: `product_unavailable`, `payment_declined`, `order_failed`; or `conflict` (a concurrent change won; retry).",
+            "The change conflicts with the state: `email_taken`, `username_taken`, `already_taken`, `already_exists`, `already_active`, `out_of_stock`, `insufficient_balance`, `invalid_transition`, `no_reservation`, `user_deactivated`, `user_erased`, `builtin_schedule`, `not_rated` (removing a rating the caller never gave), `category_in_use` (deleting a category that has products or subcategories), `category_slug_taken` (a sibling has the slug); an order that failed: `product_unavailable`, `payment_declined`, `order_failed`; or `conflict` (a concurrent change won; retry).",
             &[
                 "email_taken",
                 "username_taken",
@@ -47,6 +47,8 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
                 "user_erased",
                 "builtin_schedule",
                 "not_rated",
+                "category_in_use",
+                "category_slug_taken",
                 "conflict",
             ],
         ),
@@ -63,7 +65,7 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
         ),
         (
             422,
-            "Invalid fields or parameters (`validation_failed`, each in `errors` as `{field, message}`), a reused `Idempotency-Key` with another body (`idempotency_key_reused`), or a rule of the domain: `cart_empty`, `cart_full`, `wishlist_full`, `stock_limit`, `balance_limit`; a calendar event whose key names another entry (`key_mismatch`); an import feed that is neither JSON nor CSV of events, or is empty (`invalid_feed`).",
+            "Invalid fields or parameters (`validation_failed`, each in `errors` as `{field, message}`), a reused `Idempotency-Key` with another body (`idempotency_key_reused`), or a rule of the domain: `cart_empty`, `cart_full`, `wishlist_full`, `stock_limit`, `balance_limit`; a calendar event whose key names another entry (`key_mismatch`); a category moved under itself or a descendant (`category_cycle`); an import feed that is neither JSON nor CSV of events, or is empty (`invalid_feed`).",
             &[
                 "validation_failed",
                 "idempotency_key_reused",
@@ -73,6 +75,7 @@ pub fn problem_codes() -> Vec<(u16, &'static str, &'static [&'static str])> {
                 "stock_limit",
                 "balance_limit",
                 "key_mismatch",
+                "category_cycle",
                 "invalid_feed",
             ],
         ),
