@@ -81,6 +81,7 @@ fn product(n: usize) -> ProductEvent {
         price_cents: 100 + ((n * 37) % 9900) as i64,
         stock: (n % 7) as i64,
         category: categories[n % 8].to_string(),
+        category_id: None,
     }
 }
 

@@ -88,6 +88,7 @@ async fn product(bus: &Bus, price_cents: i64, stock: i64) -> Uuid {
         price: Price::parse(price_cents).expect("valid"),
         stock: Quantity::stock(stock).expect("valid"),
         category: Text::category("books").expect("valid"),
+        category_id: None,
     };
     bus.execute::<Product>(&id.to_string(), ProductCommand::Add(new), &context(), None)
         .await

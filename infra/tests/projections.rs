@@ -95,6 +95,7 @@ fn added(title: &str) -> ProductEvent {
         price_cents: 1200,
         stock: 3,
         category: "science-fiction".into(),
+        category_id: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn added(title: &str, price_cents: i64) -> ProductEvent {
         price_cents,
         stock: 3,
         category: "science-fiction".into(),
+        category_id: None,
     }
 }
 

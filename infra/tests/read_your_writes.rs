@@ -103,6 +103,7 @@ async fn a_hundred_reads_waiting_for_a_version_cost_a_bounded_number_of_statemen
             price_cents: 1999,
             stock: 3,
             category: "science-fiction".into(),
+            category_id: None,
         },
     )
     .await;

@@ -137,7 +137,6 @@ async fn the_api_explorer_loads_in_a_browser_without_console_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the web pages"]
 async fn a_visitor_buys_with_the_wallet_and_sees_the_order_confirmed_live() {
     if !browser_ready() {
         return;
@@ -159,7 +158,6 @@ async fn a_visitor_buys_with_the_wallet_and_sees_the_order_confirmed_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the web pages"]
 async fn an_admin_watches_schedule_runs_and_task_progress_live() {
     if !browser_ready() {
         return;
@@ -181,7 +179,6 @@ async fn an_admin_watches_schedule_runs_and_task_progress_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the web pages"]
 async fn every_page_opens_without_console_errors() {
     if !browser_ready() {
         return;
