@@ -28,11 +28,6 @@ await scenario('console', async (t) => {
     for (const chart of ['#chart-requests', '#chart-purchases', '#chart-lag']) {
       await page.locator(chart).waitFor({ state: 'attached' });
     }
-    if (process.env.ESHOP_SCREENSHOTS === '1') {
-      // Let the live charts draw a few points for the README's picture.
-      await page.waitForTimeout(4_000);
-    }
-    await t.shot(page, 'admin-overview');
   });
 
   const name = `browser tidy-up ${Date.now().toString(36)}`;
@@ -104,4 +99,18 @@ await scenario('console', async (t) => {
     assert.equal(value, max, 'the progress bar is full');
     await t.shot(page, 'admin-tasks');
   });
+  if (process.env.ESHOP_SCREENSHOTS === '1') {
+    await t.step('the overview, its charts drawn under some reads (README picture)', async () => {
+      await open(page, '/admin');
+      // Ten catalog reads a second for eight seconds, so the requests chart has a shape.
+      const reads = [];
+      for (let i = 0; i < 80; i += 1) {
+        reads.push(new Promise((done) => setTimeout(done, i * 100))
+          .then(() => fetch(`${BASE_URL}/api/products?limit=5`)).then((r) => r.text()));
+      }
+      await Promise.all(reads);
+      await page.waitForTimeout(1_500);
+      await t.shot(page, 'admin-overview');
+    });
+  }
 });
