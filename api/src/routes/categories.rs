@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use eshop_commands::{Actor, CommandContext, CommandError};
+use eshop_commands::{Actor, CommandContext, CommandError, EventStore};
 use eshop_domain::category::{self, Category, CategoryCommand, CategoryError, Slug, SLUG_CLAIM};
 use eshop_projections::category::CategoryNode;
 
@@ -138,7 +138,6 @@ async fn run(
                 Some(id) => (id, false),
             };
             let mut view = None;
-            let count = commands.len();
             for (index, command) in commands.into_iter().enumerate() {
                 // A second command of one request gets an id of its own, derived from the first.
                 let context = match index {
@@ -164,7 +163,6 @@ async fn run(
                     version: executed.version,
                     ..executed.aggregate
                 });
-                debug_assert!(index < count);
             }
             let view = view.ok_or(ApiError::NotFound("category"))?;
             if created {
@@ -375,7 +373,10 @@ pub async fn file_product(
 /// The top-level category holding `slug`, if any.
 async fn holder(state: &AppState, slug: &Slug) -> Result<Option<(Uuid, String)>, ApiError> {
     let value = category::sibling_key(None, slug.as_str());
-    let Some(id) = eshop_infra::claims::holder(&state.pool, SLUG_CLAIM, &value)
+    let Some(id) = state
+        .bus
+        .store()
+        .claim_holder(SLUG_CLAIM, &value)
         .await?
         .and_then(|id| id.parse::<Uuid>().ok())
     else {
