@@ -85,7 +85,7 @@ impl Problem {
     fn unreadable(status: StatusCode) -> Self {
         Self {
             status: status.as_u16(),
-            code: "unavailable".into(),
+            code: "service_unavailable".into(),
             title: "The shop could not answer; try again in a moment.".into(),
             ..Self::default()
         }
