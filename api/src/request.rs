@@ -264,3 +264,14 @@ mod tests {
         assert_eq!(serde_error_to_field(&unknown).field, "admin");
     }
 }
+
+/// For a `PATCH` field that may be absent (kept), `null` (cleared) or set: with
+/// `#[serde(default, deserialize_with = "crate::request::some_or_null")]` on an
+/// `Option<Option<T>>`, absent is `None` and `null` is `Some(None)`.
+pub fn some_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

@@ -481,14 +481,6 @@ async fn create(
     .await
 }
 
-/// A field that may be absent (kept), `null` (cleared) or set.
-fn some_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 /// What `PATCH` may change: everything but the date, time and name, which identify the entry.
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -497,16 +489,16 @@ pub(crate) struct ReviseRequest {
     time_zone: Option<String>,
     country: Option<String>,
     importance: Option<String>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     #[schemars(with = "Option<String>")]
     actual: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     #[schemars(with = "Option<String>")]
     forecast: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     #[schemars(with = "Option<String>")]
     previous: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     #[schemars(with = "Option<String>")]
     source: Option<Option<String>>,
 }

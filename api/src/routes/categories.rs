@@ -230,14 +230,6 @@ async fn create(
     run(&state, &meta, &admin, None, &raw, vec![command]).await
 }
 
-/// A field that may be absent (kept), `null` (cleared) or set.
-fn some_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -245,7 +237,7 @@ pub(crate) struct ChangeRequest {
     name: Option<String>,
     slug: Option<String>,
     /// Moves the category: under this parent, or to the top level with `null`.
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     #[schemars(with = "Option<Uuid>")]
     parent_id: Option<Option<Uuid>>,
 }

@@ -30,14 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/schedules/{id}/runs", get(runs))
 }
 
-/// A field that may be absent (unchanged), `null` (cleared) or set.
-fn some_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 /// A job's parameters as the OpenAPI document shows them: an object of plain values (which
 /// ones depends on `job_kind`).
@@ -55,11 +47,11 @@ pub(crate) struct ScheduleBody {
     job_kind: Option<String>,
     #[schemars(schema_with = "job_params")]
     params: Option<Value>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     cron: Option<Option<String>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     every_seconds: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::request::some_or_null")]
     run_at: Option<Option<DateTime<Utc>>>,
     enabled: Option<bool>,
 }
