@@ -52,6 +52,9 @@ fn config(database_url: &str, namespace: &str) -> Config {
     }
     // For comparison: `BENCH_NO_WORKERS=1` runs no relay, projections or order worker.
     config.workers = std::env::var("BENCH_NO_WORKERS").is_err();
+    // For comparison with builds that had no search index: `BENCH_NO_SEARCH_INDEX=1` keeps none
+    // (every purchase changes its products' stock, which the index follows).
+    config.search.search_index = std::env::var("BENCH_NO_SEARCH_INDEX").is_err();
     config
 }
 
