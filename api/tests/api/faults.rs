@@ -94,7 +94,7 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 #[tokio::test]
-async fn while_redis_does_not_answer_reads_come_from_postgres_and_no_stale_entry_follows() {
+async fn while_redis_is_paused_or_killed_reads_come_from_postgres_and_no_stale_entry_follows() {
     let redis = redis_server(free_port());
     let app = spawn_app_with(|config| {
         config.redis_url = format!("redis://127.0.0.1:{}", redis.port);
@@ -154,6 +154,38 @@ async fn while_redis_does_not_answer_reads_come_from_postgres_and_no_stale_entry
     redis.signal("CONT");
     for _ in 0..20 {
         assert_eq!(read_title(None).await, "After the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Redis killed (SIGKILL: the port refuses connections), then a new one on the same port:
+    // reads and a change go on from Postgres meanwhile, and afterwards show the change.
+    let mut redis = redis;
+    let port = redis.port;
+    redis.kill();
+    let fallbacks_before = metric(
+        &app.get("/metrics", None).await.text().await.expect("text"),
+        "eshop_cache_fallbacks_total",
+    );
+    let changed = app
+        .patch(&path, Some(&admin), json!({"title": "While Redis was dead"}))
+        .await;
+    assert_eq!(changed.status(), 200);
+    let started = Instant::now();
+    assert_eq!(read_title(Some(3)).await, "While Redis was dead");
+    assert_eq!(read_title(None).await, "While Redis was dead");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "reads without Redis answer promptly: {:?}",
+        started.elapsed()
+    );
+    let text = app.get("/metrics", None).await.text().await.expect("text");
+    assert!(
+        metric(&text, "eshop_cache_fallbacks_total") > fallbacks_before,
+        "{text}"
+    );
+    let _redis = redis_server(port);
+    for _ in 0..20 {
+        assert_eq!(read_title(None).await, "While Redis was dead");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.shutdown().await;
