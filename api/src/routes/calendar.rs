@@ -481,7 +481,6 @@ async fn create(
     .await
 }
 
-
 /// What `PATCH` may change: everything but the date, time and name, which identify the entry.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

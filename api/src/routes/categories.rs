@@ -230,7 +230,6 @@ async fn create(
     run(&state, &meta, &admin, None, &raw, vec![command]).await
 }
 
-
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangeRequest {

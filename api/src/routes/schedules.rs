@@ -30,7 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/schedules/{id}/runs", get(runs))
 }
 
-
 /// A job's parameters as the OpenAPI document shows them: an object of plain values (which
 /// ones depends on `job_kind`).
 fn job_params(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

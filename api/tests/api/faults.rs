@@ -167,7 +167,11 @@ async fn while_redis_is_paused_or_killed_reads_come_from_postgres_and_no_stale_e
         "eshop_cache_fallbacks_total",
     );
     let changed = app
-        .patch(&path, Some(&admin), json!({"title": "While Redis was dead"}))
+        .patch(
+            &path,
+            Some(&admin),
+            json!({"title": "While Redis was dead"}),
+        )
         .await;
     assert_eq!(changed.status(), 200);
     let started = Instant::now();
