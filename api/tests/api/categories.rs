@@ -213,8 +213,10 @@ async fn admins_build_the_tree_and_its_rules_hold() {
         (&changed["name"], &changed["slug"], &changed["parent"]),
         (&json!("Sci-Fi"), &json!("sci-fi"), &Value::Null)
     );
-    let tree = tree_where(&app, "sci-fi at the top", |tree| {
+    // The move and the rename are two events: wait for both.
+    let tree = tree_where(&app, "sci-fi at the top, renamed", |tree| {
         tree.as_array().map(Vec::len) == Some(3)
+            && find(tree, &opera).is_some_and(|node| node["path"][0]["slug"] == "sci-fi")
     })
     .await;
     assert_eq!(
