@@ -23,6 +23,10 @@
 
 #[path = "common/config.rs"]
 mod bench_config;
+// The tests' seeds: buyers registered and funded as events.
+#[allow(dead_code)]
+#[path = "../tests/api/ledger.rs"]
+mod ledger;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,6 +62,9 @@ fn config(database_url: &str, namespace: &str) -> Config {
     config
 }
 
+/// Each buyer's wallet: enough never to run out during a run.
+const BUYER_BALANCE_CENTS: i64 = 1_000_000_000_000;
+
 async fn seed_products(pool: &PgPool, count: i64) -> Vec<String> {
     sqlx::query_scalar(
         r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -73,35 +80,6 @@ async fn seed_products(pool: &PgPool, count: i64) -> Vec<String> {
     .fetch_all(pool)
     .await
     .expect("seed products")
-}
-
-async fn seed_buyers(pool: &PgPool, count: i64) -> Vec<Uuid> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-           SELECT 'user', gen_random_uuid()::text, 1, 'UserRegistered', '1',
-                  jsonb_build_object('type', 'UserRegistered', 'data', jsonb_build_object(
-                      'email', 'buyer' || n || '@example.com', 'username', 'buyer' || n,
-                      'password_hash', 'x', 'first_name', null, 'last_name', null)),
-                  '{}'::jsonb
-             FROM generate_series(1, $1) AS n
-           RETURNING aggregate_id"#,
-    )
-    .bind(count)
-    .fetch_all(pool)
-    .await
-    .expect("seed buyers");
-    sqlx::query(
-        r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-           SELECT 'user', id, 2, 'WalletDeposited', '1',
-                  '{"type":"WalletDeposited","data":{"amount_cents":1000000000000,"balance_cents":1000000000000}}'::jsonb,
-                  '{}'::jsonb
-             FROM unnest($1::text[]) AS id"#,
-    )
-    .bind(&ids)
-    .execute(pool)
-    .await
-    .expect("seed balances");
-    ids.iter().map(|id| id.parse().expect("uuid")).collect()
 }
 
 /// One wrk run: each request a purchase of one unit of a random product by a random buyer.
@@ -468,7 +446,7 @@ async fn main() {
     let namespace = format!("p{}", &Uuid::new_v4().simple().to_string()[..10]);
     let catalog = seed_products(&pool, 10_000).await;
     let hot: Vec<String> = catalog.iter().take(10).cloned().collect();
-    let buyers = seed_buyers(&pool, 1_000).await;
+    let buyers = ledger::seed_buyers(&pool, 1_000, BUYER_BALANCE_CENTS).await;
     // For comparison: `BENCH_NO_NOTIFY=1` leaves the relay to its polling.
     if std::env::var("BENCH_NO_NOTIFY").is_ok() {
         sqlx::query("ALTER TABLE events DISABLE TRIGGER events_appended")

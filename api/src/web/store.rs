@@ -23,7 +23,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::web::page::{csrf_field, html_response, Chrome, Flash, Html, PageError};
+use crate::web::page::{csrf_field, html_response, see_other, Chrome, Flash, Html, PageError};
 use crate::web::session::Visitor;
 use crate::web::WebState;
 use products::ProductCard;
@@ -72,6 +72,23 @@ pub fn parse_id(raw: &str) -> Result<Uuid, PageError> {
 }
 
 /// Items in the signed-in visitor's cart, for the header (none when anonymous or unknown).
+/// The form behind a cart or wishlist line's "Remove": `DELETE /api/{list}/items/{product_id}`,
+/// then back to `/{list}` with a notice (`list` is `cart` or `wishlist`).
+pub async fn remove_item(
+    web: &WebState,
+    visitor: Visitor,
+    list: &str,
+    product_id: &str,
+) -> Result<Response, PageError> {
+    let visitor = signed_in(visitor, &format!("/{list}"))?;
+    let product_id = parse_id(product_id)?;
+    let path = format!("/api/{list}/items/{product_id}");
+    web.api
+        .send::<(), serde_json::Value>(&visitor.caller, axum::http::Method::DELETE, &path, None)
+        .await?;
+    Ok(see_other(&format!("/{list}?notice=removed")))
+}
+
 pub async fn cart_count(web: &WebState, visitor: &Visitor) -> Option<u64> {
     if !visitor.is_signed_in() {
         return None;

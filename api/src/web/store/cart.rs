@@ -2,17 +2,16 @@
 //! to checkout.
 
 use axum::extract::{Path, Query, State};
-use axum::http::Method;
 use axum::response::Response;
 use maud::{html, Markup};
 use uuid::Uuid;
 
 use crate::web::client::Problem;
 use crate::web::form::Form;
-use crate::web::page::{csrf_field, money, see_other, store_page, Html, PageError};
+use crate::web::page::{csrf_field, money, store_page, Html, PageError};
 use crate::web::session::Visitor;
 use crate::web::store::products::{CartLines, EmptyForm};
-use crate::web::store::{chrome, parse_id, products_by_id, signed_in, Notice};
+use crate::web::store::{chrome, products_by_id, remove_item, signed_in, Notice};
 use crate::web::WebState;
 
 /// A cart line as the visitor reads it: the product's current title and price (none when the
@@ -109,11 +108,5 @@ pub async fn remove(
     Path(product_id): Path<String>,
     Form(_): Form<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let visitor = signed_in(visitor, "/cart")?;
-    let product_id = parse_id(&product_id)?;
-    let path = format!("/api/cart/items/{product_id}");
-    web.api
-        .send::<(), serde_json::Value>(&visitor.caller, Method::DELETE, &path, None)
-        .await?;
-    Ok(see_other("/cart?notice=removed"))
+    remove_item(&web, visitor, "cart", &product_id).await
 }

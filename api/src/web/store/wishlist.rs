@@ -1,17 +1,16 @@
 //! `GET /wishlist`: the products the visitor keeps an eye on, each with its remove button.
 
 use axum::extract::{Path, Query, State};
-use axum::http::Method;
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::web::form::Form;
-use crate::web::page::{csrf_field, money, see_other, store_page, Html, PageError};
+use crate::web::page::{csrf_field, money, store_page, Html, PageError};
 use crate::web::session::Visitor;
 use crate::web::store::products::EmptyForm;
-use crate::web::store::{chrome, parse_id, products_by_id, signed_in, Notice};
+use crate::web::store::{chrome, products_by_id, remove_item, signed_in, Notice};
 use crate::web::WebState;
 
 #[derive(Deserialize)]
@@ -59,11 +58,5 @@ pub async fn remove(
     Path(product_id): Path<String>,
     Form(_): Form<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let visitor = signed_in(visitor, "/wishlist")?;
-    let product_id = parse_id(&product_id)?;
-    let path = format!("/api/wishlist/items/{product_id}");
-    web.api
-        .send::<(), serde_json::Value>(&visitor.caller, Method::DELETE, &path, None)
-        .await?;
-    Ok(see_other("/wishlist?notice=removed"))
+    remove_item(&web, visitor, "wishlist", &product_id).await
 }
