@@ -158,8 +158,9 @@ async fn add(
         raw,
     }: JsonBody<AddRequest>,
 ) -> Result<Response, ApiError> {
-    if body.category.trim().is_empty() && body.category_id.is_none() {
-        // Validated as before: the text is required without a category id.
+    if body.category_id.is_none() {
+        // Filing by text may create a category: every field is checked before anything is
+        // stored, so a refused product leaves no category behind. (Filing by id writes nothing.)
         add_command(&body)?;
     }
     let filed = categories::file_product(
