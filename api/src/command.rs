@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use eshop_commands::idempotency::{fingerprint, IdempotencyRecord};
+use eshop_commands::own_writes;
 use eshop_commands::{Actor, CommandContext, PriorRequest, StoredResponse};
 
 use crate::error::{problem_response, ApiError};
@@ -91,7 +92,7 @@ where
         if let Some(correlation_id) = meta.correlation_id {
             context = context.correlated_with(correlation_id);
         }
-        let answer = run(context).await?;
+        let answer = remembering_writes(state, actor, run(context)).await?;
         return Ok(json_response(answer.status, answer.body));
     };
 
@@ -105,7 +106,7 @@ where
     if let Some(correlation_id) = meta.correlation_id {
         context = context.correlated_with(correlation_id);
     }
-    let response = match run(context).await {
+    let response = match remembering_writes(state, actor, run(context)).await {
         Ok(answer) => StoredResponse {
             status: answer.status.as_u16(),
             body: answer.body,
@@ -127,4 +128,20 @@ where
         .await?;
     let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
     Ok(json_response(status, first.body))
+}
+
+/// Runs a command and, before it is answered, remembers for the user who asked what it wrote
+/// and at which versions, so that their list reads reflect it (see `RecentWrites`). Also when
+/// it then failed: an order refused for want of stock was written, and lists show it failed.
+async fn remembering_writes(
+    state: &AppState,
+    actor: Actor,
+    command: impl Future<Output = Result<Answer, ApiError>>,
+) -> Result<Answer, ApiError> {
+    // Boxed: the command's future is deep already, and the recording scope nests it deeper.
+    let (outcome, written) = own_writes::recording(Box::pin(command)).await;
+    if let Actor::User(user_id) = actor {
+        state.recent_writes.remember(user_id, &written).await;
+    }
+    outcome
 }

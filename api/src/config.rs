@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "ESHOP_CACHE_TTL_SECONDS", default_value_t = 300)]
     pub cache_ttl_seconds: u64,
 
+    /// How long a user's writes are remembered after their last one, so that their list reads
+    /// reflect them (read your own writes); 0 remembers nothing.
+    #[arg(long, env = "ESHOP_OWN_WRITES_TTL_SECONDS", default_value_t = 120)]
+    pub own_writes_ttl_seconds: u64,
+
     /// Run the background workers in this process (with `--role all`).
     #[arg(long, env = "ESHOP_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,

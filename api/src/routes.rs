@@ -25,6 +25,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// `?cursor=&limit=` of a list endpoint.
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -49,6 +50,30 @@ impl PageParams {
 
 /// How long `?min_version=N` waits for the read model to reach version N.
 pub const READ_YOUR_WRITES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Read your own writes in a list: waits (up to `READ_YOUR_WRITES_WAIT`) until `reached`
+/// finds the list's read model holding the aggregates of `aggregate_type` that `user_id`'s
+/// answered commands wrote lately, at the versions they reached (`RecentWrites`). A user who
+/// wrote none costs one Redis read; Redis down or the read model not there in time, the list
+/// reads as it is, as it always did.
+pub async fn after_own_writes<Fut>(
+    state: &AppState,
+    user_id: Uuid,
+    aggregate_type: &str,
+    reached: impl FnOnce(Vec<(Uuid, u64)>) -> Fut,
+) -> Result<(), ApiError>
+where
+    Fut: std::future::Future<Output = Result<bool, sqlx::Error>>,
+{
+    let mine = state.recent_writes.of(user_id, aggregate_type).await;
+    if mine.is_empty() {
+        return Ok(());
+    }
+    if !reached(mine).await? {
+        tracing::debug!(%user_id, aggregate_type, "a list read without the caller's latest writes");
+    }
+    Ok(())
+}
 
 /// The read model has not reached the version the client asked for in time.
 pub fn not_yet_visible(version: u64) -> ApiError {

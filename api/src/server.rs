@@ -30,6 +30,7 @@ use eshop_infra::read_models::payments::PgPayments;
 use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::progress::VersionWaits;
 use eshop_infra::read_models::users::PgUsers;
+use eshop_infra::recent_writes::RecentWrites;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
 use eshop_infra::search::{ProductSearch, SearchSettings};
@@ -236,6 +237,16 @@ pub async fn build_state(config: &Config) -> Result<AppState, BoxError> {
         task_body_key: SealingKey::derived(&config.jwt_secret, "queued request bodies"),
         sessions: PgSessions::new(pool.clone(), config.session_ttl()),
         limiter: Arc::new(RateLimiter::new(&config.redis_url, &config.redis_prefix)?),
+        recent_writes: Arc::new(RecentWrites::new(
+            // 0: nothing remembered (as without Redis), lists read as before.
+            if config.own_writes_ttl_seconds == 0 {
+                ""
+            } else {
+                &config.redis_url
+            },
+            &config.redis_prefix,
+            Duration::from_secs(config.own_writes_ttl_seconds),
+        )?),
         throttle: Arc::new(config.throttle.clone()),
         client_ip_header: config.client_ip_header.as_deref().map(Arc::from),
         cors_origins: config.cors_origins.clone().into(),

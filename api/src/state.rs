@@ -29,6 +29,7 @@ use eshop_infra::read_models::products::PgProducts;
 use eshop_infra::read_models::registry;
 use eshop_infra::read_models::users::PgUsers;
 use eshop_infra::read_models::JsonTable;
+use eshop_infra::recent_writes::RecentWrites;
 use eshop_infra::relay::RelayStatus;
 use eshop_infra::scheduler::PgSchedules;
 use eshop_infra::search::ProductSearch;
@@ -99,6 +100,8 @@ pub struct Services {
     /// The process manager those orders run through (also driven by the order worker).
     pub process: Arc<OrderProcess<PgEventStore, SimulatedGateway>>,
     pub cache: Arc<Cache>,
+    /// What each user's answered commands wrote lately (in Redis): their list reads wait for it.
+    pub recent_writes: Arc<RecentWrites>,
     pub jetstream: jetstream::Context,
     pub subjects: EventSubjects,
     pub relay: Arc<RelayStatus>,

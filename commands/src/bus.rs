@@ -368,6 +368,7 @@ impl<S: EventStore> CommandBus<S> {
                 .await
             {
                 Ok(new_version) => {
+                    crate::own_writes::note(A::TYPE, aggregate_id, new_version);
                     let answer = answer(&aggregate);
                     self.keep(aggregate_id, aggregate, new_version);
                     return Ok(Executed {

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `orders` | buying's use cases (purchase, place, checkout, wait, cancel), pricing, payment choice, failure reasons, the order process manager |
 //! | `bus`, `context`, `idempotency` | dispatch with optimistic-concurrency retries, command metadata, `Idempotency-Key` answers |
+//! | `own_writes` | what one request wrote (aggregates and versions), for reading one's own writes |
 //! | `store` | the event store port |
 //! | `payment_gateway` | the payment gateway port: tokenize, charge |
 //! | `directory` | the user directory port (whom scheduled mail goes to) |
@@ -21,6 +22,7 @@ pub mod error;
 pub mod idempotency;
 pub mod movies;
 pub mod orders;
+pub mod own_writes;
 pub mod payment_gateway;
 pub mod schedules;
 pub mod sessions;

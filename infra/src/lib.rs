@@ -25,6 +25,7 @@ pub mod profile;
 pub mod projector;
 pub mod rate_limit;
 pub mod read_models;
+pub mod recent_writes;
 pub mod redis_link;
 pub mod relay;
 pub mod replay;

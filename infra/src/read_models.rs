@@ -370,4 +370,16 @@ impl<R: Table> Records<R> {
             .read_when(R::NAME, id, version, timeout, || self.get(id), R::version)
             .await
     }
+
+    /// Whether every record of `wanted` reflects its version, waiting up to `timeout` (see
+    /// `VersionWaits::all_reached`).
+    pub async fn wait_for_versions(
+        &self,
+        wanted: &[(Uuid, u64)],
+        timeout: Duration,
+    ) -> Result<bool, sqlx::Error> {
+        self.waits
+            .all_reached(R::NAME, R::TABLES[0], wanted, timeout)
+            .await
+    }
 }

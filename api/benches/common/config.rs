@@ -16,6 +16,7 @@ pub fn bench_config(database_url: &str, namespace: &str) -> Config {
         redis_url: "redis://127.0.0.1:6379".into(),
         redis_prefix: format!("{namespace}:"),
         cache_ttl_seconds: 300,
+        own_writes_ttl_seconds: 120,
         workers: true,
         gateway_latency_ms: 0,
         http_addr: "127.0.0.1:0".parse().expect("addr"),

@@ -7,6 +7,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::NaiveDate;
+use cqrs_es::Aggregate;
+use eshop_domain::product::Product;
 use serde::Deserialize;
 
 use eshop_projections::cached::Entry;
@@ -20,7 +22,7 @@ use eshop_projections::search::{FacetRequest, SearchFilter, SearchRequest};
 
 use crate::error::ApiError;
 use crate::request::ApiQuery;
-use crate::routes::{parse_id, READ_YOUR_WRITES_WAIT};
+use crate::routes::{after_own_writes, parse_id, READ_YOUR_WRITES_WAIT};
 use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::ProductView;
@@ -316,8 +318,45 @@ fn from_search_index(
         .map_err(ApiError::internal)
 }
 
+/// The products an admin (by their token) changed lately, once the products read model and,
+/// for a search, this process's index reflect them: an admin's list shows their own writes.
+/// Anyone else pays nothing: no token, or a token without the admin role, checked in memory.
+async fn after_admins_own_writes(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    search: bool,
+) -> Result<(), ApiError> {
+    let Some(claims) = crate::auth::extract::bearer_claims(state, headers)
+        .filter(|claims| claims.roles.contains(&eshop_domain::values::Role::Admin))
+    else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
+    let products = &state.products;
+    let mut changed = Vec::new();
+    after_own_writes(state, claims.sub, Product::TYPE, |mine| {
+        changed.clone_from(&mine);
+        async move {
+            products
+                .wait_for_versions(&mine, READ_YOUR_WRITES_WAIT)
+                .await
+        }
+    })
+    .await?;
+    if let (true, Some(index)) = (search, &state.search) {
+        for (id, version) in changed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !index.wait_for_version(id, version, left).await? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn list(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     // The tree's shape, for a category scope; otherwise read only to show breadcrumbs on
@@ -327,6 +366,7 @@ pub async fn list(
         false => None,
     };
     let query = to_query(params, tree.as_ref())?;
+    after_admins_own_writes(&state, &headers, query.filter.search.is_some()).await?;
     if query.filter.search.is_some() {
         let tree = match &tree {
             Some(tree) => tree.clone(),

@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use eshop_commands::orders::{
     CardDetails, CardInput, PaymentChoice, Placement, PurchaseOutcome, WantedLine,
 };
@@ -25,7 +26,7 @@ use crate::auth::CurrentUser;
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
-use crate::routes::{parse_id, PageParams};
+use crate::routes::{after_own_writes, parse_id, PageParams, READ_YOUR_WRITES_WAIT};
 use crate::state::AppState;
 use crate::views::Page;
 
@@ -448,6 +449,12 @@ async fn list(
         ),
         None => None,
     };
+    // Read your own writes: the orders this caller placed or changed are listed as answered.
+    let orders = &state.orders;
+    after_own_writes(&state, user.id, Order::TYPE, |mine| async move {
+        orders.wait_for_versions(&mine, READ_YOUR_WRITES_WAIT).await
+    })
+    .await?;
     let records = state.orders.list(&filter, before, limit).await?;
     let next_cursor = (records.len() as i64 == limit)
         .then(|| records.last().map(|record| record.id.to_string()))

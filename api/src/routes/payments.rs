@@ -6,13 +6,15 @@ use axum::routing::get;
 use axum::Router;
 use uuid::Uuid;
 
+use cqrs_es::Aggregate;
+use eshop_domain::payment::Payment;
 use eshop_domain::values::Role;
 
 use crate::auth::CurrentUser;
 use crate::command::Answer;
 use crate::error::ApiError;
 use crate::request::ApiQuery;
-use crate::routes::{parse_id, PageParams};
+use crate::routes::{after_own_writes, parse_id, PageParams, READ_YOUR_WRITES_WAIT};
 use crate::state::AppState;
 use crate::views::Page;
 
@@ -65,6 +67,14 @@ async fn list(
         ),
         None => None,
     };
+    // Read your own writes: the payments this caller's orders took are listed as answered.
+    let payments = &state.payments;
+    after_own_writes(&state, user.id, Payment::TYPE, |mine| async move {
+        payments
+            .wait_for_versions(&mine, READ_YOUR_WRITES_WAIT)
+            .await
+    })
+    .await?;
     let whose = (!user.has_role(Role::Admin)).then_some(user.id);
     let records = state.payments.list(whose, before, limit).await?;
     let next_cursor = (records.len() as i64 == limit)

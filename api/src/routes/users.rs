@@ -7,6 +7,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use cqrs_es::Aggregate;
+
 use eshop_commands::EventStore;
 use eshop_domain::user::{Registration, User, UserCommand};
 use eshop_domain::values::{DepositAmount, EmailAddress, PersonName, Role, Username};
@@ -18,7 +20,9 @@ use crate::auth::{password, AdminUser, CurrentUser};
 use crate::command::{execute, Answer};
 use crate::error::ApiError;
 use crate::request::{ApiQuery, JsonBody, RequestMeta};
-use crate::routes::{not_yet_visible, parse_id, PageParams, READ_YOUR_WRITES_WAIT};
+use crate::routes::{
+    after_own_writes, not_yet_visible, parse_id, PageParams, READ_YOUR_WRITES_WAIT,
+};
 use crate::state::AppState;
 use crate::validate::Fields;
 use crate::views::{Page, UserView};
@@ -295,7 +299,7 @@ async fn erase(
 /// Pages through accounts by id (most ids are time-ordered); the cursor is the last id.
 async fn list(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     ApiQuery(query): ApiQuery<PageParams>,
 ) -> Result<Json<Page<UserView>>, ApiError> {
     let limit = query.limit(50, 200)?;
@@ -306,6 +310,12 @@ async fn list(
         ),
         None => None,
     };
+    // Read your own writes: the accounts this admin created or changed are listed as answered.
+    let users = &state.users;
+    after_own_writes(&state, admin.id, User::TYPE, |mine| async move {
+        users.wait_for_versions(&mine, READ_YOUR_WRITES_WAIT).await
+    })
+    .await?;
     let records = state.users.list(after, limit).await?;
     let next_cursor = (records.len() as i64 == limit)
         .then(|| records.last().map(|record| record.id.to_string()))

@@ -34,6 +34,7 @@ pub fn test_config(database_url: &str, namespace: &str) -> Config {
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         redis_prefix: format!("{namespace}:"),
         cache_ttl_seconds: 60,
+        own_writes_ttl_seconds: 120,
         workers: true,
         gateway_latency_ms: 0,
         db_listing_pool_size: 8,

@@ -207,6 +207,10 @@ impl<S: EventStore> Batch<'_, S> {
         if !self.appends.is_empty() {
             self.bus.store.append_all(&self.appends).await?;
         }
+        for staged in &self.appends {
+            let version = staged.expected_version + staged.events.len() as u64;
+            crate::own_writes::note(staged.aggregate_type, &staged.aggregate_id, version);
+        }
         for (key, touched) in self.touched.drain() {
             self.bus.keep_boxed(key, touched.after);
         }

@@ -153,6 +153,8 @@ pub struct PurchaseRequest {
 pub struct Purchased {
     pub order: Order,
     pub order_version: u64,
+    /// The version its payment (`payment_id` of the order) reached; 0 when none was taken.
+    pub payment_version: u64,
     pub balance_cents: i64,
 }
 
@@ -394,9 +396,16 @@ impl<S: EventStore, G: PaymentGateway> OrderProcess<S, G> {
             .read::<User, _>(&customer, |buyer, _| buyer.balance_cents)
             .await
             .map_err(ProcessError::from)?;
+        let payment_version = steps
+            .read::<Payment, _>(&payment_id(request.order_id).to_string(), |_, version| {
+                version
+            })
+            .await
+            .map_err(ProcessError::from)?;
         Ok(Purchased {
             order: order_now,
             order_version,
+            payment_version,
             balance_cents,
         })
     }

@@ -15,8 +15,15 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::process::{OrderProcess, ProcessError, PurchaseError, PurchaseRequest, Purchased};
+use cqrs_es::Aggregate;
+use eshop_domain::order::Order;
+use eshop_domain::payment::Payment;
+
+use super::process::{
+    payment_id, OrderProcess, ProcessError, PurchaseError, PurchaseRequest, Purchased,
+};
 use crate::context::CommandContext;
+use crate::own_writes;
 use crate::payment_gateway::PaymentGateway;
 use crate::store::EventStore;
 
@@ -99,6 +106,7 @@ where
     G: PaymentGateway + Send + Sync + 'static,
 {
     let product_id = request.product_id;
+    let purchased_order = request.order_id;
     let (answer, outcome) = oneshot::channel();
     let queued = Waiting {
         purchase: (request, context, tracing::Span::current()),
@@ -122,11 +130,22 @@ where
     if start_task {
         tokio::spawn(buy_queued(Arc::clone(process), product_id));
     }
-    outcome.await.unwrap_or_else(|_| {
+    let outcome = outcome.await.unwrap_or_else(|_| {
         Err(PurchaseError::Process(ProcessError::Step(
             "the purchase was interrupted".into(),
         )))
-    })
+    });
+    // The product's task committed it, outside this request: noted here, for the buyer.
+    if let Ok(purchased) = &outcome {
+        let order_id = purchased_order.to_string();
+        own_writes::note(Order::TYPE, &order_id, purchased.order_version);
+        own_writes::note(
+            Payment::TYPE,
+            &payment_id(purchased_order).to_string(),
+            purchased.payment_version,
+        );
+    }
+    outcome
 }
 
 /// The product's task: buys the queued purchases, group after group, until none waits.

@@ -61,6 +61,16 @@ impl PgOrders {
         self.records.wait_for_version(id, version, timeout).await
     }
 
+    /// Whether every record of `wanted` (`(id, version)`) reflects its version, waiting up to
+    /// `timeout` (read your own writes in a list).
+    pub async fn wait_for_versions(
+        &self,
+        wanted: &[(Uuid, u64)],
+        timeout: std::time::Duration,
+    ) -> Result<bool, sqlx::Error> {
+        self.records.wait_for_versions(wanted, timeout).await
+    }
+
     /// A customer's orders, newest first; `before` is the last order of the previous page.
     pub async fn for_customer(
         &self,

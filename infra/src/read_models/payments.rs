@@ -53,6 +53,16 @@ impl PgPayments {
         self.records.wait_for_version(id, version, timeout).await
     }
 
+    /// Whether every record of `wanted` (`(id, version)`) reflects its version, waiting up to
+    /// `timeout` (read your own writes in a list).
+    pub async fn wait_for_versions(
+        &self,
+        wanted: &[(Uuid, u64)],
+        timeout: std::time::Duration,
+    ) -> Result<bool, sqlx::Error> {
+        self.records.wait_for_versions(wanted, timeout).await
+    }
+
     /// Newest first; one customer's, or everyone's when `customer_id` is `None`. `before` is
     /// the last payment of the previous page.
     pub async fn list(

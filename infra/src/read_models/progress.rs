@@ -195,6 +195,68 @@ impl VersionWaits {
     }
 }
 
+impl VersionWaits {
+    /// Whether every row of `wanted` (`(id, version)`) in `table`, the first table of
+    /// `read_model`, holds at least its version, waiting up to `timeout` for those that do not
+    /// yet (a list read that reflects the caller's own writes). One query when they all do;
+    /// otherwise woken by the builder's announcements like `read_when`, never polling.
+    pub async fn all_reached(
+        &self,
+        read_model: &str,
+        table: &str,
+        wanted: &[(Uuid, u64)],
+        timeout: std::time::Duration,
+    ) -> Result<bool, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut behind = self.still_behind(table, wanted).await?;
+        // One row at a time: the list needs them all, so waiting for each in turn ends when the
+        // last arrives, as waiting for all at once would.
+        while let Some(&(id, version)) = behind.first() {
+            // Listen before looking again, so a version that lands in between still wakes us.
+            let announced = self.register(read_model, id, version).await;
+            behind = self.still_behind(table, &behind).await?;
+            if behind.first() != Some(&(id, version)) {
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, announced.wait())
+                .await
+                .is_err()
+            {
+                return Ok(self.still_behind(table, &behind).await?.is_empty());
+            }
+        }
+        Ok(true)
+    }
+
+    /// The rows of `wanted` that `table` does not hold at their version yet (absent included).
+    async fn still_behind(
+        &self,
+        table: &str,
+        wanted: &[(Uuid, u64)],
+    ) -> Result<Vec<(Uuid, u64)>, sqlx::Error> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
+        let held: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(&format!(
+            "SELECT id, version FROM {table} WHERE id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(wanted
+            .iter()
+            .filter(|(id, version)| {
+                held.get(id)
+                    .is_none_or(|held| u64::try_from(*held).unwrap_or(0) < *version)
+            })
+            .copied()
+            .collect())
+    }
+}
+
 /// Listens until every handle on `waiting` is gone (checked at each notification and reconnect).
 async fn listen(
     pool: PgPool,

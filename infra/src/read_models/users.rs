@@ -203,4 +203,21 @@ impl PgUsers {
             )
             .await
     }
+
+    /// Whether every record of `wanted` (`(id, version)`) reflects its version, waiting up to
+    /// `timeout` (read your own writes in a list).
+    pub async fn wait_for_versions(
+        &self,
+        wanted: &[(Uuid, u64)],
+        timeout: std::time::Duration,
+    ) -> Result<bool, sqlx::Error> {
+        self.waits
+            .all_reached(
+                UserRecord::NAME,
+                <UserRecord as Table>::TABLES[0],
+                wanted,
+                timeout,
+            )
+            .await
+    }
 }

@@ -208,7 +208,10 @@ fn accounts(spec: &mut Spec) {
     spec.route("GET", "/api/users", "Every account")
         .access(Access::Admin)
         .query::<PageParams>()
-        .answer::<Page<UserView>>(200, "A page of accounts.")
+        .answer::<Page<UserView>>(
+            200,
+            "A page of accounts; those the admin just created or changed as their commands answered.",
+        )
         .add();
     spec.route("POST", "/api/users", "Create an account without a password")
         .access(Access::Admin)
@@ -294,7 +297,10 @@ fn catalog(spec: &mut Spec) {
     .add();
     spec.route("GET", "/api/products", "The catalog")
         .query::<catalog::ListParams>()
-        .answer::<ProductPage<ProductView>>(200, "A page of products (`total` when asked for).")
+        .answer::<ProductPage<ProductView>>(
+            200,
+            "A page of products (`total` when asked for); with an admin's token, those the admin just changed as their commands answered.",
+        )
         .add();
     spec.route("POST", "/api/products", "Add a product")
         .access(Access::Admin)
@@ -650,7 +656,10 @@ fn ordering(spec: &mut Spec) {
     spec.route("GET", "/api/orders", "The caller's orders, newest first")
         .access(Access::User)
         .query::<PageParams>()
-        .answer::<Page<orders::OrderView>>(200, "A page of orders.")
+        .answer::<Page<orders::OrderView>>(
+            200,
+            "A page of orders; those the caller just placed or changed as their commands answered.",
+        )
         .add();
     spec.route("GET", "/api/orders/{id}", "One order")
         .access(Access::User)
@@ -691,7 +700,10 @@ fn ordering(spec: &mut Spec) {
     )
     .access(Access::User)
     .query::<PageParams>()
-    .answer::<Page<PaymentRecord>>(200, "A page of payments.")
+    .answer::<Page<PaymentRecord>>(
+        200,
+        "A page of payments; those the caller's orders just took as their commands answered.",
+    )
     .add();
     spec.route("GET", "/api/payments/{id}", "One payment")
         .access(Access::User)
