@@ -196,22 +196,28 @@ fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, 
     Ok(certificates)
 }
 
-/// rustls's own error, somewhere down reqwest's chain. tokio-rustls hands it up inside an
-/// `io::Error`, whose `source()` skips the error it wraps, so that one is looked into by hand.
+/// rustls's own error, somewhere down reqwest's chain.
 fn tls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(error);
     while let Some(error) = next {
-        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        if let Some(tls) = as_rustls(error) {
             return Some(tls);
         }
-        let wrapped = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        if wrapped.is_some() {
-            return wrapped;
-        }
         next = error.source();
+    }
+    None
+}
+
+/// The link is rustls's error, or wraps it where `source()` does not look: tokio-rustls hands
+/// it up inside an `io::Error`, maybe wrapped in another, and `io::Error::source()` skips the
+/// error it wraps.
+fn as_rustls<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        let inner: &(dyn StdError + 'static) = io.get_ref()?;
+        return as_rustls(inner);
     }
     None
 }
