@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use eshop_infra::feeds::{FeedReader, FeedSettings, FeedSetupError};
+
 /// The development signing key. Tokens signed with it can be forged by anyone who reads this
 /// file, so the server warns loudly when it is in use.
 pub const DEVELOPMENT_JWT_SECRET: &str = "eshop-development-secret-do-not-use-in-production";
@@ -207,6 +209,42 @@ pub struct CalendarSettings {
     /// header row): a file path or an http(s) URL. Unset: the run logs that there is no feed.
     #[arg(long, env = "ESHOP_CALENDAR_FEED")]
     pub calendar_feed: Option<String>,
+
+    /// How the feed is fetched when it is a URL.
+    #[command(flatten)]
+    pub fetch: FeedFetchSettings,
+}
+
+/// Fetching a feed over http(s): shared by the scheduled import and `eshop import calendar`.
+#[derive(Debug, Clone, Args)]
+pub struct FeedFetchSettings {
+    /// A PEM file of CA certificates trusted for https feeds besides the system's roots (a feed
+    /// server behind a private CA). Unset: the system's roots alone.
+    #[arg(long, env = "ESHOP_FEED_CA_FILE")]
+    pub feed_ca_file: Option<PathBuf>,
+
+    /// How long fetching a feed may take, from connecting to the last byte, in seconds.
+    #[arg(long, env = "ESHOP_FEED_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub feed_timeout_seconds: u64,
+}
+
+impl Default for FeedFetchSettings {
+    fn default() -> Self {
+        Self {
+            feed_ca_file: None,
+            feed_timeout_seconds: 60,
+        }
+    }
+}
+
+impl FeedFetchSettings {
+    /// The reader every fetch of this process shares; a CA file that cannot be used is an error.
+    pub fn reader(&self) -> Result<FeedReader, FeedSetupError> {
+        FeedReader::new(&FeedSettings {
+            timeout: Duration::from_secs(self.feed_timeout_seconds.max(1)),
+            ca_file: self.feed_ca_file.clone(),
+        })
+    }
 }
 
 /// The movies catalog and per-request profiling.

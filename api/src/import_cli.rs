@@ -10,9 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use eshop_commands::calendar::{import, parse};
 use eshop_commands::{Actor, CommandBus, RetryPolicy};
-use eshop_infra::{connect, feeds, DatabaseSettings, PgEventStore};
+use eshop_infra::{connect, DatabaseSettings, PgEventStore};
 
 use crate::audit_cli::{BoxError, Database};
+use crate::config::FeedFetchSettings;
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
@@ -30,6 +31,8 @@ pub struct CalendarArgs {
     /// The zone of times given without one (an IANA name).
     #[arg(long, env = "ESHOP_TZ", default_value = "UTC")]
     pub tz: String,
+    #[command(flatten)]
+    pub fetch: FeedFetchSettings,
 }
 
 pub async fn run(command: ImportCommand) -> Result<(), BoxError> {
@@ -46,7 +49,7 @@ async fn calendar(args: CalendarArgs) -> Result<(), BoxError> {
         .tz
         .parse()
         .map_err(|_| format!("--tz {} is not an IANA time zone", args.tz))?;
-    let text = feeds::read(&args.source).await?;
+    let text = args.fetch.reader()?.read(&args.source).await?;
     let rows = parse(&text, zone.name())?;
     let pool = connect(&DatabaseSettings {
         url: args.database.database_url.clone(),

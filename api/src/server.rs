@@ -311,12 +311,15 @@ impl Running {
 }
 
 pub async fn start(config: &Config) -> Result<Running, BoxError> {
+    // Before anything connects: a CA file that cannot be used stops the start, not the monthly
+    // import weeks later.
+    let feeds = config.calendar.fetch.reader()?;
     let state = build_state(config).await?;
     let (stop_workers, shutdown) = shutdown_pair();
     let mut workers = if config.runs_workers() {
         // The workers replay requests through the router (background commands, the import).
         let app = router_with(state.clone(), &config.http);
-        workers::spawn(&state, &app, config, &shutdown)
+        workers::spawn(&state, &app, config, feeds, &shutdown)
     } else {
         Vec::new()
     };

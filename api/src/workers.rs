@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio::task::JoinHandle;
 
+use eshop_infra::feeds::FeedReader;
 use eshop_infra::mail::recipients::Recipients;
 use eshop_infra::mail::{Mailer, MailerSettings};
 use eshop_infra::order_worker::{OrderWorker, SweepSettings};
@@ -60,11 +61,12 @@ impl BackgroundSettings {
 }
 
 /// Starts every background runner of this process; each stops at `shutdown`. `router` is what
-/// background tasks and scheduled jobs replay requests through.
+/// background tasks and scheduled jobs replay requests through; `feeds` fetches import feeds.
 pub fn spawn(
     state: &AppState,
     router: &Router,
     config: &Config,
+    feeds: FeedReader,
     shutdown: &Shutdown,
 ) -> Vec<JoinHandle<()>> {
     let settings = &config.background;
@@ -158,7 +160,7 @@ pub fn spawn(
         Scheduler::new(
             state.schedules.clone(),
             Arc::new(
-                ScheduledJobs::new(state.clone(), config.import_feed.clone())
+                ScheduledJobs::new(state.clone(), config.import_feed.clone(), feeds)
                     .sweeping_with(settings.sweep())
                     .with_calendar_feed(config.calendar.calendar_feed.clone()),
             ),

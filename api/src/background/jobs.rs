@@ -10,6 +10,7 @@ use uuid::Uuid;
 use eshop_commands::directory::UserDirectory;
 use eshop_commands::{Actor, CommandContext, CommandError};
 use eshop_domain::product::{Product, ProductError};
+use eshop_infra::feeds::FeedReader;
 use eshop_infra::mail::outbox::NewMail;
 use eshop_infra::mail::recipients::{Lookup, Recipients};
 use eshop_infra::mail::templates::Template;
@@ -107,6 +108,8 @@ pub struct ScheduledJobs<D = PgUserDirectory> {
     import_feed: Option<std::path::PathBuf>,
     /// The calendar feed (`ESHOP_CALENDAR_FEED`): a file or an http(s) URL.
     calendar_feed: Option<String>,
+    /// What fetches the calendar feed (built once, with the process's CA and timeout).
+    feeds: FeedReader,
     /// What housekeeping's order sweep counts as stalled (the order worker's settings).
     sweep: SweepSettings,
 }
@@ -125,9 +128,13 @@ fn mail_id(job: &JobRun, user_id: Uuid) -> Uuid {
 }
 
 impl ScheduledJobs {
-    pub fn new(state: AppState, import_feed: Option<std::path::PathBuf>) -> Self {
+    pub fn new(
+        state: AppState,
+        import_feed: Option<std::path::PathBuf>,
+        feeds: FeedReader,
+    ) -> Self {
         let directory = PgUserDirectory::new(state.pool.clone());
-        Self::with_directory(state, directory, import_feed)
+        Self::with_directory(state, directory, import_feed, feeds)
     }
 }
 
@@ -136,12 +143,14 @@ impl<D: UserDirectory> ScheduledJobs<D> {
         state: AppState,
         directory: D,
         import_feed: Option<std::path::PathBuf>,
+        feeds: FeedReader,
     ) -> Self {
         Self {
             state,
             directory,
             import_feed,
             calendar_feed: None,
+            feeds,
             sweep: SweepSettings::default(),
         }
     }
@@ -161,9 +170,7 @@ impl<D: UserDirectory> ScheduledJobs<D> {
             );
             return Ok(json!({"skipped": "no feed configured"}));
         };
-        let text = eshop_infra::feeds::read(feed)
-            .await
-            .map_err(|e| e.to_string())?;
+        let text = self.feeds.read(feed).await.map_err(|e| e.to_string())?;
         let rows = eshop_commands::calendar::parse(&text, self.state.tz.name())
             .map_err(|e| e.to_string())?;
         let report = eshop_commands::calendar::import(

@@ -11,6 +11,7 @@ use eshop_commands::calendar::{import, parse, ImportReport};
 use eshop_commands::{Actor, CommandBus, RetryPolicy};
 use eshop_infra::PgEventStore;
 
+use crate::feed_server::serve_feed;
 use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -21,7 +22,7 @@ fn gdp() -> Value {
            "forecast": "2.1%", "previous": "1.9%"})
 }
 
-async fn list(app: &TestApp, query: &str) -> Value {
+pub async fn list(app: &TestApp, query: &str) -> Value {
     let response = app
         .get(&format!("/api/calendar/events?{query}"), None)
         .await;
@@ -72,7 +73,7 @@ async fn import_over_http(app: &TestApp, admin: &str, body: String, csv: bool) -
 }
 
 /// Waits until the list shows `count` entries (the read model caught up).
-async fn listed(app: &TestApp, count: usize) {
+pub async fn listed(app: &TestApp, count: usize) {
     eventually(WAIT, "the entries in the read model", || async {
         let page: Value = app
             .get("/api/calendar/events?limit=200", None)
@@ -545,36 +546,7 @@ async fn the_monthly_calendar_import_reads_its_feed_and_can_be_retimed_or_paused
     );
 
     // A one-off run of the same job kind imports the feed, in the shop's zone.
-    let created = app
-        .post(
-            "/api/admin/schedules",
-            Some(&admin),
-            json!({"name": "now", "job_kind": "calendar_import", "params": {},
-                   "run_at": chrono::Utc::now()}),
-        )
-        .await;
-    assert_eq!(created.status(), 201);
-    let one_off = created.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let run = eventually(WAIT, "the run to finish", || async {
-        let page: Value = app
-            .get(
-                &format!("/api/admin/schedules/{one_off}/runs"),
-                Some(&admin),
-            )
-            .await
-            .json()
-            .await
-            .ok()?;
-        page["items"]
-            .as_array()?
-            .iter()
-            .find(|run| run["status"] == "succeeded" || run["status"] == "failed")
-            .cloned()
-    })
-    .await;
+    let run = run_calendar_import_now(&app, &admin).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["result"]["created"], 1);
     listed(&app, 1).await;
@@ -586,39 +558,59 @@ async fn the_monthly_calendar_import_reads_its_feed_and_can_be_retimed_or_paused
     let _ = std::fs::remove_file(feed);
 }
 
-/// Serves `body` to every request on a port of its own: a feed behind an http:// URL.
-async fn serve_feed(body: String) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut request = [0_u8; 4096];
-            let _ = socket.read(&mut request).await;
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(answer.as_bytes()).await;
-        }
-    });
-    format!("http://{addr}/calendar.json")
-}
-
-/// `eshop import calendar SOURCE` as a separate process, its standard output as JSON.
-async fn import_cli(app: &TestApp, source: &str) -> Value {
-    let (database_url, source) = (app.database_url.clone(), source.to_string());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_eshop"))
-            .args(["import", "calendar", &source, "--tz", "Europe/Berlin"])
-            .args(["--database-url", &database_url])
-            .output()
-            .expect("eshop runs")
+/// Runs the scheduled calendar import once, now (a one-off schedule of its job kind), and
+/// answers the finished run: `status` `succeeded` with the import's `result`, or `failed` with
+/// its `error`.
+pub async fn run_calendar_import_now(app: &TestApp, admin: &str) -> Value {
+    let created = app
+        .post(
+            "/api/admin/schedules",
+            Some(admin),
+            json!({"name": "now", "job_kind": "calendar_import", "params": {},
+                   "run_at": chrono::Utc::now()}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let one_off = created.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    eventually(WAIT, "the run to finish", || async {
+        let page: Value = app
+            .get(&format!("/api/admin/schedules/{one_off}/runs"), Some(admin))
+            .await
+            .json()
+            .await
+            .ok()?;
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|run| run["status"] == "succeeded" || run["status"] == "failed")
+            .cloned()
     })
     .await
-    .expect("joined");
+}
+
+/// `eshop import calendar SOURCE [ARGS]` as a separate process against the test's database.
+pub async fn eshop_import_calendar(
+    app: &TestApp,
+    source: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let database_url = app.database_url.clone();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eshop"));
+    command
+        .args(["import", "calendar", source, "--tz", "Europe/Berlin"])
+        .args(["--database-url", &database_url])
+        .args(args);
+    tokio::task::spawn_blocking(move || command.output().expect("eshop runs"))
+        .await
+        .expect("joined")
+}
+
+/// `eshop import calendar SOURCE`, its standard output as JSON.
+async fn import_cli(app: &TestApp, source: &str) -> Value {
+    let output = eshop_import_calendar(app, source, &[]).await;
     assert!(output.status.success(), "{output:?}");
     serde_json::from_slice(&output.stdout).expect("the answer as JSON")
 }

@@ -1,6 +1,7 @@
 //! HTTP tests: each spawns the app on port 0 over its own fresh database.
 
 mod every_route;
+mod feed_server;
 mod helpers;
 mod proxy;
 
@@ -9,6 +10,7 @@ mod audit;
 mod bad_input;
 mod browser;
 mod calendar;
+mod calendar_feeds;
 mod catalog;
 mod categories;
 mod concurrency;
