@@ -1,8 +1,9 @@
 //! `Server-Timing` on every answer: the database time and statement count, what the cache did
-//! and the total (`db;dur=1.9;desc="2 queries", cache;dur=0.3;desc="hit", total;dur=4.2`). The
-//! statements are those recorded in the request's profile (`eshop_infra::profile`): the movies
-//! reads and anything else that records there. With `ESHOP_PROFILE_SQL=true` the request's log
-//! line lists each statement and its duration.
+//! and the total (`db;dur=1.9;desc="2 queries", cache;dur=0.3;desc="miss", total;dur=4.2`); a
+//! movie list page assembled from cached cards also says how many it found and loaded
+//! (`fragments;desc="18 cached, 2 loaded"`). The statements are those recorded in the request's
+//! profile (`eshop_infra::profile`): the movies reads and anything else that records there.
+//! With `ESHOP_PROFILE_SQL=true` the request's log line lists each statement and its duration.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,11 @@ pub fn header_value(profile: &Profile, total: Duration) -> String {
             ", cache;dur={:.1};desc=\"{}\"",
             millis(spent),
             outcome.as_str()
+        ));
+    }
+    if let Some((cached, loaded)) = profile.fragments() {
+        value.push_str(&format!(
+            ", fragments;desc=\"{cached} cached, {loaded} loaded\""
         ));
     }
     value.push_str(&format!(", total;dur={:.1}", millis(total)));

@@ -8,6 +8,9 @@
 //! the bump stamps them with the old numbers, so they never match again. TTL only reclaims
 //! memory.
 //!
+//! Fragments (a movie's card, which list pages are assembled from) are named by the version
+//! they hold, so they never go stale and carry only the epoch (`get_or_load_fragments`).
+//!
 //! Redis down: reads go to Postgres (counted), never an error. An invalidation that could not
 //! reach Redis bumps the global epoch as soon as Redis answers again.
 
@@ -72,7 +75,9 @@ impl Cache {
         match entry {
             Entry::Product(id) => format!("{}gen:product:{id}", self.prefix),
             Entry::ProductList(_) => format!("{}gen:lists", self.prefix),
-            Entry::Movie(id) | Entry::MovieCard(id) => format!("{}gen:movie:{id}", self.prefix),
+            Entry::Movie(id) => format!("{}gen:movie:{id}", self.prefix),
+            // A card names its version: it has no generation (`get_or_load_fragments`).
+            Entry::MovieCard(card) => format!("{}gen:movie:{}", self.prefix, card.id),
             Entry::MovieList(_) => format!("{}gen:movie-lists", self.prefix),
             Entry::Genres => format!("{}gen:genres", self.prefix),
             Entry::CalendarEvent(id) => format!("{}gen:calendar:{id}", self.prefix),
@@ -89,7 +94,9 @@ impl Cache {
                 format!("{}list:{digest}", self.prefix)
             }
             Entry::Movie(id) => format!("{}movie:{id}", self.prefix),
-            Entry::MovieCard(id) => format!("{}movie-card:{id}", self.prefix),
+            Entry::MovieCard(card) => {
+                format!("{}movie-card:{}:{}", self.prefix, card.id, card.version)
+            }
             Entry::MovieList(query) => {
                 let digest = eshop_commands::digest::sha256_hex(&[query.as_bytes()]);
                 format!("{}movie-list:{digest}", self.prefix)
@@ -192,6 +199,106 @@ impl Cache {
             }
         }
         Ok(value)
+    }
+
+    /// The bytes of each of `entries`: fragments that name the version they hold (a movie's
+    /// card at its version), so none is ever stale and none has a generation. One `MGET` reads
+    /// them all with the epoch (a rebuild's swap drops them too); `load` gets the positions of
+    /// those not cached, all at once, and returns for each what to answer with and the entry to
+    /// keep it under (it may name a newer version than was asked for), or `None` (gone). What
+    /// it returns is stored in one pipeline.
+    pub async fn get_or_load_fragments<F, Fut, E>(
+        &self,
+        entries: &[Entry],
+        load: F,
+    ) -> Result<Vec<Option<Bytes>>, E>
+    where
+        F: FnOnce(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<(Entry, Bytes)>>, E>>,
+    {
+        let started = std::time::Instant::now();
+        let mut found: Vec<Option<Bytes>> = vec![None; entries.len()];
+        if entries.is_empty() {
+            return Ok(found);
+        }
+        let mut connection = self.connection().await;
+        let mut stamp = None;
+        if let Some(conn) = connection.as_mut() {
+            if self.pay_owed_epoch_bump(conn).await {
+                let mut lookup = redis::cmd("MGET");
+                lookup.arg(self.epoch_key());
+                for entry in entries {
+                    lookup.arg(self.base_key(entry));
+                }
+                let looked_up: redis::RedisResult<Vec<Option<Vec<u8>>>> =
+                    lookup.query_async(conn).await;
+                match looked_up {
+                    Ok(values) => {
+                        let mut values = values.into_iter();
+                        let epoch = values.next().flatten();
+                        let current = format!(
+                            "{}\n",
+                            epoch.as_deref().map_or("0".into(), String::from_utf8_lossy)
+                        );
+                        for (slot, value) in found.iter_mut().zip(values) {
+                            *slot = value
+                                .as_deref()
+                                .and_then(|value| value.strip_prefix(current.as_bytes()))
+                                .map(Bytes::copy_from_slice);
+                        }
+                        stamp = Some(current);
+                    }
+                    Err(error) => {
+                        tracing::debug!(error = %error, "cache lookup failed");
+                        connection = None;
+                    }
+                }
+            } else {
+                connection = None;
+            }
+        }
+        if connection.is_none() {
+            self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        let missing: Vec<usize> = (0..entries.len())
+            .filter(|position| found[*position].is_none())
+            .collect();
+        profile::fragments(
+            entries.len() - missing.len(),
+            missing.len(),
+            started.elapsed(),
+        );
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        self.stats.loads.fetch_add(1, Ordering::Relaxed);
+        let loaded = load(missing.clone()).await?;
+        let mut store = redis::pipe();
+        for (position, loaded) in missing.into_iter().zip(loaded) {
+            let Some((entry, bytes)) = loaded else {
+                continue;
+            };
+            if let Some(stamp) = &stamp {
+                let mut stamped = Vec::with_capacity(stamp.len() + bytes.len());
+                stamped.extend_from_slice(stamp.as_bytes());
+                stamped.extend_from_slice(&bytes);
+                store
+                    .cmd("SET")
+                    .arg(self.base_key(&entry))
+                    .arg(stamped)
+                    .arg("EX")
+                    .arg(self.ttl_seconds)
+                    .ignore();
+            }
+            found[position] = Some(bytes);
+        }
+        if let (Some(mut conn), Some(_)) = (connection, stamp) {
+            let stored: redis::RedisResult<()> = store.query_async(&mut conn).await;
+            if let Err(error) = stored {
+                tracing::debug!(error = %error, "cache store failed");
+            }
+        }
+        Ok(found)
     }
 
     async fn load_once<F, Fut, E>(&self, entry: Entry, load: F) -> Result<Option<Bytes>, E>

@@ -20,6 +20,50 @@ use crate::shutdown::Shutdown;
 
 use eshop_commands::BoxError;
 
+/// How long a batch waits for a message JetStream said was pending (a bound: it comes at once).
+const PENDING_WAIT: Duration = Duration::from_millis(100);
+
+/// The next messages, in stream order, at most `batch`: the first as it comes, then those
+/// already here, and, while JetStream says more are pending for this consumer (it is catching
+/// up), those as they arrive. A backlog is so handled in full batches, each one transaction for
+/// a projection whatever its size (in pull-sized pieces, a catch-up after an import was mostly
+/// fixed costs), while a consumer that is up to date waits for nothing.
+async fn next_batch<S, E>(arriving: &mut S, batch: usize) -> Option<Result<Vec<Message>, E>>
+where
+    S: futures::Stream<Item = Result<Message, E>> + Unpin,
+{
+    let first = match arriving.next().await? {
+        Ok(message) => message,
+        Err(error) => return Some(Err(error)),
+    };
+    let mut more_pending = pending_after(&first);
+    let mut messages = vec![first];
+    while messages.len() < batch {
+        let next = if more_pending {
+            tokio::time::timeout(PENDING_WAIT, arriving.next())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            arriving.next().now_or_never().flatten()
+        };
+        match next {
+            Some(Ok(message)) => {
+                more_pending = pending_after(&message);
+                messages.push(message);
+            }
+            Some(Err(error)) => return Some(Err(error)),
+            None => break,
+        }
+    }
+    Some(Ok(messages))
+}
+
+/// Whether JetStream had more messages for this consumer when it delivered `message`.
+fn pending_after(message: &Message) -> bool {
+    message.info().is_ok_and(|info| info.pending > 0)
+}
+
 /// A durable pull consumer and how to run it.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -254,21 +298,20 @@ impl ConsumerRunner {
         until: impl Future<Output = BoxError> + Send,
     ) -> Result<(), BoxError> {
         let batch = self.spec.batch.max(1);
-        let mut batches = consumer
+        let mut arriving = consumer
             .stream()
             .max_messages_per_batch(batch.max(200))
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
-            .await?
-            .ready_chunks(batch);
+            .await?;
         let mut pause = self.spec.first_pause;
         tokio::pin!(until);
         loop {
             tokio::select! {
-                next = batches.next() => {
+                next = next_batch(&mut arriving, batch) => {
                     let Some(next) = next else { return Err("the consumer's message stream ended".into()) };
-                    let messages = next.into_iter().collect::<Result<Vec<_>, _>>()?;
+                    let messages = next?;
                     let count = messages.len();
                     let kept = messages.clone();
                     match handler.handle(messages).await {
@@ -290,8 +333,8 @@ impl ConsumerRunner {
                             for message in kept.iter().skip(done) {
                                 settle(message, Settle::Nak(None), &self.spec.name).await;
                             }
-                            while let Some(Some(buffered)) = batches.next().now_or_never() {
-                                for message in buffered.into_iter().flatten() {
+                            while let Some(Some(buffered)) = arriving.next().now_or_never() {
+                                if let Ok(message) = buffered {
                                     settle(&message, Settle::Nak(None), &self.spec.name).await;
                                 }
                             }

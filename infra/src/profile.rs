@@ -37,6 +37,8 @@ struct Recorded {
     statements: Vec<(&'static str, Duration)>,
     cache: Option<CacheOutcome>,
     cache_time: Duration,
+    /// Fragments found cached and loaded (a list page's cards), summed over the request.
+    fragments: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +74,11 @@ impl Profile {
         let recorded = self.lock();
         (recorded.cache, recorded.cache_time)
     }
+
+    /// Fragments the request found cached and loaded, if it assembled any.
+    pub fn fragments(&self) -> Option<(usize, usize)> {
+        self.lock().fragments
+    }
 }
 
 fn with_current(record: impl FnOnce(&mut Recorded)) {
@@ -91,6 +98,17 @@ pub async fn timed<T>(label: &'static str, statement: impl Future<Output = T>) -
 pub fn cache(outcome: CacheOutcome, spent: Duration) {
     with_current(|recorded| {
         recorded.cache.get_or_insert(outcome);
+        recorded.cache_time += spent;
+    });
+}
+
+/// Records fragments found cached and loaded (a list page's cards), and the time spent in Redis
+/// finding them.
+pub fn fragments(cached: usize, loaded: usize, spent: Duration) {
+    with_current(|recorded| {
+        let (found, read) = recorded.fragments.get_or_insert((0, 0));
+        *found += cached;
+        *read += loaded;
         recorded.cache_time += spent;
     });
 }

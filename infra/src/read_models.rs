@@ -264,8 +264,8 @@ pub async fn fold_events<R: Table>(
     Ok(())
 }
 
-/// Evolves the record of `event`'s aggregate in `records` with `R::apply`, filling a gap from
-/// the store; returns its id when it changed.
+/// Evolves the record of `event`'s aggregate in `records` in place (`R::evolve`), filling a
+/// gap from the store; returns its id when it changed.
 async fn apply_one<R: ReadModel>(
     connection: &mut PgConnection,
     records: &mut HashMap<Uuid, R>,
@@ -276,9 +276,23 @@ async fn apply_one<R: ReadModel>(
         .aggregate_id
         .parse()
         .map_err(|error| event.unreadable(error))?;
-    let next = match R::apply(records.get(&id), event) {
+    let mut record = records.remove(&id);
+    let outcome = evolve_filling_gaps(connection, &mut record, event, store).await;
+    if let Some(record) = record {
+        records.insert(id, record);
+    }
+    Ok(outcome?.then_some(id))
+}
+
+async fn evolve_filling_gaps<R: ReadModel>(
+    connection: &mut PgConnection,
+    record: &mut Option<R>,
+    event: &RelayedEvent,
+    store: &StoreReader,
+) -> Result<bool, ApplyError> {
+    match R::evolve(record, event) {
         Err(ProjectionError::Gap { expected, got, .. }) => {
-            let mut missing = store
+            let missing = store
                 .missing(
                     &mut *connection,
                     &event.aggregate_type,
@@ -287,21 +301,16 @@ async fn apply_one<R: ReadModel>(
                     got,
                 )
                 .await?;
-            missing.push(event.clone());
-            let mut record = records.get(&id).cloned();
-            for event in &missing {
-                if let Some(next) = R::apply(record.as_ref(), event)? {
-                    record = Some(next);
-                }
+            // On a copy (gaps are rare): an event that fails leaves the record as it was.
+            let mut filled = record.clone();
+            for event in missing.iter().chain(std::iter::once(event)) {
+                R::evolve(&mut filled, event)?;
             }
-            record
+            *record = filled;
+            Ok(true)
         }
-        outcome => outcome?,
-    };
-    Ok(next.map(|next| {
-        records.insert(id, next);
-        id
-    }))
+        outcome => Ok(outcome?),
+    }
 }
 
 /// The distinct aggregate ids of `events`, as UUIDs.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use eshop_domain::movie::{Links, MovieEvent, Rater, Rating};
 use eshop_domain::product::ProductEvent;
 use eshop_infra::cache::{Cache, Entry};
 use eshop_infra::personal_data::PersonalDataKeys;
@@ -15,6 +16,7 @@ use eshop_infra::relay::{Relay, RelaySettings};
 use eshop_infra::shutdown::shutdown_pair;
 use eshop_infra::testing::{fresh_database, fresh_stream};
 use eshop_infra::{connect_for_listing, DatabaseSettings};
+use eshop_projections::movie::MovieRecord;
 use eshop_projections::product::ProductRecord;
 use eshop_projections::query::{Ordering as SortOrdering, ProductFilter, ProductQuery};
 use eshop_projections::RelayedEvent;
@@ -382,4 +384,132 @@ async fn a_search_pages_by_relevance_through_its_cursor() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 13);
+}
+
+fn relayed_movie(id: Uuid, sequence: u64, event: &MovieEvent) -> RelayedEvent {
+    RelayedEvent {
+        position: i64::try_from(sequence).expect("small"),
+        aggregate_type: "movie".into(),
+        aggregate_id: id.to_string(),
+        sequence,
+        event_type: "test".into(),
+        event_version: "1".into(),
+        recorded_at: Utc::now(),
+        metadata: json!({}),
+        payload: serde_json::to_value(event).expect("serializes"),
+    }
+}
+
+fn movie_rated(rater: i64, stars: f64, previous: Option<f64>) -> MovieEvent {
+    MovieEvent::MovieRated {
+        rater: Rater::MovieLens(rater),
+        rating: Rating::from_stars(stars).expect("valid"),
+        rated_at: Utc::now(),
+        previous: previous.map(|stars| Rating::from_stars(stars).expect("valid")),
+    }
+}
+
+/// The movie's row figures and its rating rows, as (rater, stars).
+async fn movie_state(pool: &PgPool, id: Uuid) -> (i64, Option<f64>, i64, Vec<(String, f64)>) {
+    let (version, average, count): (i64, Option<f64>, i64) =
+        sqlx::query_as("SELECT version, rating_average, ratings_count FROM movies WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .expect("the movie");
+    let ratings = sqlx::query_as(
+        "SELECT rater, rating::float8 FROM movie_ratings WHERE movie_id = $1 ORDER BY rater",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("its ratings");
+    (version, average, count, ratings)
+}
+
+async fn apply_movies(pool: &PgPool, events: &[RelayedEvent]) -> usize {
+    let store = StoreReader::new(PersonalDataKeys::new(pool.clone()));
+    let mut tx = pool.begin().await.expect("begin");
+    let changed: Vec<MovieRecord> = apply_events(&mut tx, events, &store)
+        .await
+        .expect("applies");
+    tx.commit().await.expect("commit");
+    changed.len()
+}
+
+#[tokio::test]
+async fn movie_ratings_are_written_as_their_events_change_them_and_a_redelivery_counts_none_twice()
+{
+    let (_, pool) = fresh_database().await;
+    let id = Uuid::now_v7();
+    let events: Vec<RelayedEvent> = [
+        MovieEvent::MovieAdded {
+            movielens_id: Some(6),
+            title: "Heat".into(),
+            year: Some(1995),
+            genres: vec!["Crime".into()],
+            links: Links::default(),
+        },
+        movie_rated(1, 4.0, None),
+        movie_rated(2, 2.0, None),
+        movie_rated(3, 5.0, None),
+        // Rating again replaces; withdrawing removes.
+        movie_rated(1, 3.0, Some(4.0)),
+        MovieEvent::MovieRatingWithdrawn {
+            rater: Rater::MovieLens(2),
+            rating: Rating::from_stars(2.0).expect("valid"),
+        },
+        MovieEvent::MovieTagged {
+            rater: Rater::MovieLens(3),
+            tag: "heist".into(),
+            tagged_at: Utc::now(),
+        },
+    ]
+    .iter()
+    .zip(1..)
+    .map(|(event, sequence)| relayed_movie(id, sequence, event))
+    .collect();
+    // Two batches, the second beginning with events the first applied (as a redelivery does).
+    assert_eq!(apply_movies(&pool, &events[..3]).await, 1);
+    assert_eq!(apply_movies(&pool, &events[1..]).await, 1);
+    let expected = (
+        7,
+        Some(4.0),
+        2,
+        vec![("ml:1".to_string(), 3.0), ("ml:3".to_string(), 5.0)],
+    );
+    assert_eq!(movie_state(&pool, id).await, expected);
+    // All of it again: nothing changes, nothing counts twice.
+    assert_eq!(apply_movies(&pool, &events).await, 0);
+    assert_eq!(movie_state(&pool, id).await, expected);
+    let tags: i64 = sqlx::query_scalar("SELECT count(*) FROM movie_tags WHERE movie_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("tags");
+    assert_eq!(tags, 1);
+
+    // Withdrawn and given again in one batch: the rating is there once, with its new value.
+    let again = [
+        MovieEvent::MovieRatingWithdrawn {
+            rater: Rater::MovieLens(3),
+            rating: Rating::from_stars(5.0).expect("valid"),
+        },
+        movie_rated(3, 1.0, None),
+    ];
+    let again: Vec<RelayedEvent> = again
+        .iter()
+        .zip(8..)
+        .map(|(event, sequence)| relayed_movie(id, sequence, event))
+        .collect();
+    assert_eq!(apply_movies(&pool, &again).await, 1);
+    assert_eq!(
+        movie_state(&pool, id).await,
+        (
+            9,
+            Some(2.0),
+            2,
+            vec![("ml:1".to_string(), 3.0), ("ml:3".to_string(), 1.0)]
+        )
+    );
 }

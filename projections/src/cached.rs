@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::movie::query::CardKey;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Entry {
     Product(Uuid),
@@ -9,9 +11,10 @@ pub enum Entry {
     ProductList(String),
     /// A movie's detail answer.
     Movie(Uuid),
-    /// A movie's card, the fragment list pages are assembled from.
-    MovieCard(Uuid),
-    /// A movie list page's ids and cursor, named by its canonical query.
+    /// A movie's card at one version: a fragment list pages are assembled from (never stale,
+    /// as it names its version; see `Cache::get_or_load_fragments`).
+    MovieCard(CardKey),
+    /// A movie list page (the whole answer), named by its canonical query.
     MovieList(String),
     /// Every genre with its count of movies.
     Genres,

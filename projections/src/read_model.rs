@@ -22,4 +22,18 @@ pub trait ReadModel: Clone + Send + Sync + Unpin + 'static {
     /// event only on top of its predecessor (see `step`), so a gap is an error.
     fn apply(current: Option<&Self>, event: &RelayedEvent)
         -> Result<Option<Self>, ProjectionError>;
+
+    /// `apply` in place: true when `record` changed, left as it was on an error. The builders
+    /// evolve each record through a whole batch of its events with this; a record that grows
+    /// with its events (a movie's pending rating rows, say) overrides it so that a batch is
+    /// not a copy of the record per event.
+    fn evolve(record: &mut Option<Self>, event: &RelayedEvent) -> Result<bool, ProjectionError> {
+        match Self::apply(record.as_ref(), event)? {
+            Some(next) => {
+                *record = Some(next);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }

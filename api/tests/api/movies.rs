@@ -541,8 +541,7 @@ fn server_timing(response: &reqwest::Response) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn a_list_page_is_one_statement_whatever_it_holds_and_says_so_in_server_timing() {
+async fn imported_fixture() -> (TestApp, String) {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     import(
@@ -557,33 +556,148 @@ async fn a_list_page_is_one_statement_whatever_it_holds_and_says_so_in_server_ti
     )
     .await;
     caught_up(&app, 5, 6).await;
-    for limit in [1, 5, 100] {
-        let response = app
-            .get(
-                &format!("/api/movies?limit={limit}&genre=drama&genre=crime"),
-                None,
-            )
-            .await;
+    (app, admin)
+}
+
+#[tokio::test]
+async fn a_list_page_is_two_statements_at_most_whatever_it_holds_and_says_so_in_server_timing() {
+    let (app, _) = imported_fixture().await;
+    // One statement finds the page's movies, one more reads the cards not cached yet: as many
+    // for one card as for five; none for cards another page cached.
+    for (query, statements, cards) in [
+        ("limit=1", "1 card read", "0 cached, 1 loaded"),
+        ("limit=100", "5 cards, 4 read", "1 cached, 4 loaded"),
+        (
+            "limit=5&genre=drama&genre=crime",
+            "3 cards cached",
+            "3 cached, 0 loaded",
+        ),
+    ] {
+        let response = app.get(&format!("/api/movies?{query}"), None).await;
+        assert_eq!(response.status(), 200);
         let timing = server_timing(&response);
         assert!(timing.starts_with("db;dur="), "{timing}");
+        let expected = if cards.ends_with(" 0 loaded") {
+            "desc=\"1 query\""
+        } else {
+            "desc=\"2 queries\""
+        };
         assert!(
-            timing.contains("desc=\"1 query\""),
-            "limit {limit}: {timing}"
+            timing.contains(expected),
+            "{query} ({statements}): {timing}"
+        );
+        assert!(
+            timing.contains(&format!("fragments;desc=\"{cards}\"")),
+            "{query} ({statements}): {timing}"
         );
         assert!(timing.contains("cache;dur="), "{timing}");
         assert!(timing.contains("desc=\"miss\""), "{timing}");
         assert!(timing.contains("total;dur="), "{timing}");
     }
-    // Cached now: no statement.
+    // The whole page is cached now: no statement, no card to look up.
     let response = app
         .get("/api/movies?limit=5&genre=drama&genre=crime", None)
         .await;
     let timing = server_timing(&response);
     assert!(timing.contains("desc=\"0 queries\""), "{timing}");
     assert!(timing.contains("desc=\"hit\""), "{timing}");
+    assert!(!timing.contains("fragments;"), "{timing}");
     // Any other answer carries the header too.
     let response = app.get("/health", None).await;
     assert!(server_timing(&response).contains("total;dur="));
+}
+
+/// The items of a list page, by title.
+async fn cards_by_title(app: &TestApp, query: &str) -> (BTreeMap<String, Value>, String) {
+    let response = app.get(&format!("/api/movies?{query}"), None).await;
+    assert_eq!(response.status(), 200, "{query}");
+    let timing = server_timing(&response);
+    let page: Value = response.json().await.expect("json");
+    let cards = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|card| {
+            (
+                card["title"].as_str().expect("title").to_string(),
+                card.clone(),
+            )
+        })
+        .collect();
+    (cards, timing)
+}
+
+#[tokio::test]
+async fn a_new_filter_combination_reuses_cached_cards_and_a_changed_movie_shows_its_new_figures() {
+    let (app, _) = imported_fixture().await;
+    let (all, timing) = cards_by_title(&app, "limit=100").await;
+    assert_eq!(all.len(), 5);
+    assert!(timing.contains("desc=\"2 queries\""), "{timing}");
+
+    // Filters never asked for before, over movies already listed: one statement, no card read.
+    for query in [
+        "genre=drama&ordering=-year",
+        "min_ratings=2&ordering=-rating_average",
+        "tag=pixar&exclude_genre=horror",
+    ] {
+        let (cards, timing) = cards_by_title(&app, query).await;
+        assert!(!cards.is_empty(), "{query}");
+        assert!(timing.contains("desc=\"1 query\""), "{query}: {timing}");
+        assert!(timing.contains("desc=\"miss\""), "{query}: {timing}");
+        assert!(timing.contains(" 0 loaded\""), "{query}: {timing}");
+        for (title, card) in &cards {
+            assert_eq!(card, &all[title], "{query}");
+        }
+    }
+
+    // A new rating: the next list page shows Heat's new figures, not its cached card.
+    let heat = all["Heat"].clone();
+    assert_eq!(
+        (
+            heat["ratings_count"].as_i64(),
+            heat["rating_average"].as_f64()
+        ),
+        (Some(3), Some(2.5))
+    );
+    let id = heat["id"].as_str().expect("id");
+    let (_, alice) = app.customer("alice").await;
+    let response = app
+        .request(
+            Method::PUT,
+            &format!("/api/movies/{id}/rating"),
+            Some(&alice),
+        )
+        .json(&json!({"rating": 4.5}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let after = eventually(Duration::from_secs(20), "Heat's new figures", || async {
+        let (cards, _) = cards_by_title(&app, "genre=drama&genre=crime").await;
+        let heat = cards.get("Heat")?.clone();
+        (heat["ratings_count"] == 4).then_some((heat, cards))
+    })
+    .await;
+    let (heat_now, cards) = after;
+    assert_eq!(heat_now["rating_average"], 3.0);
+    assert!(heat_now["version"].as_u64() > heat["version"].as_u64());
+    let detail: Value = app
+        .get(&format!("/api/movies/{id}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["ratings_count"], 4);
+    assert_eq!(detail["rating_average"], 3.0);
+    // The other cards of that page did not change.
+    for (title, card) in &cards {
+        if title != "Heat" {
+            assert_eq!(card, &all[title], "{title}");
+        }
+    }
+    // And every page that lists Heat shows it so, the first one too.
+    let (all_now, _) = cards_by_title(&app, "limit=100").await;
+    assert_eq!(all_now["Heat"], heat_now);
 }
 
 #[tokio::test]
@@ -686,6 +800,12 @@ async fn users_rate_withdraw_and_tag_and_cached_answers_follow() {
     assert_eq!(
         genres,
         json!([{"name": "Horror", "movies": 1}, {"name": "Sci-Fi", "movies": 1}])
+    );
+    let again = app.get("/api/genres", None).await;
+    let timing = server_timing(&again);
+    assert!(
+        timing.contains("desc=\"hit\"") && timing.contains("desc=\"0 queries\""),
+        "the genre counts come from the cache: {timing}"
     );
     let response = app
         .patch(

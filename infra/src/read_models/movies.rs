@@ -4,15 +4,16 @@
 
 use std::collections::HashSet;
 
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use eshop_commands::movies::KnownMovies;
 use eshop_commands::BoxError;
 use eshop_projections::movie::query::{
-    CursorValue, GenreCount, GenreMode, LinksView, MovieCard, MovieCursor, MoviePage, MovieQuery,
-    MovieSortKey, RatingView, TagView,
+    CardKey, CursorValue, GenreCount, GenreMode, LinksView, MovieCard, MovieCursor, MoviePage,
+    MovieQuery, MovieSortKey, RatingView, TagView,
 };
 use eshop_projections::movie::MovieRecord;
 use eshop_projections::RelayedEvent;
@@ -38,8 +39,9 @@ impl Table for MovieRecord {
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
-    /// The movie rows (each only over an older version), then the ratings and tags of the
-    /// movies whose row changed, rewritten from their documents.
+    /// The movie rows (each only over an older version), then, for the movies whose row
+    /// changed, the rating and tag rows their events changed (`PendingRows`): a batch writes
+    /// what its events did, whatever the movie held before.
     async fn upsert(connection: &mut PgConnection, records: &[&Self]) -> Result<(), sqlx::Error> {
         if records.is_empty() {
             return Ok(());
@@ -85,33 +87,14 @@ impl Table for MovieRecord {
         .bind(records.iter().map(|r| r.rating_average()).collect::<Vec<_>>())
         .fetch_all(&mut *connection)
         .await?;
-        if changed.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "WITH gone AS (DELETE FROM movie_ratings WHERE movie_id = ANY($1))
-             INSERT INTO movie_ratings (movie_id, rater, rating, rated_at)
-             SELECT m.id, r.key, ((r.value->>0)::int / 2.0)::numeric(2, 1),
-                    to_timestamp((r.value->>1)::bigint)
-               FROM movies m CROSS JOIN LATERAL jsonb_each(m.record->'ratings') AS r
-              WHERE m.id = ANY($1)
-             ON CONFLICT (movie_id, rater) DO UPDATE
-                SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at",
-        )
-        .bind(&changed)
-        .execute(&mut *connection)
-        .await?;
-        sqlx::query(
-            "WITH gone AS (DELETE FROM movie_tags WHERE movie_id = ANY($1))
-             INSERT INTO movie_tags (movie_id, rater, tag, tagged_at)
-             SELECT m.id, t->>0, t->>1, to_timestamp((t->>2)::bigint)
-               FROM movies m CROSS JOIN LATERAL jsonb_array_elements(m.record->'tags') AS t
-              WHERE m.id = ANY($1)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&changed)
-        .execute(&mut *connection)
-        .await?;
+        let changed: HashSet<Uuid> = changed.into_iter().collect();
+        let written: Vec<&MovieRecord> = records
+            .iter()
+            .copied()
+            .filter(|record| changed.contains(&record.id))
+            .collect();
+        write_pending_ratings(&mut *connection, &written).await?;
+        write_pending_tags(&mut *connection, &written).await?;
         Ok(())
     }
 
@@ -126,6 +109,98 @@ impl Table for MovieRecord {
         });
         Some((self.id, genres))
     }
+}
+
+/// The ratings given (inserted, or replacing the rater's) and withdrawn (deleted) by the events
+/// applied to `records`, in one statement: per (movie, rater) only the last change is pending,
+/// so no row is both.
+async fn write_pending_ratings(
+    connection: &mut PgConnection,
+    records: &[&MovieRecord],
+) -> Result<(), sqlx::Error> {
+    let (mut given, mut withdrawn) = (RatingColumns::default(), (Vec::new(), Vec::new()));
+    for record in records {
+        for (rater, rating) in &record.pending.ratings {
+            match rating {
+                Some((half_stars, at)) => {
+                    given.movies.push(record.id);
+                    given.raters.push(rater.clone());
+                    given.half_stars.push(i32::from(*half_stars));
+                    given.at.push(*at);
+                }
+                None => {
+                    withdrawn.0.push(record.id);
+                    withdrawn.1.push(rater.clone());
+                }
+            }
+        }
+    }
+    if given.movies.is_empty() && withdrawn.0.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH gone AS (
+             DELETE FROM movie_ratings r
+              USING UNNEST($5::uuid[], $6::text[]) AS w(movie_id, rater)
+              WHERE r.movie_id = w.movie_id AND r.rater = w.rater)
+         INSERT INTO movie_ratings (movie_id, rater, rating, rated_at)
+         SELECT movie_id, rater, (half_stars / 2.0)::numeric(2, 1), to_timestamp(at)
+           FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::bigint[])
+             AS g(movie_id, rater, half_stars, at)
+         ON CONFLICT (movie_id, rater) DO UPDATE
+            SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at",
+    )
+    .bind(&given.movies)
+    .bind(&given.raters)
+    .bind(&given.half_stars)
+    .bind(&given.at)
+    .bind(&withdrawn.0)
+    .bind(&withdrawn.1)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// `movie_ratings` columns, one array each (for `UNNEST`).
+#[derive(Default)]
+struct RatingColumns {
+    movies: Vec<Uuid>,
+    raters: Vec<String>,
+    half_stars: Vec<i32>,
+    at: Vec<i64>,
+}
+
+/// The tags given by the events applied to `records`, in one statement.
+async fn write_pending_tags(
+    connection: &mut PgConnection,
+    records: &[&MovieRecord],
+) -> Result<(), sqlx::Error> {
+    let (mut movies, mut raters, mut tags, mut at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for record in records {
+        for (rater, tag, when) in &record.pending.tags {
+            movies.push(record.id);
+            raters.push(rater.clone());
+            tags.push(tag.clone());
+            at.push(*when);
+        }
+    }
+    if movies.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO movie_tags (movie_id, rater, tag, tagged_at)
+         SELECT movie_id, rater, tag, to_timestamp(at)
+           FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS t(movie_id, rater, tag, at)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&movies)
+    .bind(&raters)
+    .bind(&tags)
+    .bind(&at)
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// The card columns of `movies`.
@@ -170,14 +245,15 @@ fn sort_expression(key: MovieSortKey) -> &'static str {
     }
 }
 
-/// The sort value of `card` as the cursor after it carries it.
-fn sort_value(key: MovieSortKey, card: &MovieCard) -> CursorValue {
-    match key {
-        MovieSortKey::Title => CursorValue::Text(card.title.clone()),
-        MovieSortKey::Year => CursorValue::Integer(i64::from(card.year.unwrap_or(0))),
-        MovieSortKey::RatingAverage => CursorValue::Number(card.rating_average.unwrap_or(0.0)),
-        MovieSortKey::RatingsCount => CursorValue::Integer(card.ratings_count),
-    }
+/// The sort value of a row of the list's statement (its `sort_value` column, as
+/// `sort_expression` computes it), as the cursor after it carries it.
+fn sort_value(key: MovieSortKey, row: &PgRow) -> Result<CursorValue, sqlx::Error> {
+    Ok(match key {
+        MovieSortKey::Title => CursorValue::Text(row.try_get("sort_value")?),
+        MovieSortKey::Year => CursorValue::Integer(i64::from(row.try_get::<i32, _>("sort_value")?)),
+        MovieSortKey::RatingAverage => CursorValue::Number(row.try_get("sort_value")?),
+        MovieSortKey::RatingsCount => CursorValue::Integer(row.try_get("sort_value")?),
+    })
 }
 
 /// `%`, `_` and `\` taken literally in an ILIKE pattern.
@@ -203,13 +279,16 @@ impl PgMovies {
         Self { pool }
     }
 
-    /// One page of cards as one statement over `movies`, whatever the filters and the page.
-    pub async fn list(&self, query: &MovieQuery) -> Result<MoviePage<MovieCard>, sqlx::Error> {
+    /// One page of movies as one statement over `movies`, whatever the filters and the page:
+    /// each movie's id and version (which name its card: `cards`, or the cache) and the cursor
+    /// of the next page.
+    pub async fn list(&self, query: &MovieQuery) -> Result<MoviePage<CardKey>, sqlx::Error> {
         let filter = &query.filter;
         let key = query.ordering.key;
         let sort = sort_expression(key);
-        let mut sql: QueryBuilder<Postgres> =
-            QueryBuilder::new(format!("SELECT {CARD_COLUMNS} FROM movies WHERE TRUE"));
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT id, version, {sort} AS sort_value FROM movies WHERE TRUE"
+        ));
         if let Some(title) = &filter.title {
             sql.push(" AND title ILIKE ")
                 .push_bind(format!("%{}%", like_escaped(title)));
@@ -265,23 +344,47 @@ impl PgMovies {
             " ORDER BY {sort} {direction}, id {direction} LIMIT "
         ))
         .push_bind(i64::from(query.limit) + 1);
-        let rows: Vec<CardRow> =
-            timed("movies.list", sql.build_query_as().fetch_all(&self.pool)).await?;
-        let mut items: Vec<MovieCard> = rows.into_iter().map(MovieCard::from).collect();
-        let next_cursor = if items.len() > query.limit as usize {
-            items.truncate(query.limit as usize);
-            items.last().map(|last| {
-                MovieCursor {
-                    ordering: query.ordering,
-                    value: sort_value(key, last),
-                    id: last.id,
-                }
-                .encode()
-            })
+        let mut rows: Vec<PgRow> = timed("movies.list", sql.build().fetch_all(&self.pool)).await?;
+        let next_cursor = if rows.len() > query.limit as usize {
+            rows.truncate(query.limit as usize);
+            match rows.last() {
+                Some(last) => Some(
+                    MovieCursor {
+                        ordering: query.ordering,
+                        value: sort_value(key, last)?,
+                        id: last.try_get("id")?,
+                    }
+                    .encode(),
+                ),
+                None => None,
+            }
         } else {
             None
         };
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(CardKey {
+                    id: row.try_get("id")?,
+                    version: u64::try_from(row.try_get::<i64, _>("version")?).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
         Ok(MoviePage { items, next_cursor })
+    }
+
+    /// The cards of `ids` (those that exist, in no particular order), as one statement.
+    pub async fn cards(&self, ids: &[Uuid]) -> Result<Vec<MovieCard>, sqlx::Error> {
+        let rows: Vec<CardRow> = timed(
+            "movies.cards",
+            sqlx::query_as(&format!(
+                "SELECT {CARD_COLUMNS} FROM movies WHERE id = ANY($1)"
+            ))
+            .bind(ids)
+            .fetch_all(&self.pool),
+        )
+        .await?;
+        Ok(rows.into_iter().map(MovieCard::from).collect())
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<MovieRecord>, sqlx::Error> {

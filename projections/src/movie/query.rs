@@ -1,5 +1,6 @@
 //! The movie list query: composable filters, ordering, keyset cursors, and the views a client
-//! reads. Pure; `eshop-infra` turns a query into one SQL statement.
+//! reads. Pure; `eshop-infra` turns a query into one SQL statement that finds the page's movies
+//! (`CardKey`s), whose cards come from the cache or one more statement.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -187,6 +188,15 @@ impl From<&MovieRecord> for MovieCard {
             version: record.version,
         }
     }
+}
+
+/// A movie on a list page, as the list's statement finds it: its card is named by the movie
+/// and the version it shows, so a cached card is never stale, and every filter combination
+/// that lists the movie shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CardKey {
+    pub id: Uuid,
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
