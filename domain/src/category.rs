@@ -3,9 +3,18 @@
 //!
 //! A category cannot see its peers, so what depends on them is handed to it: a move carries the
 //! path from the root to the new parent (read from the tree), so a move under one's own
-//! descendant is refused; a delete carries how many products and children the category has.
-//! Slug uniqueness among siblings is a claim on (parent, slug) written in the appending
-//! transaction, so two concurrent creations cannot both take a slug.
+//! descendant is refused. Slug uniqueness among siblings is a claim on (parent, slug) written in
+//! the appending transaction, so two concurrent creations cannot both take a slug.
+//!
+//! What is filed in a category is recorded on the category itself: a product is filed
+//! (`CategoryProductFiled`) in the same transaction as the product's own event, and a
+//! subcategory is attached (`SubcategoryAttached`) right after it is created or moved there.
+//! Both append to this stream, so they and a delete are ordered by its version: a delete either
+//! sees the product or child and is refused, or comes first, and then filing or attaching is
+//! refused as `NotFound`. A delete also carries the counts the read models show, which cover
+//! products stored before categories recorded their members.
+
+use std::collections::BTreeSet;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -106,12 +115,21 @@ pub enum CategoryCommand {
         parent: Option<Uuid>,
         parent_path: Vec<Uuid>,
     },
-    /// Deletes the category `this`; refused while it has products or children.
+    /// Deletes the category `this`; refused while it has products or children, by its own
+    /// record or by the counts the read models show (`products`, `children`).
     Delete {
         this: Uuid,
         products: u64,
         children: u64,
     },
+    /// Records that `product` is filed here (refused once the category is deleted).
+    FileProduct { product: Uuid },
+    /// Records that `product` left (moved elsewhere or removed).
+    UnfileProduct { product: Uuid },
+    /// Records that the category `child` now stands under this one.
+    AttachSubcategory { child: Uuid },
+    /// Records that `child` no longer stands under this one (moved or deleted).
+    DetachSubcategory { child: Uuid },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -137,6 +155,18 @@ pub enum CategoryEvent {
     CategoryDeleted {
         id: Uuid,
     },
+    CategoryProductFiled {
+        product_id: Uuid,
+    },
+    CategoryProductUnfiled {
+        product_id: Uuid,
+    },
+    SubcategoryAttached {
+        child_id: Uuid,
+    },
+    SubcategoryDetached {
+        child_id: Uuid,
+    },
 }
 
 impl DomainEvent for CategoryEvent {
@@ -146,6 +176,10 @@ impl DomainEvent for CategoryEvent {
             Self::CategoryRenamed { .. } => "CategoryRenamed",
             Self::CategoryMoved { .. } => "CategoryMoved",
             Self::CategoryDeleted { .. } => "CategoryDeleted",
+            Self::CategoryProductFiled { .. } => "CategoryProductFiled",
+            Self::CategoryProductUnfiled { .. } => "CategoryProductUnfiled",
+            Self::SubcategoryAttached { .. } => "SubcategoryAttached",
+            Self::SubcategoryDetached { .. } => "SubcategoryDetached",
         }
         .to_string()
     }
@@ -169,6 +203,10 @@ impl DeclaresClaims for CategoryEvent {
                 kind: SLUG_CLAIM,
                 value: format!("deleted/{id}"),
             }],
+            Self::CategoryProductFiled { .. }
+            | Self::CategoryProductUnfiled { .. }
+            | Self::SubcategoryAttached { .. }
+            | Self::SubcategoryDetached { .. } => Vec::new(),
         }
     }
 }
@@ -192,6 +230,11 @@ pub struct Category {
     pub name: String,
     pub slug: String,
     pub parent: Option<Uuid>,
+    /// The products and subcategories recorded here (see the module's note).
+    #[serde(default)]
+    pub products: BTreeSet<Uuid>,
+    #[serde(default)]
+    pub children: BTreeSet<Uuid>,
 }
 
 impl Category {
@@ -200,8 +243,16 @@ impl Category {
     }
 
     fn decide(&self, command: CategoryCommand) -> Result<Vec<CategoryEvent>, CategoryError> {
-        if !matches!(command, CategoryCommand::Create { .. }) && !self.is_listed() {
-            return Err(CategoryError::NotFound);
+        match command {
+            CategoryCommand::Create { .. } => {}
+            // Letting go of what is not (or no longer) recorded here is nothing to do.
+            CategoryCommand::UnfileProduct { .. } | CategoryCommand::DetachSubcategory { .. }
+                if !self.is_listed() =>
+            {
+                return Ok(Vec::new())
+            }
+            _ if !self.is_listed() => return Err(CategoryError::NotFound),
+            _ => {}
         }
         match command {
             CategoryCommand::Create { name, slug, parent } => {
@@ -247,11 +298,37 @@ impl Category {
                 products,
                 children,
             } => {
+                let products = products.max(self.products.len() as u64);
+                let children = children.max(self.children.len() as u64);
                 if products > 0 || children > 0 {
                     return Err(CategoryError::InUse { products, children });
                 }
                 Ok(vec![CategoryEvent::CategoryDeleted { id: this }])
             }
+            CategoryCommand::FileProduct { product } => Ok(if self.products.contains(&product) {
+                Vec::new()
+            } else {
+                vec![CategoryEvent::CategoryProductFiled {
+                    product_id: product,
+                }]
+            }),
+            CategoryCommand::UnfileProduct { product } => Ok(if self.products.contains(&product) {
+                vec![CategoryEvent::CategoryProductUnfiled {
+                    product_id: product,
+                }]
+            } else {
+                Vec::new()
+            }),
+            CategoryCommand::AttachSubcategory { child } => Ok(if self.children.contains(&child) {
+                Vec::new()
+            } else {
+                vec![CategoryEvent::SubcategoryAttached { child_id: child }]
+            }),
+            CategoryCommand::DetachSubcategory { child } => Ok(if self.children.contains(&child) {
+                vec![CategoryEvent::SubcategoryDetached { child_id: child }]
+            } else {
+                Vec::new()
+            }),
         }
     }
 }
@@ -288,6 +365,18 @@ impl Aggregate for Category {
             }
             CategoryEvent::CategoryMoved { parent, .. } => self.parent = parent,
             CategoryEvent::CategoryDeleted { .. } => self.deleted = true,
+            CategoryEvent::CategoryProductFiled { product_id } => {
+                self.products.insert(product_id);
+            }
+            CategoryEvent::CategoryProductUnfiled { product_id } => {
+                self.products.remove(&product_id);
+            }
+            CategoryEvent::SubcategoryAttached { child_id } => {
+                self.children.insert(child_id);
+            }
+            CategoryEvent::SubcategoryDetached { child_id } => {
+                self.children.remove(&child_id);
+            }
         }
     }
 }
@@ -415,6 +504,94 @@ mod tests {
             .when(CategoryCommand::Rename {
                 name: Some("Science Fiction".into()),
                 slug: None,
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_product_filed_or_a_child_attached_keeps_the_category_from_being_deleted() {
+        let product = Uuid::from_u128(10);
+        let filed = CategoryEvent::CategoryProductFiled {
+            product_id: product,
+        };
+        CategoryTest::with(())
+            .given(vec![sci_fi()])
+            .when(CategoryCommand::FileProduct { product })
+            .then_expect_events(vec![filed.clone()]);
+        // Filed twice (a retried request) is recorded once.
+        CategoryTest::with(())
+            .given(vec![sci_fi(), filed.clone()])
+            .when(CategoryCommand::FileProduct { product })
+            .then_expect_events(vec![]);
+        // The read models may not show it yet: the category's own record refuses the delete.
+        CategoryTest::with(())
+            .given(vec![sci_fi(), filed.clone()])
+            .when(CategoryCommand::Delete {
+                this: SCI_FI,
+                products: 0,
+                children: 0,
+            })
+            .then_expect_error(CategoryError::InUse {
+                products: 1,
+                children: 0,
+            });
+        CategoryTest::with(())
+            .given(vec![
+                sci_fi(),
+                CategoryEvent::SubcategoryAttached {
+                    child_id: SPACE_OPERA,
+                },
+            ])
+            .when(CategoryCommand::Delete {
+                this: SCI_FI,
+                products: 0,
+                children: 0,
+            })
+            .then_expect_error(CategoryError::InUse {
+                products: 0,
+                children: 1,
+            });
+        // Once the product left and the child moved away, the category can go.
+        CategoryTest::with(())
+            .given(vec![
+                sci_fi(),
+                filed,
+                CategoryEvent::SubcategoryAttached {
+                    child_id: SPACE_OPERA,
+                },
+                CategoryEvent::CategoryProductUnfiled {
+                    product_id: product,
+                },
+                CategoryEvent::SubcategoryDetached {
+                    child_id: SPACE_OPERA,
+                },
+            ])
+            .when(CategoryCommand::Delete {
+                this: SCI_FI,
+                products: 0,
+                children: 0,
+            })
+            .then_expect_events(vec![CategoryEvent::CategoryDeleted { id: SCI_FI }]);
+    }
+
+    #[test]
+    fn nothing_can_be_filed_in_a_deleted_category() {
+        let deleted = vec![sci_fi(), CategoryEvent::CategoryDeleted { id: SCI_FI }];
+        CategoryTest::with(())
+            .given(deleted.clone())
+            .when(CategoryCommand::FileProduct {
+                product: Uuid::from_u128(10),
+            })
+            .then_expect_error(CategoryError::NotFound);
+        CategoryTest::with(())
+            .given(deleted.clone())
+            .when(CategoryCommand::AttachSubcategory { child: SPACE_OPERA })
+            .then_expect_error(CategoryError::NotFound);
+        // Letting go of something in a deleted category is nothing to do, not an error.
+        CategoryTest::with(())
+            .given(deleted)
+            .when(CategoryCommand::UnfileProduct {
+                product: Uuid::from_u128(10),
             })
             .then_expect_events(vec![]);
     }

@@ -317,9 +317,10 @@ pub async fn report(
         .bind(name)
         .fetch_optional(pool)
         .await?;
-        let (position, last_recorded_at, status, last_error) =
+        let applied_any = row.is_some();
+        let (position, last_recorded_at, mut status, last_error) =
             row.unwrap_or((0, None, "starting".into(), None));
-        let (lag_events, oldest_unapplied) = match stream
+        let (lag_events, oldest_unapplied, consuming) = match stream
             .get_consumer::<pull::Config>(&consumer_name(name))
             .await
         {
@@ -340,12 +341,17 @@ pub async fn report(
                             .ok()
                             .map(|message| message.time)
                     };
-                    (lag, oldest)
+                    (lag, oldest, true)
                 }
-                Err(_) => (0, None),
+                Err(_) => (0, None, false),
             },
-            Err(_) => (0, None),
+            Err(_) => (0, None, false),
         };
+        // Its consumer is there and nothing waits for it: running, though it had nothing
+        // to apply yet (a process started on a stream with none of its events).
+        if !applied_any && consuming && lag_events == 0 {
+            status = "running".into();
+        }
         let lag_seconds = match (lag_events, oldest_unapplied, last_recorded_at) {
             (0, _, _) => 0.0,
             (_, Some(published), _) => seconds_since(published.unix_timestamp_nanos()),

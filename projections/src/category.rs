@@ -62,6 +62,20 @@ pub fn apply_category_event(
             deleted: true,
             ..current.clone()
         },
+        // What is filed here is counted from the products read model and the tree; the
+        // category's own record of it only guards deletes. The row takes the version alone.
+        (
+            Some(current),
+            CategoryEvent::CategoryProductFiled { .. }
+            | CategoryEvent::CategoryProductUnfiled { .. }
+            | CategoryEvent::SubcategoryAttached { .. }
+            | CategoryEvent::SubcategoryDetached { .. },
+        ) => {
+            return Ok(Some(CategoryRecord {
+                version: event.sequence,
+                ..current.clone()
+            }))
+        }
     };
     row.updated_at = event.recorded_at;
     row.version = event.sequence;

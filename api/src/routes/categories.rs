@@ -137,6 +137,18 @@ async fn run(
                 None => (context.new_aggregate_id(), true),
                 Some(id) => (id, false),
             };
+            let parent_before = match created {
+                true => None,
+                false => {
+                    state
+                        .bus
+                        .read(&id.to_string(), |category: &Category, _| {
+                            listed_parent(category)
+                        })
+                        .await?
+                }
+            };
+            let mut parent_after = parent_before;
             let mut view = None;
             for (index, command) in commands.into_iter().enumerate() {
                 // A second command of one request gets an id of its own, derived from the first.
@@ -156,15 +168,24 @@ async fn run(
                         command,
                         &context,
                         expected,
-                        |c: &Category| CategoryView::new(id, c, 0),
+                        |c: &Category| (CategoryView::new(id, c, 0), listed_parent(c)),
                     )
                     .await?;
+                let (aggregate, parent) = executed.aggregate;
+                parent_after = parent;
                 view = Some(CategoryView {
                     version: executed.version,
-                    ..executed.aggregate
+                    ..aggregate
                 });
             }
             let view = view.ok_or(ApiError::NotFound("category"))?;
+            let moved = Moved {
+                id,
+                created,
+                from: parent_before,
+                to: parent_after,
+            };
+            record_under_parents(state, admin, meta, &context, moved).await?;
             if created {
                 Answer::created(view)
             } else {
@@ -173,6 +194,87 @@ async fn run(
         },
     )
     .await
+}
+
+/// The parent a category stands under: none at the top level or once deleted.
+fn listed_parent(category: &Category) -> Option<Uuid> {
+    category.parent.filter(|_| category.is_listed())
+}
+
+/// Where a command left a category: `from` and `to` are its parent before and after.
+struct Moved {
+    id: Uuid,
+    created: bool,
+    from: Option<Uuid>,
+    to: Option<Uuid>,
+}
+
+/// Records on the parents what a create, move or delete changed (see
+/// `eshop_domain::category`): attached to the new parent after the command, so a parent
+/// deleted at the same moment either sees the child and is refused, or went first, and then
+/// the creation or move is undone and answered 422; then detached from the former parent.
+/// (The slug claim keeps the command itself out of one transaction with its parent.)
+async fn record_under_parents(
+    state: &AppState,
+    admin: &CurrentUser,
+    meta: &RequestMeta,
+    context: &CommandContext,
+    moved: Moved,
+) -> Result<(), ApiError> {
+    if moved.from == moved.to {
+        return Ok(());
+    }
+    let step = |name: &str| {
+        CommandContext::step(
+            admin.actor(),
+            &meta.request_id,
+            &[&context.command_id.to_string(), name],
+        )
+    };
+    let on = |category: Uuid, command: CategoryCommand, name: &'static str| {
+        let context = step(name);
+        async move {
+            state
+                .bus
+                .execute_with(
+                    &category.to_string(),
+                    command,
+                    &context,
+                    None,
+                    |_: &Category| (),
+                )
+                .await
+        }
+    };
+    if let Some(parent) = moved.to {
+        let attach = CategoryCommand::AttachSubcategory { child: moved.id };
+        match on(parent, attach, "attach").await {
+            Ok(_) => {}
+            Err(CommandError::Rejected(CategoryError::NotFound)) => {
+                let undo = match moved.created {
+                    true => CategoryCommand::Delete {
+                        this: moved.id,
+                        products: 0,
+                        children: 0,
+                    },
+                    // Back where it stood: under a parent it already was under, no cycle.
+                    false => CategoryCommand::Move {
+                        this: moved.id,
+                        parent: moved.from,
+                        parent_path: Vec::new(),
+                    },
+                };
+                on(moved.id, undo, "undo").await?;
+                return Err(not_a_category());
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    if let Some(parent) = moved.from {
+        let detach = CategoryCommand::DetachSubcategory { child: moved.id };
+        on(parent, detach, "detach").await?;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

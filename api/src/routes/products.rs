@@ -9,7 +9,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use eshop_domain::product::{NewProduct, Product, ProductChanges, ProductCommand};
+use cqrs_es::Aggregate;
+use eshop_commands::{CommandContext, CommandError, Executed, StoreError};
+use eshop_domain::category::{Category, CategoryCommand, CategoryError};
+use eshop_domain::product::{NewProduct, Product, ProductChanges, ProductCommand, ProductError};
 use eshop_domain::values::{InvalidValue, Price, Quantity, Text};
 
 use crate::auth::{AdminUser, CurrentUser};
@@ -63,16 +66,8 @@ async fn run(
                 Target::New => (context.new_aggregate_id(), true),
                 Target::Existing(id) => (id, false),
             };
-            let executed = state
-                .bus
-                .execute_with(
-                    &id.to_string(),
-                    command,
-                    &context,
-                    meta.expected_version,
-                    |product: &Product| ProductView::new(id, product, 0),
-                )
-                .await?;
+            let executed =
+                execute_filed(state, id, command, &context, meta.expected_version).await?;
             let view = ProductView {
                 version: executed.version,
                 ..executed.aggregate
@@ -85,6 +80,127 @@ async fn run(
         },
     )
     .await
+}
+
+/// The category a product is filed in: none once it is removed.
+fn filed_in(product: &Product) -> Option<Uuid> {
+    product.category_id.filter(|_| product.is_listed())
+}
+
+/// Runs a product command; one that files the product in a category, moves it or removes it
+/// also records that on the categories, in the same transaction (see
+/// `eshop_domain::category`): a delete of the category at the same moment either sees the
+/// product and is refused, or comes first, and then the product is refused (422).
+async fn execute_filed(
+    state: &AppState,
+    id: Uuid,
+    command: ProductCommand,
+    context: &CommandContext,
+    expected_version: Option<u64>,
+) -> Result<Executed<ProductView>, ApiError> {
+    let key = id.to_string();
+    let view = |product: &Product| ProductView::new(id, product, 0);
+    let refiles = matches!(
+        &command,
+        ProductCommand::Add(NewProduct {
+            category_id: Some(_),
+            ..
+        }) | ProductCommand::Update(ProductChanges {
+            category_id: Some(_),
+            ..
+        }) | ProductCommand::Remove
+    );
+    if !refiles {
+        return Ok(state
+            .bus
+            .execute_with(&key, command, context, expected_version, view)
+            .await?);
+    }
+    let retry = state.bus.retry_policy();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let before = state
+            .bus
+            .read(&key, |product: &Product, _| filed_in(product))
+            .await?;
+        let after = match &command {
+            ProductCommand::Add(new) => new.category_id,
+            ProductCommand::Update(changes) => changes.category_id.or(before),
+            _ => None,
+        };
+        let categories: Vec<Uuid> = before.into_iter().chain(after).collect();
+        let mut batch = state
+            .bus
+            .batch(
+                std::iter::once((Product::TYPE, key.clone())).chain(
+                    categories
+                        .iter()
+                        .map(|category| (Category::TYPE, category.to_string())),
+                ),
+            )
+            .await;
+        let (stood, version) = batch
+            .read(&key, |product: &Product, version| {
+                (filed_in(product), version)
+            })
+            .await?;
+        if stood != before {
+            // Moved meanwhile: start again from where it stands now.
+            if attempt < retry.max_attempts {
+                continue;
+            }
+            return Err(StoreError::Conflict.into());
+        }
+        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
+            return Err(CommandError::<ProductError>::VersionMismatch {
+                expected,
+                actual: version,
+            }
+            .into());
+        }
+        let executed = batch
+            .execute_with(&key, command.clone(), context, view)
+            .await?;
+        if before != after {
+            // Each category's record is a command of its own (one command id per aggregate).
+            let step = |name: &str| {
+                CommandContext::step(
+                    context.actor.clone(),
+                    context.request_id.clone(),
+                    &[&context.command_id.to_string(), name],
+                )
+                .correlated_with(context.correlation_id)
+            };
+            if let Some(old) = before {
+                let unfile = CategoryCommand::UnfileProduct { product: id };
+                batch
+                    .execute_with(&old.to_string(), unfile, &step("unfile"), |_: &Category| ())
+                    .await?;
+            }
+            if let Some(new) = after {
+                let file = CategoryCommand::FileProduct { product: id };
+                match batch
+                    .execute_with(&new.to_string(), file, &step("file"), |_: &Category| ())
+                    .await
+                {
+                    Err(CommandError::Rejected(CategoryError::NotFound)) => {
+                        return Err(ApiError::field("category_id", "is not a category"))
+                    }
+                    filed => filed.map(drop)?,
+                }
+            }
+        }
+        match batch.commit().await {
+            Ok(()) => return Ok(executed),
+            Err(StoreError::Conflict | StoreError::AlreadyApplied)
+                if attempt < retry.max_attempts =>
+            {
+                tokio::time::sleep(retry.delay_before(attempt)).await;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
 }
 
 /// A new product, as `POST /api/products` (and the catalog import feed) takes it.

@@ -397,6 +397,23 @@ async fn admins_see_the_projections() {
     for field in ["lag_events", "lag_seconds", "last_error"] {
         assert!(users.get(field).is_some(), "{field}");
     }
+    // No movie was ever stored: its builder runs with nothing to apply, and says so (its
+    // consumer can take a moment to be made at start).
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the movies builder running",
+        || async {
+            let reports: Value = app
+                .get("/api/admin/projections", Some(&admin))
+                .await
+                .json()
+                .await
+                .ok()?;
+            let movies = reports.as_array()?.iter().find(|r| r["name"] == "movies")?;
+            (movies["status"] == "running" && movies["position"] == 0).then_some(())
+        },
+    )
+    .await;
     let metrics = app
         .request(Method::GET, "/metrics", None)
         .send()

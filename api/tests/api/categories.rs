@@ -586,3 +586,102 @@ async fn concurrent_creations_of_one_slug_under_one_parent_leave_one_category() 
     let fiction = find(&tree, &parent).expect("fiction");
     assert_eq!(fiction["children"].as_array().map(Vec::len), Some(1));
 }
+
+/// A category deleted while products are filed in it and subcategories created under it, all at
+/// once: either the delete is refused (409) and everything filed stays in a category that
+/// exists, or it wins and nothing was filed in it. Never both: a deleted category holding
+/// products or children. Each round reads the outcome from the store's side (the answers) and
+/// from the read models once they caught up.
+#[tokio::test]
+async fn a_category_deleted_while_things_are_filed_in_it_never_keeps_them() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for round in 0..6 {
+        let doomed = id_of(&create(&app, &admin, json!({"name": format!("Doomed {round}")})).await);
+        let products = (0..4).map(|n| {
+            let (app, admin, doomed) = (&app, &admin, &doomed);
+            async move {
+                let response = app
+                    .post(
+                        "/api/products",
+                        Some(admin),
+                        book(&format!("Book {round}.{n}"), json!({"category_id": doomed})),
+                    )
+                    .await;
+                let status = response.status().as_u16();
+                if ![201, 422].contains(&status) {
+                    let body = response.text().await.unwrap_or_default();
+                    panic!("round {round}: {status} {body}");
+                }
+                status
+            }
+        });
+        let children = (0..2).map(|n| {
+            let (app, admin, doomed) = (&app, &admin, &doomed);
+            async move {
+                let response = app
+                    .post(
+                        "/api/categories",
+                        Some(admin),
+                        json!({"name": format!("Child {round}.{n}"), "parent_id": doomed}),
+                    )
+                    .await;
+                let status = response.status().as_u16();
+                if ![201, 422].contains(&status) {
+                    let body = response.text().await.unwrap_or_default();
+                    panic!("round {round}: {status} {body}");
+                }
+                status
+            }
+        });
+        let delete = async {
+            // Let the others start first, so that each order of events happens in some round.
+            tokio::time::sleep(Duration::from_millis(round * 3)).await;
+            app.request(
+                reqwest::Method::DELETE,
+                &format!("/api/categories/{doomed}"),
+                Some(&admin),
+            )
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
+        };
+        let (products, children, deleted) = tokio::join!(
+            futures::future::join_all(products),
+            futures::future::join_all(children),
+            delete
+        );
+        let filed = products.iter().filter(|s| **s == 201).count()
+            + children.iter().filter(|s| **s == 201).count();
+        for status in products.iter().chain(&children) {
+            assert!([201, 422].contains(status), "round {round}: {status}");
+        }
+        match deleted {
+            200 | 204 => {
+                assert_eq!(filed, 0, "round {round}: deleted, yet {filed} filed in it");
+            }
+            409 => {
+                assert!(filed > 0, "round {round}: refused with nothing filed");
+            }
+            other => panic!("round {round}: the delete answered {other}"),
+        }
+        // The read models agree once they caught up: a deleted category is gone from the
+        // tree, and no product shows it.
+        let shown = format!("category_id={doomed}&limit=100");
+        if deleted == 409 {
+            let expected = products.iter().filter(|s| **s == 201).count();
+            eventually(WAIT, "the products filed", || async {
+                (titles(&app, &shown).await.len() == expected).then_some(())
+            })
+            .await;
+        } else {
+            let tree = tree_where(&app, "the category gone", |tree| {
+                find(tree, &doomed).is_none()
+            })
+            .await;
+            assert!(find(&tree, &doomed).is_none());
+        }
+    }
+}
