@@ -201,6 +201,29 @@ fn listed_parent(category: &Category) -> Option<Uuid> {
     category.parent.filter(|_| category.is_listed())
 }
 
+/// Whether `id` is among `parent`'s ancestors (or is `parent`), as the store has them now.
+async fn under_itself(state: &AppState, id: Uuid, parent: Uuid) -> Result<bool, ApiError> {
+    let mut next = Some(parent);
+    let mut seen = Vec::new();
+    while let Some(category) = next {
+        if category == id {
+            return Ok(true);
+        }
+        if seen.contains(&category) {
+            // A loop that does not pass through `id`: not this move's doing.
+            return Ok(false);
+        }
+        seen.push(category);
+        next = state
+            .bus
+            .read(&category.to_string(), |category: &Category, _| {
+                listed_parent(category)
+            })
+            .await?;
+    }
+    Ok(false)
+}
+
 /// Where a command left a category: `from` and `to` are its parent before and after.
 struct Moved {
     id: Uuid,
@@ -246,6 +269,20 @@ async fn record_under_parents(
                 .await
         }
     };
+    if let (Some(parent), false) = (moved.to, moved.created) {
+        // The move checked the path the tree showed; a move elsewhere at the same moment may
+        // have closed a loop since. The later of two such moves finds it here (it reads both
+        // from the store) and goes back.
+        if under_itself(state, moved.id, parent).await? {
+            let undo = CategoryCommand::Move {
+                this: moved.id,
+                parent: moved.from,
+                parent_path: Vec::new(),
+            };
+            on(moved.id, undo, "undo").await?;
+            return Err(CommandError::Rejected(CategoryError::Cycle).into());
+        }
+    }
     if let Some(parent) = moved.to {
         let attach = CategoryCommand::AttachSubcategory { child: moved.id };
         match on(parent, attach, "attach").await {

@@ -221,6 +221,47 @@ fn week() -> Value {
     ])
 }
 
+/// A list page is one statement however many entries it holds (`Server-Timing` counts them),
+/// and none once the page is cached.
+#[tokio::test]
+async fn a_list_page_is_one_statement_whatever_it_holds() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    import_over_http(&app, &admin, week().to_string(), false).await;
+    listed(&app, 6).await;
+    for query in [
+        "limit=1",
+        "limit=5",
+        "limit=100&importance=high",
+        "country=US&country=GB",
+    ] {
+        let response = app
+            .get(&format!("/api/calendar/events?{query}"), None)
+            .await;
+        assert_eq!(response.status(), 200);
+        let timing = server_timing(&response);
+        assert!(timing.contains("desc=\"1 query\""), "{query}: {timing}");
+        assert!(timing.contains("desc=\"miss\""), "{query}: {timing}");
+        let again = app
+            .get(&format!("/api/calendar/events?{query}"), None)
+            .await;
+        let timing = server_timing(&again);
+        assert!(
+            timing.contains("desc=\"0 queries\""),
+            "{query} cached: {timing}"
+        );
+    }
+}
+
+fn server_timing(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test]
 async fn every_filter_narrows_the_list_ordered_by_date_then_time_then_name() {
     let app = spawn_app().await;

@@ -685,3 +685,64 @@ async fn a_category_deleted_while_things_are_filed_in_it_never_keeps_them() {
         }
     }
 }
+
+/// Two categories each moved under the other at the same moment: each move alone is fine, both
+/// together would make a loop that no root reaches. At most one stands (the other, or both,
+/// answered 422 `category_cycle`), and the tree the store holds has no loop.
+#[tokio::test]
+async fn two_moves_at_once_never_make_a_loop() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for round in 0..6 {
+        let a = id_of(&create(&app, &admin, json!({"name": format!("A {round}")})).await);
+        let b = id_of(&create(&app, &admin, json!({"name": format!("B {round}")})).await);
+        let move_under = |this: &str, parent: &str| {
+            let (app, admin) = (&app, &admin);
+            let (this, parent) = (this.to_string(), parent.to_string());
+            async move {
+                let response = app
+                    .patch(
+                        &format!("/api/categories/{this}"),
+                        Some(admin),
+                        json!({"parent_id": parent}),
+                    )
+                    .await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.expect("json");
+                (status, body)
+            }
+        };
+        let ((a_status, a_body), (b_status, b_body)) =
+            tokio::join!(move_under(&a, &b), move_under(&b, &a));
+        for (status, body) in [(a_status, &a_body), (b_status, &b_body)] {
+            assert!(
+                status == 200 || (status == 422 && body["code"] == "category_cycle"),
+                "round {round}: {status} {body}"
+            );
+        }
+        assert!(
+            a_status != 200 || b_status != 200,
+            "round {round}: both moves stood: {a_body} {b_body}"
+        );
+        // The read model settles on a tree where both are reachable from a root.
+        let moved = if a_status == 200 {
+            Some(&a)
+        } else if b_status == 200 {
+            Some(&b)
+        } else {
+            None
+        };
+        tree_where(&app, "both reachable from a root", |tree| {
+            let both = find(tree, &a).is_some() && find(tree, &b).is_some();
+            let settled = match moved {
+                Some(child) => {
+                    let parent = if child == &a { &b } else { &a };
+                    find(tree, parent).is_some_and(|node| find(&node["children"], child).is_some())
+                }
+                None => true,
+            };
+            both && settled
+        })
+        .await;
+    }
+}

@@ -10,6 +10,7 @@ use eshop_projections::calendar::{CalendarQuery, CalendarRecord};
 
 use super::progress::VersionWaits;
 use super::{JsonTable, Records};
+use crate::profile::timed;
 
 impl JsonTable for CalendarRecord {
     const TABLE: &'static str = "calendar_events";
@@ -80,15 +81,15 @@ impl PgCalendar {
     /// A page ordered by date, time, name (and id), without revisions.
     pub async fn list(&self, query: &CalendarQuery) -> Result<Vec<CalendarRecord>, sqlx::Error> {
         let importances: Vec<&str> = query.importances.iter().map(|i| i.as_str()).collect();
-        let rows: Vec<(Json<CalendarRecord>,)> = sqlx::query_as(LIST)
+        let statement = sqlx::query_as(LIST)
             .bind(&query.countries)
             .bind(&importances)
             .bind(query.from)
             .bind(query.to)
             .bind(query.after)
             .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(&self.pool);
+        let rows: Vec<(Json<CalendarRecord>,)> = timed("calendar.list", statement).await?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 }
