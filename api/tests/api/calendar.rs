@@ -253,15 +253,6 @@ async fn a_list_page_is_one_statement_whatever_it_holds() {
     }
 }
 
-fn server_timing(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("server-timing")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn every_filter_narrows_the_list_ordered_by_date_then_time_then_name() {
     let app = spawn_app().await;

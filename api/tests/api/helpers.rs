@@ -357,3 +357,13 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The `Server-Timing` header of an answer (empty when absent).
+pub fn server_timing(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}

@@ -532,15 +532,6 @@ async fn every_filter_and_ordering_composes() {
     assert_eq!(counts.get("(no genres listed)"), None);
 }
 
-fn server_timing(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("server-timing")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 async fn imported_fixture() -> (TestApp, String) {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
