@@ -250,173 +250,43 @@ pub struct Weighted {
 /// weight. An exact match scores BM25 plus this, so exact matches rank above typos.
 const LOOSE_SCORE: f32 = 0.05;
 
-/// At most this many terms a typo or prefix may stand for are looked up one by one; a looser
-/// word (a prefix of one or two letters, say) is matched the way tantivy's automaton query does.
-const LOOSE_TERMS_MAX: usize = 32;
-
-/// The query for `words` over `fields`, as `searcher` sees the index: every word must match in
-/// one of the fields, exactly (BM25, times the field's weight), by prefix (the last word) or with
-/// one typo (words of 5+ letters).
-pub fn words_query(
-    searcher: &Searcher,
-    fields: &[Weighted],
-    words: &[Word],
-) -> Result<Box<dyn Query>, SearchError> {
-    let mut musts: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
-    for word in words {
-        let mut shoulds: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for weighted in fields {
-            let term = Term::from_field_text(weighted.field, &word.text);
-            shoulds.push((
-                Occur::Should,
-                Box::new(BoostQuery::new(
-                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                    weighted.boost,
-                )),
-            ));
-            let loose = match (word.prefix, word.typo) {
-                (true, typo) => FuzzyTermQuery::new_prefix(term, u8::from(typo), true),
-                (false, true) => FuzzyTermQuery::new(term, 1, true),
-                (false, false) => continue,
-            };
-            if let Some(matching) = loose_query(searcher, weighted.field, loose)? {
+/// The query for `words` over `fields`: every word must match in one of the fields, exactly
+/// (BM25, times the field's weight), by prefix (the last word) or with one typo (words of 5+
+/// letters).
+pub fn words_query(fields: &[Weighted], words: &[Word]) -> Box<dyn Query> {
+    let musts = words
+        .iter()
+        .map(|word| {
+            let mut shoulds: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for weighted in fields {
+                let term = Term::from_field_text(weighted.field, &word.text);
                 shoulds.push((
                     Occur::Should,
-                    Box::new(ConstScoreQuery::new(matching, LOOSE_SCORE * weighted.boost)),
+                    Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                        weighted.boost,
+                    )),
                 ));
-            }
-        }
-        musts.push((Occur::Must, Box::new(BooleanQuery::new(shoulds))));
-    }
-    Ok(Box::new(BooleanQuery::new(musts)))
-}
-
-/// The documents `loose` matches, or `None` when the index holds no term it stands for.
-///
-/// The terms are looked up in the dictionary first and queried one by one: a correctly spelled
-/// word then costs its posting lists, which an intersection skips through. Tantivy's own
-/// automaton query reads every matching posting into a bitset of the whole segment, whatever
-/// the other words already ruled out; that is kept for the few words that stand for many terms.
-fn loose_query(
-    searcher: &Searcher,
-    field: Field,
-    loose: FuzzyTermQuery,
-) -> Result<Option<Box<dyn Query>>, SearchError> {
-    let automaton = loose.automaton()?;
-    let mut texts: Vec<String> = Vec::new();
-    for segment in searcher.segment_readers() {
-        let inverted = segment.inverted_index(field)?;
-        let mut stream = inverted
-            .terms()
-            .search(&automaton)
-            .into_stream()
-            .map_err(tantivy::TantivyError::from)?;
-        while stream.advance() {
-            // A text field's terms are its tokens' UTF-8.
-            let Ok(text) = std::str::from_utf8(stream.key()) else {
-                continue;
-            };
-            if !texts.iter().any(|seen| seen == text) {
-                if texts.len() == LOOSE_TERMS_MAX {
-                    return Ok(Some(Box::new(loose)));
+                let loose: Option<FuzzyTermQuery> = match (word.prefix, word.typo) {
+                    (true, typo) => Some(FuzzyTermQuery::new_prefix(term, u8::from(typo), true)),
+                    (false, true) => Some(FuzzyTermQuery::new(term, 1, true)),
+                    (false, false) => None,
+                };
+                if let Some(loose) = loose {
+                    shoulds.push((
+                        Occur::Should,
+                        Box::new(ConstScoreQuery::new(
+                            Box::new(loose),
+                            LOOSE_SCORE * weighted.boost,
+                        )),
+                    ));
                 }
-                texts.push(text.to_owned());
             }
-        }
-    }
-    if texts.is_empty() {
-        return Ok(None);
-    }
-    let terms = texts
-        .iter()
-        .map(|text| {
-            let term = Term::from_field_text(field, text);
             (
-                Occur::Should,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Box<dyn Query>,
+                Occur::Must,
+                Box::new(BooleanQuery::new(shoulds)) as Box<dyn Query>,
             )
         })
         .collect();
-    Ok(Some(Box::new(BooleanQuery::new(terms))))
-}
-
-#[cfg(test)]
-mod tests {
-    use tantivy::collector::{Count, TopDocs};
-    use tantivy::schema::{Value, STORED, TEXT};
-    use tantivy::TantivyDocument;
-
-    use super::*;
-
-    fn searcher_over(titles: &[&str]) -> (Searcher, Field) {
-        let mut builder = Schema::builder();
-        let title = builder.add_text_field("title", TEXT | STORED);
-        let index = Index::create_in_ram(builder.build());
-        let mut writer: IndexWriter = index
-            .writer_with_num_threads(1, 15_000_000)
-            .expect("writer");
-        for text in titles {
-            let mut doc = TantivyDocument::new();
-            doc.add_text(title, text);
-            writer.add_document(doc).expect("added");
-        }
-        writer.commit().expect("committed");
-        (index.reader().expect("reader").searcher(), title)
-    }
-
-    fn word(text: &str, typo: bool, prefix: bool) -> Word {
-        Word {
-            text: text.into(),
-            typo,
-            prefix,
-        }
-    }
-
-    fn titles_found(searcher: &Searcher, title: Field, words: &[Word]) -> Vec<String> {
-        let fields = [Weighted {
-            field: title,
-            boost: 1.0,
-        }];
-        let query = words_query(searcher, &fields, words).expect("query");
-        let top = searcher
-            .search(&*query, &TopDocs::with_limit(100).order_by_score())
-            .expect("searched");
-        top.into_iter()
-            .map(|(_, address)| {
-                let doc: TantivyDocument = searcher.doc(address).expect("doc");
-                doc.get_first(title)
-                    .and_then(|value| value.as_str())
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn typos_and_prefixes_match_the_terms_the_dictionary_holds_below_exact_matches() {
-        let (searcher, title) = searcher_over(&["dragon", "dargon", "dragonfly", "wagon"]);
-        let typo = titles_found(&searcher, title, &[word("dragon", true, false)]);
-        assert_eq!(typo, ["dragon", "dargon"]);
-        let prefix = titles_found(&searcher, title, &[word("drag", false, true)]);
-        assert_eq!(prefix.len(), 2);
-        assert!(prefix.contains(&"dragon".to_owned()) && prefix.contains(&"dragonfly".to_owned()));
-        assert!(titles_found(&searcher, title, &[word("dragoon", false, false)]).is_empty());
-    }
-
-    #[test]
-    fn a_prefix_standing_for_more_terms_than_are_looked_up_one_by_one_still_matches_them_all() {
-        let titles: Vec<String> = (0..LOOSE_TERMS_MAX * 2)
-            .map(|n| format!("lamp{n}"))
-            .chain(["other".to_owned()])
-            .collect();
-        let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
-        let (searcher, title) = searcher_over(&titles);
-        let fields = [Weighted {
-            field: title,
-            boost: 1.0,
-        }];
-        let query = words_query(&searcher, &fields, &[word("lam", false, true)]).expect("query");
-        let count = searcher.search(&*query, &Count).expect("counted");
-        assert_eq!(count, LOOSE_TERMS_MAX * 2);
-    }
+    Box::new(BooleanQuery::new(musts))
 }

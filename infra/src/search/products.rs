@@ -537,11 +537,7 @@ impl ProductIndex {
                 next_cursor: None,
             });
         }
-        let searcher = self.index.searcher();
-        let mut clauses = vec![(
-            Occur::Must,
-            words_query(&searcher, &self.fields.weighted(), &words)?,
-        )];
+        let mut clauses = vec![(Occur::Must, words_query(&self.fields.weighted(), &words))];
         self.filters(&request.filter, &mut clauses);
         let query = BooleanQuery::new(clauses);
         let after = request
@@ -557,6 +553,7 @@ impl ProductIndex {
             bounds: Bounds::of(&request.filter),
             facets: request.facets.category || request.facets.price,
         };
+        let searcher = self.index.searcher();
         let fruit = searcher.search(&query, &collector)?;
         let mut hits = Vec::with_capacity(fruit.top.len());
         for ranked in fruit.top.iter().take(request.limit.max(1)) {
@@ -617,21 +614,20 @@ impl ProductIndex {
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        let searcher = self.index.searcher();
         let query = words_query(
-            &searcher,
             &[Weighted {
                 field: self.fields.title,
                 boost: 1.0,
             }],
             &words,
-        )?;
+        );
         let collector = PageCollector {
             limit: SUGGESTIONS * 2,
             after: None,
             bounds: Bounds::default(),
             facets: false,
         };
+        let searcher = self.index.searcher();
         let fruit = searcher.search(&*query, &collector)?;
         let mut suggestions: Vec<Suggestion> = Vec::with_capacity(SUGGESTIONS);
         for ranked in fruit.top {
