@@ -290,3 +290,68 @@ pub fn words_query(fields: &[Weighted], words: &[Word]) -> Box<dyn Query> {
         .collect();
     Box::new(BooleanQuery::new(musts))
 }
+
+#[cfg(test)]
+mod tests {
+    use tantivy::collector::TopDocs;
+    use tantivy::schema::{Value, STORED, TEXT};
+    use tantivy::TantivyDocument;
+
+    use super::*;
+
+    fn word(text: &str, typo: bool, prefix: bool) -> Word {
+        Word {
+            text: text.into(),
+            typo,
+            prefix,
+        }
+    }
+
+    /// The titles `words` finds among `titles`, best first.
+    fn titles_found(titles: &[&str], words: &[Word]) -> Vec<String> {
+        let mut builder = Schema::builder();
+        let title = builder.add_text_field("title", TEXT | STORED);
+        let index = Index::create_in_ram(builder.build());
+        let mut writer: IndexWriter = index
+            .writer_with_num_threads(1, 15_000_000)
+            .expect("writer");
+        for text in titles {
+            let mut doc = TantivyDocument::new();
+            doc.add_text(title, text);
+            writer.add_document(doc).expect("added");
+        }
+        writer.commit().expect("committed");
+        let searcher = index.reader().expect("reader").searcher();
+        let fields = [Weighted {
+            field: title,
+            boost: 1.0,
+        }];
+        let query = words_query(&fields, words);
+        let top = searcher
+            .search(&*query, &TopDocs::with_limit(100).order_by_score())
+            .expect("searched");
+        top.into_iter()
+            .map(|(_, address)| {
+                let doc: TantivyDocument = searcher.doc(address).expect("doc");
+                doc.get_first(title)
+                    .and_then(|value| value.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_typo_and_a_prefix_match_below_the_exact_word() {
+        let titles = ["dargon", "dragon", "dragonfly", "wagon"];
+        assert_eq!(
+            titles_found(&titles, &[word("dragon", true, false)]),
+            ["dragon", "dargon"]
+        );
+        let mut prefixed = titles_found(&titles, &[word("drag", false, true)]);
+        prefixed.sort();
+        assert_eq!(prefixed, ["dragon", "dragonfly"]);
+        assert!(titles_found(&titles, &[word("dragon", false, false)]) == ["dragon"]);
+        assert!(titles_found(&titles, &[word("dragoon", false, false)]).is_empty());
+    }
+}
