@@ -210,9 +210,14 @@ async fn seed_catalog(pool: &PgPool) {
 
 #[tokio::main]
 async fn main() {
-    // `cargo bench --bench fanout -- relay` runs only the relay phase.
+    // `cargo bench --bench fanout -- relay` runs only the relay phase, `-- commit` only the
+    // commit → read model one (for before/after runs of the projection path).
     let only_relay = std::env::args().any(|arg| arg == "relay");
-    let mut rows = vec![relay_throughput().await];
+    let only_commit = std::env::args().any(|arg| arg == "commit");
+    let mut rows = Vec::new();
+    if !only_commit {
+        rows.push(relay_throughput().await);
+    }
     if only_relay {
         print_table(rows);
         return;
@@ -234,6 +239,10 @@ async fn main() {
         .build()
         .expect("client");
     rows.push(commit_to_visible(&running, &client, &base).await);
+    if only_commit {
+        print_table(rows);
+        return;
+    }
 
     // Cached reads: hot product details and one list page.
     let ids: Vec<String> = sqlx::query_scalar("SELECT id::text FROM products LIMIT 50")
