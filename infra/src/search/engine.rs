@@ -351,7 +351,13 @@ mod tests {
         let mut prefixed = titles_found(&titles, &[word("drag", false, true)]);
         prefixed.sort();
         assert_eq!(prefixed, ["dragon", "dragonfly"]);
-        assert!(titles_found(&titles, &[word("dragon", false, false)]) == ["dragon"]);
-        assert!(titles_found(&titles, &[word("dragoon", false, false)]).is_empty());
+        assert_eq!(
+            titles_found(&titles, &[word("dragon", false, false)]),
+            ["dragon"]
+        );
+        assert_eq!(
+            titles_found(&titles, &[word("dragoon", false, false)]),
+            Vec::<String>::new()
+        );
     }
 }
