@@ -13,7 +13,6 @@ mod bench_config;
 #[path = "common/reads.rs"]
 mod reads;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eshop_api::config::Config;
@@ -23,7 +22,6 @@ use eshop_infra::shutdown::shutdown_pair;
 use eshop_infra::testing::{fresh_database, fresh_stream, stream_len};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use reads::{
@@ -120,8 +118,8 @@ async fn add_products(
 async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &str) -> Row {
     let token = admin_token(client, base).await;
     let ids = add_products(client, base, &token, 200).await;
-    let pool = running.state.pool.clone();
-    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let (sampled, answers) = tokio::sync::mpsc::unbounded_channel();
+    let sampler = tokio::spawn(watch_versions(running.state.pool.clone(), answers));
     let rate = 500;
     let seconds = 10;
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
@@ -132,8 +130,7 @@ async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &s
         let client = client.clone();
         let base = base.to_string();
         let token = token.clone();
-        let pool = pool.clone();
-        let latencies = latencies.clone();
+        let sampled = sampled.clone();
         tasks.push(tokio::spawn(async move {
             let answer: Value = client
                 .post(format!("{base}/api/products/{id}/restock"))
@@ -145,31 +142,17 @@ async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &s
                 .json()
                 .await
                 .expect("json");
-            if n % 10 != 0 {
-                return;
-            }
-            let version = answer["version"].as_i64().expect("version");
-            let committed = Instant::now();
-            let uuid: Uuid = id.parse().expect("uuid");
-            loop {
-                let seen: Option<i64> =
-                    sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
-                        .bind(uuid)
-                        .fetch_optional(&pool)
-                        .await
-                        .expect("read");
-                if seen.is_some_and(|seen| seen >= version) {
-                    latencies.lock().await.push(committed.elapsed());
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            if n % 10 == 0 {
+                let version = answer["version"].as_i64().expect("version");
+                let _ = sampled.send((id.parse().expect("uuid"), version, Instant::now()));
             }
         }));
     }
     for task in tasks {
         let _ = task.await;
     }
-    let mut latencies = latencies.lock().await.clone();
+    drop(sampled);
+    let mut latencies = sampler.await.expect("sampler");
     latencies.sort();
     Row {
         what: format!("commit → products read model, {rate} restocks/s over HTTP for {seconds} s"),
@@ -177,6 +160,46 @@ async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &s
         throughput: format!("{rate} commands/s ({} sampled)", latencies.len()),
         p50: ms(percentile(&latencies, 0.50)),
         p99: ms(percentile(&latencies, 0.99)),
+    }
+}
+
+/// Times each answered `(id, version, answered at)` until its row holds that version. One
+/// query reads every row still awaited, back to back while any is (no sleep between: a sleep
+/// rounds up to tokio's millisecond tick, too coarse for a latency of a few ms), so a sample
+/// is late by one round trip at most.
+async fn watch_versions(
+    pool: PgPool,
+    mut answers: tokio::sync::mpsc::UnboundedReceiver<(Uuid, i64, Instant)>,
+) -> Vec<Duration> {
+    let mut awaited: Vec<(Uuid, i64, Instant)> = Vec::new();
+    let mut latencies = Vec::new();
+    loop {
+        if awaited.is_empty() {
+            match answers.recv().await {
+                Some(answer) => awaited.push(answer),
+                None => return latencies,
+            }
+        }
+        while let Ok(answer) = answers.try_recv() {
+            awaited.push(answer);
+        }
+        let ids: Vec<Uuid> = awaited.iter().map(|(id, _, _)| *id).collect();
+        let held: std::collections::HashMap<Uuid, i64> =
+            sqlx::query_as("SELECT id, version FROM products WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&pool)
+                .await
+                .expect("read")
+                .into_iter()
+                .collect();
+        let seen = Instant::now();
+        awaited.retain(|(id, version, answered)| {
+            let reached = held.get(id).is_some_and(|held| held >= version);
+            if reached {
+                latencies.push(seen.duration_since(*answered));
+            }
+            !reached
+        });
     }
 }
 
