@@ -13,6 +13,7 @@ mod bench_config;
 #[path = "common/reads.rs"]
 mod reads;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use eshop_api::config::Config;
@@ -114,10 +115,17 @@ async fn add_products(
 }
 
 /// Commit → visible: restocks at a steady rate over HTTP; for every tenth, the time from the
-/// command's answer to the read model row reaching its version.
-async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &str) -> Row {
+/// command's answer to the read model row reaching its version, and how that splits at the
+/// moment the event is on the stream (the relay's share, then the projection builder's).
+async fn commit_to_visible(
+    running: &Running,
+    client: &reqwest::Client,
+    base: &str,
+    namespace: &str,
+) -> Vec<Row> {
     let token = admin_token(client, base).await;
     let ids = add_products(client, base, &token, 200).await;
+    let (stop_watching, on_stream) = watch_stream(namespace).await;
     let (sampled, answers) = tokio::sync::mpsc::unbounded_channel();
     let sampler = tokio::spawn(watch_versions(running.state.pool.clone(), answers));
     let rate = 500;
@@ -152,15 +160,94 @@ async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &s
         let _ = task.await;
     }
     drop(sampled);
-    let mut latencies = sampler.await.expect("sampler");
-    latencies.sort();
-    Row {
-        what: format!("commit → products read model, {rate} restocks/s over HTTP for {seconds} s"),
-        target: "p99 ≤ 50 ms".into(),
-        throughput: format!("{rate} commands/s ({} sampled)", latencies.len()),
-        p50: ms(percentile(&latencies, 0.50)),
-        p99: ms(percentile(&latencies, 0.99)),
+    let samples = sampler.await.expect("sampler");
+    let _ = stop_watching.send(());
+    let published = on_stream.await.expect("stream watcher");
+    let mut whole = Vec::new();
+    let mut relayed = Vec::new();
+    let mut projected = Vec::new();
+    for sample in &samples {
+        whole.push(sample.visible.duration_since(sample.answered));
+        if let Some(at) = published.get(&(sample.id, sample.version)) {
+            relayed.push(at.saturating_duration_since(sample.answered));
+            projected.push(sample.visible.saturating_duration_since(*at));
+        }
     }
+    let throughput = format!("{rate} commands/s ({} sampled)", whole.len());
+    let row = |what: &str, target: &str, mut latencies: Vec<Duration>| {
+        latencies.sort();
+        Row {
+            what: what.into(),
+            target: target.into(),
+            throughput: throughput.clone(),
+            p50: ms(percentile(&latencies, 0.50)),
+            p99: ms(percentile(&latencies, 0.99)),
+        }
+    };
+    vec![
+        row(
+            &format!("commit → products read model, {rate} restocks/s over HTTP for {seconds} s"),
+            "p99 ≤ 50 ms",
+            whole,
+        ),
+        row("… of which answer → on the stream (relay)", "", relayed),
+        row(
+            "… of which on the stream → read model (builder)",
+            "",
+            projected,
+        ),
+    ]
+}
+
+/// When each product event reached the stream, by `(aggregate id, version)`: a plain
+/// subscription to the stream's subjects sees each message as JetStream stores it. Send on
+/// the returned channel to stop it and have the map.
+async fn watch_stream(namespace: &str) -> (tokio::sync::oneshot::Sender<()>, Published) {
+    use futures::StreamExt;
+    let subjects = eshop_infra::nats::EventSubjects::new(namespace);
+    let client = async_nats::connect(eshop_infra::testing::nats_url())
+        .await
+        .expect("NATS answers");
+    let mut messages = client
+        .subscribe(subjects.of_type("product"))
+        .await
+        .expect("subscribed");
+    client.flush().await.expect("flushed");
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _client = client;
+        let mut published = HashMap::new();
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = &mut stopped => None,
+            };
+            let Some(message) = message else {
+                return published;
+            };
+            let at = Instant::now();
+            let Ok(event) = serde_json::from_slice::<Value>(&message.payload) else {
+                continue;
+            };
+            let id = event["aggregate_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok());
+            if let (Some(id), Some(sequence)) = (id, event["sequence"].as_i64()) {
+                published.insert((id, sequence), at);
+            }
+        }
+    });
+    (stop, task)
+}
+
+type Published = tokio::task::JoinHandle<HashMap<(Uuid, i64), Instant>>;
+
+/// One sampled restock: its answer, and when its row was seen at that version.
+struct Sample {
+    id: Uuid,
+    version: i64,
+    answered: Instant,
+    visible: Instant,
 }
 
 /// Times each answered `(id, version, answered at)` until its row holds that version. One
@@ -170,21 +257,21 @@ async fn commit_to_visible(running: &Running, client: &reqwest::Client, base: &s
 async fn watch_versions(
     pool: PgPool,
     mut answers: tokio::sync::mpsc::UnboundedReceiver<(Uuid, i64, Instant)>,
-) -> Vec<Duration> {
+) -> Vec<Sample> {
     let mut awaited: Vec<(Uuid, i64, Instant)> = Vec::new();
-    let mut latencies = Vec::new();
+    let mut samples = Vec::new();
     loop {
         if awaited.is_empty() {
             match answers.recv().await {
                 Some(answer) => awaited.push(answer),
-                None => return latencies,
+                None => return samples,
             }
         }
         while let Ok(answer) = answers.try_recv() {
             awaited.push(answer);
         }
         let ids: Vec<Uuid> = awaited.iter().map(|(id, _, _)| *id).collect();
-        let held: std::collections::HashMap<Uuid, i64> =
+        let held: HashMap<Uuid, i64> =
             sqlx::query_as("SELECT id, version FROM products WHERE id = ANY($1)")
                 .bind(&ids)
                 .fetch_all(&pool)
@@ -192,11 +279,16 @@ async fn watch_versions(
                 .expect("read")
                 .into_iter()
                 .collect();
-        let seen = Instant::now();
-        awaited.retain(|(id, version, answered)| {
-            let reached = held.get(id).is_some_and(|held| held >= version);
+        let visible = Instant::now();
+        awaited.retain(|&(id, version, answered)| {
+            let reached = held.get(&id).is_some_and(|held| *held >= version);
             if reached {
-                latencies.push(seen.duration_since(*answered));
+                samples.push(Sample {
+                    id,
+                    version,
+                    answered,
+                    visible,
+                });
             }
             !reached
         });
@@ -261,7 +353,7 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("client");
-    rows.push(commit_to_visible(&running, &client, &base).await);
+    rows.extend(commit_to_visible(&running, &client, &base, &namespace).await);
     if only_commit {
         print_table(rows);
         return;
