@@ -200,7 +200,8 @@ async fn commit_to_visible(
 }
 
 /// When each product event reached the stream, by `(aggregate id, version)`: a plain
-/// subscription to the stream's subjects sees each message as JetStream stores it. Send on
+/// subscription to the stream's subjects sees each message as JetStream stores it (its
+/// `Eshop-Aggregate-Id` and `Eshop-Sequence` headers say which). Send on
 /// the returned channel to stop it and have the map.
 async fn watch_stream(namespace: &str) -> (tokio::sync::oneshot::Sender<()>, Published) {
     use futures::StreamExt;
@@ -226,13 +227,17 @@ async fn watch_stream(namespace: &str) -> (tokio::sync::oneshot::Sender<()>, Pub
                 return published;
             };
             let at = Instant::now();
-            let Ok(event) = serde_json::from_slice::<Value>(&message.payload) else {
-                continue;
+            // The relay's headers name the event, so no body is parsed on this path.
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(name))
+                    .map(|value| value.as_str().to_owned())
             };
-            let id = event["aggregate_id"]
-                .as_str()
-                .and_then(|id| id.parse().ok());
-            if let (Some(id), Some(sequence)) = (id, event["sequence"].as_i64()) {
+            let id = header("Eshop-Aggregate-Id").and_then(|id| id.parse().ok());
+            let sequence = header("Eshop-Sequence").and_then(|sequence| sequence.parse().ok());
+            if let (Some(id), Some(sequence)) = (id, sequence) {
                 published.insert((id, sequence), at);
             }
         }
