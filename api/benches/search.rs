@@ -382,10 +382,36 @@ async fn main() {
         )
         .await,
     );
+    let suggest_target = "≥ 10,000 req/s, p99 ≤ 5 ms";
     rows.push(
         read_bench(
-            "index: GET /api/search/suggest",
-            "≥ 10,000 req/s, p99 ≤ 5 ms",
+            "index: GET /api/search/suggest, 12 prefixes (answers kept until the next commit)",
+            suggest_target,
+            &client,
+            &base,
+            16,
+            suggest.clone(),
+        )
+        .await,
+    );
+    // The same eshop again, keeping no suggestion: every one is searched.
+    let _ = running.shutdown().await;
+    let running = start(&config(
+        &database_url,
+        &namespace,
+        true,
+        SearchConfig {
+            search_suggestions_kept: 0,
+            ..SearchConfig::in_dir(dir.clone())
+        },
+    ))
+    .await
+    .expect("eshop starts");
+    let base = format!("http://{}", running.addr);
+    rows.push(
+        read_bench(
+            "index: the same suggestions, each one searched (ESHOP_SEARCH_SUGGESTIONS_KEPT=0)",
+            suggest_target,
             &client,
             &base,
             16,

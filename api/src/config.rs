@@ -466,6 +466,11 @@ pub struct SearchConfig {
     /// Events the index applies at once.
     #[arg(long, env = "ESHOP_SEARCH_BATCH", default_value_t = 1000)]
     pub search_batch: usize,
+
+    /// Suggestions (`/api/search/suggest`) kept in memory until the index's next commit
+    /// (0: each one is searched).
+    #[arg(long, env = "ESHOP_SEARCH_SUGGESTIONS_KEPT", default_value_t = 10_000)]
+    pub search_suggestions_kept: usize,
 }
 
 impl Default for SearchConfig {
@@ -475,6 +480,7 @@ impl Default for SearchConfig {
             search_dir: None,
             search_commit_ms: 200,
             search_batch: 1000,
+            search_suggestions_kept: 10_000,
         }
     }
 }

@@ -283,6 +283,7 @@ pub fn search_settings(config: &Config) -> SearchSettings {
         dir: config.search.dir(&config.nats_prefix),
         commit_every: Duration::from_millis(config.search.search_commit_ms.max(10)),
         batch: config.search.search_batch.max(1),
+        suggestions_kept: config.search.search_suggestions_kept,
     }
 }
 

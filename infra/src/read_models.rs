@@ -4,6 +4,7 @@
 //! module adds). `projector::Projector` builds every one of them from the stream the same way,
 //! and `registry::shop` lists the ones this shop keeps.
 
+pub mod announcements;
 pub mod calendar;
 pub mod categories;
 pub mod documents;

@@ -3,6 +3,7 @@
 //! lock, commits with the stream sequence, the word queries); `products` is the product
 //! catalog over it; `builder` feeds it from the stream.
 
+pub mod answers;
 pub mod builder;
 pub mod engine;
 pub mod products;

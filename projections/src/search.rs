@@ -10,7 +10,8 @@ use crate::query::Cursor;
 
 /// Tokens longer than this (in bytes) are neither indexed nor searched.
 pub const MAX_TOKEN_BYTES: usize = 40;
-/// Words of at least this many letters may carry one typo.
+/// Words of at least this many letters may carry one typo (a token with digits carries none:
+/// a number one digit off, a year or a model, names another thing).
 pub const TYPO_MIN_CHARS: usize = 5;
 /// Words a search takes at most (the rest are ignored).
 pub const MAX_WORDS: usize = 8;
@@ -59,7 +60,7 @@ pub fn words(query: &str) -> Vec<Word> {
     let mut words: Vec<Word> = tokens(query)
         .take(MAX_WORDS)
         .map(|(_, _, text)| Word {
-            typo: text.chars().count() >= TYPO_MIN_CHARS,
+            typo: text.chars().count() >= TYPO_MIN_CHARS && text.chars().all(char::is_alphabetic),
             text,
             prefix: false,
         })
@@ -349,6 +350,9 @@ mod tests {
         assert_eq!(dargon.matches("dragons"), None);
         let cat = &words("cta ")[0];
         assert_eq!(cat.matches("cat"), None);
+        let number = &words("42170 ")[0];
+        assert_eq!(number.matches("42171"), None);
+        assert_eq!(words("r2d2d2 ")[0].matches("r2d2d3"), None);
         assert!(one_edit_apart("dragon", "dragn"));
         assert!(one_edit_apart("dragon", "drahon"));
         assert!(one_edit_apart("dragon", "dragoon"));

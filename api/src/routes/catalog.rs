@@ -1,6 +1,8 @@
 //! Reading the catalog: product details and list/search pages, from the `products` read model
 //! behind the Redis cache.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -386,9 +388,10 @@ pub async fn list(
     let query = to_query(params, tree.as_ref())?;
     after_admins_own_writes(&state, admin, query.filter.search.is_some()).await?;
     if query.filter.search.is_some() {
+        // Without a category scope the tree only shows breadcrumbs: the shape kept in memory.
         let tree = match &tree {
-            Some(tree) => tree.clone(),
-            None => state.categories.shape().await?,
+            Some(tree) => Arc::new(tree.clone()),
+            None => state.categories.kept_shape().await?,
         };
         if let Some(page) = from_search_index(&state, &query, &tree)? {
             return Ok(json_bytes(page, None));

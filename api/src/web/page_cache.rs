@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use eshop_infra::read_models::announcements::{self, Heard};
+
 use crate::state::AppState;
 
 /// Pages kept at most; anonymous page paths are few, but a query string is the visitor's.
@@ -103,62 +105,31 @@ impl PageCache {
 /// The read models whose rows the cached pages show.
 const SHOWN_ON_PAGES: [&str; 2] = ["products", "reviews"];
 
-/// Whether a read model's announcement (`<read model> <id>:<version> ...`) changes the pages.
-fn changes_pages(announcement: &str) -> bool {
-    let read_model = announcement.split(' ').next().unwrap_or_default();
-    SHOWN_ON_PAGES.contains(&read_model)
+/// Whether what was heard may change the pages.
+fn changes_pages(heard: &Heard<'_>) -> bool {
+    SHOWN_ON_PAGES
+        .iter()
+        .any(|read_model| heard.may_change(read_model))
 }
 
 /// Drops the kept pages whenever the products' (or reviews') read model applied a change: the
 /// projection announces it once committed and dropped from the API's cache, so a page rendered
-/// after this reads the change. A lost connection drops them too (an announcement may have
-/// passed unheard). Ends once the cache is gone (the server stopped).
+/// after this reads the change. An announcement that may have passed unheard (a lost
+/// connection) drops them too. Ends once the cache is gone (the server stopped).
 pub fn invalidate_on_catalog_changes(pages: Arc<PageCache>, app: &AppState) {
     if pages.ttl.is_zero() {
         return;
     }
-    let pool = app.pool.clone();
-    let pages = Arc::downgrade(&pages);
-    tokio::spawn(async move {
-        loop {
-            match listen(&pool).await {
-                Ok(mut listener) => loop {
-                    let heard = tokio::time::timeout(CHECK_EVERY, listener.try_recv()).await;
-                    let Some(pages) = pages.upgrade() else { return };
-                    match heard {
-                        Err(_) => {}
-                        Ok(Ok(Some(notification))) => {
-                            if changes_pages(notification.payload()) {
-                                pages.invalidate();
-                            }
-                        }
-                        // The connection was lost; the next call reconnects.
-                        Ok(Ok(None)) => pages.invalidate(),
-                        Ok(Err(error)) => {
-                            tracing::warn!(%error, "pages cannot follow the products read model");
-                            break;
-                        }
-                    }
-                },
-                Err(error) => tracing::warn!(%error, "pages cannot follow the products read model"),
+    announcements::follow(
+        app.pool.clone(),
+        Arc::downgrade(&pages),
+        "pages",
+        |pages, heard| {
+            if changes_pages(&heard) {
+                pages.invalidate();
             }
-            let Some(pages) = pages.upgrade() else { return };
-            pages.invalidate();
-            drop(pages);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-}
-
-/// How often a quiet listener checks that the cache still exists.
-const CHECK_EVERY: Duration = Duration::from_secs(5);
-
-async fn listen(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-    listener
-        .listen(eshop_infra::read_models::progress::CHANNEL)
-        .await?;
-    Ok(listener)
+        },
+    );
 }
 
 #[cfg(test)]
@@ -186,16 +157,12 @@ mod tests {
 
     #[test]
     fn only_the_read_models_the_pages_show_drop_them() {
-        assert!(changes_pages(
-            "products 0b6c6f0e-7a53-4f1c-9d55-2d6f1a0b8c11:3"
-        ));
-        assert!(changes_pages(
-            "reviews 0b6c6f0e-7a53-4f1c-9d55-2d6f1a0b8c11:1"
-        ));
-        assert!(!changes_pages(
-            "orders 0b6c6f0e-7a53-4f1c-9d55-2d6f1a0b8c11:2"
-        ));
-        assert!(!changes_pages("productsx"));
+        let announced = |text| changes_pages(&Heard::Announced(text));
+        assert!(announced("products 0b6c6f0e-7a53-4f1c-9d55-2d6f1a0b8c11:3"));
+        assert!(announced("reviews 0b6c6f0e-7a53-4f1c-9d55-2d6f1a0b8c11:1"));
+        assert!(!announced("orders 0b6c6f0e-7a53-4f1c-9d55-2d6f1a0b8c11:2"));
+        assert!(!announced("productsx"));
+        assert!(changes_pages(&Heard::Lost));
     }
 
     #[test]

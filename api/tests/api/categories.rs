@@ -387,6 +387,21 @@ async fn products_are_filed_counted_and_filtered_with_every_descendant() {
         slugs(&shown["category_ref"]["path"]),
         ["fiction", "science-fiction", "space-opera"]
     );
+    // A search answered by the index shows them too (from the tree kept in memory).
+    let searched_path = || async {
+        let page: Value = app
+            .get("/api/products?search=dune", None)
+            .await
+            .json()
+            .await
+            .ok()?;
+        let path = &page["items"].as_array()?.first()?["category_ref"]["path"];
+        Some(slugs(path).join("/"))
+    };
+    eventually(WAIT, "dune found by the index", || async {
+        (searched_path().await? == "fiction/science-fiction/space-opera").then_some(())
+    })
+    .await;
 
     // A category with products cannot go.
     assert_problem(
@@ -420,6 +435,10 @@ async fn products_are_filed_counted_and_filtered_with_every_descendant() {
             .await
             .ok()?;
         (slugs(&shown["category_ref"]["path"]) == ["fiction", "sf", "space-opera"]).then_some(())
+    })
+    .await;
+    eventually(WAIT, "the new breadcrumbs in a search", || async {
+        (searched_path().await? == "fiction/sf/space-opera").then_some(())
     })
     .await;
 

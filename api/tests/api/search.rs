@@ -209,6 +209,28 @@ async fn every_word_must_match_with_typos_prefixes_and_exact_matches_first() {
     app.shutdown().await;
 }
 
+fn suggested_titles(page: &Value) -> Vec<String> {
+    let mut titles = titles_of(page);
+    titles.sort();
+    titles
+}
+
+#[tokio::test]
+async fn a_suggestion_kept_in_memory_gives_way_to_the_next_commit() {
+    let app = spawn_app().await;
+    let harbor = |title: &str| book(title, "Ann Lee", 900, 1, "travel", "Boats.");
+    shelve(&app, vec![harbor("Harbor Lights")]).await;
+    for _ in 0..2 {
+        // Asked twice: the second answer is the one kept.
+        let page = get_json(&app, "/api/search/suggest?q=Harb").await;
+        assert_eq!(suggested_titles(&page), ["Harbor Lights"]);
+    }
+    shelve(&app, vec![harbor("Harbor Days")]).await;
+    let page = get_json(&app, "/api/search/suggest?q=harb").await;
+    assert_eq!(suggested_titles(&page), ["Harbor Days", "Harbor Lights"]);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn facets_equal_the_read_models_counts() {
     let app = spawn_app().await;

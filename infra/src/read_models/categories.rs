@@ -2,6 +2,8 @@
 //! the tree reads) and its queries. Product counts come from `products` in the same statement.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -10,6 +12,7 @@ use uuid::Uuid;
 use eshop_projections::cached::Entry;
 use eshop_projections::category::{CategoryRecord, CategoryTree};
 
+use super::announcements::{self, Heard};
 use super::progress::VersionWaits;
 use super::{JsonTable, Records};
 
@@ -45,6 +48,40 @@ SELECT categories.record, coalesce(own.products, 0)
 pub struct PgCategories {
     pool: PgPool,
     records: Records<CategoryRecord>,
+    kept: Arc<KeptShape>,
+}
+
+/// The tree's shape kept in this process until the categories read model announces a change.
+#[derive(Default)]
+struct KeptShape {
+    /// The follower of the announcements was started (with the first read).
+    following: AtomicBool,
+    /// Announcements are heard: a shape read now is dropped with the next change.
+    listening: AtomicBool,
+    /// Moves on with every change heard (or possibly missed).
+    generation: AtomicU64,
+    shape: Mutex<Option<(u64, Arc<CategoryTree>)>>,
+}
+
+impl KeptShape {
+    fn heard(&self, heard: Heard<'_>) {
+        if !heard.may_change(<CategoryRecord as eshop_projections::ReadModel>::NAME) {
+            return;
+        }
+        if matches!(heard, Heard::Lost) {
+            self.listening.store(false, Ordering::Release);
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if matches!(heard, Heard::Listening) {
+            self.listening.store(true, Ordering::Release);
+        }
+    }
+
+    fn shape(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<CategoryTree>)>> {
+        self.shape
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl PgCategories {
@@ -52,6 +89,7 @@ impl PgCategories {
         Self {
             records: Records::new(pool.clone()),
             pool,
+            kept: Arc::default(),
         }
     }
 
@@ -88,6 +126,36 @@ impl PgCategories {
             records.push(record);
         }
         Ok(CategoryTree::new(records, own))
+    }
+
+    /// The tree without product counts as `shape`, kept in this process until the categories
+    /// read model announces a change: for what the tree only shows (breadcrumbs), not for
+    /// what it decides (a category scope), since a change is heard a moment after it commits.
+    pub async fn kept_shape(&self) -> Result<Arc<CategoryTree>, sqlx::Error> {
+        if !self.kept.following.swap(true, Ordering::AcqRel) {
+            announcements::follow(
+                self.pool.clone(),
+                Arc::downgrade(&self.kept),
+                "categories",
+                KeptShape::heard,
+            );
+        }
+        // The generation before the listening flag: a shape read while a change lands is kept
+        // under the generation it missed, so it is never served.
+        let generation = self.kept.generation.load(Ordering::Acquire);
+        let listening = self.kept.listening.load(Ordering::Acquire);
+        if listening {
+            if let Some((kept, shape)) = &*self.kept.shape() {
+                if *kept == generation {
+                    return Ok(Arc::clone(shape));
+                }
+            }
+        }
+        let shape = Arc::new(self.shape().await?);
+        if listening {
+            *self.kept.shape() = Some((generation, Arc::clone(&shape)));
+        }
+        Ok(shape)
     }
 
     /// The tree without product counts (for breadcrumbs and scopes), in one statement.

@@ -37,6 +37,8 @@ pub struct SearchSettings {
     pub commit_every: Duration,
     /// Messages applied at once.
     pub batch: usize,
+    /// Suggestions kept in memory between two commits (0: every one is searched).
+    pub suggestions_kept: usize,
 }
 
 /// Changes applied to the writer since the last commit.
@@ -84,7 +86,7 @@ impl ProductSearch {
     /// Opens (or starts afresh) this process's index; a second process on the same directory
     /// is refused (`SearchError::InUse`).
     pub fn open(settings: SearchSettings) -> Result<Self, SearchError> {
-        let catalog = ProductIndex::open(&settings.dir)?;
+        let catalog = ProductIndex::open(&settings.dir, settings.suggestions_kept)?;
         let name = consumer_name(&settings.dir)?;
         Ok(Self {
             catalog,

@@ -4,13 +4,15 @@
 //! catalog's search is made of (every word must match, one typo per long word, the last word
 //! as a prefix, exact matches above typos).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, DfaWrapper, EmptyQuery, FuzzyTermQuery, Occur,
+    Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema};
 use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
@@ -247,48 +249,135 @@ pub struct Weighted {
 }
 
 /// Below an exact match's BM25 score: a typo's or a prefix's constant score, times the field's
-/// weight. An exact match scores BM25 plus this, so exact matches rank above typos.
+/// weight, so exact matches rank above typos.
 const LOOSE_SCORE: f32 = 0.05;
 
-/// The query for `words` over `fields`: every word must match in one of the fields, exactly
-/// (BM25, times the field's weight), by prefix (the last word) or with one typo (words of 5+
-/// letters).
-pub fn words_query(fields: &[Weighted], words: &[Word]) -> Box<dyn Query> {
-    let musts = words
-        .iter()
-        .map(|word| {
-            let mut shoulds: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for weighted in fields {
-                let term = Term::from_field_text(weighted.field, &word.text);
-                shoulds.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(
-                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                        weighted.boost,
-                    )),
-                ));
-                let loose: Option<FuzzyTermQuery> = match (word.prefix, word.typo) {
-                    (true, typo) => Some(FuzzyTermQuery::new_prefix(term, u8::from(typo), true)),
-                    (false, true) => Some(FuzzyTermQuery::new(term, 1, true)),
-                    (false, false) => None,
-                };
-                if let Some(loose) = loose {
-                    shoulds.push((
-                        Occur::Should,
-                        Box::new(ConstScoreQuery::new(
-                            Box::new(loose),
-                            LOOSE_SCORE * weighted.boost,
-                        )),
-                    ));
-                }
+/// The query for `words` over `fields`, as the terms `searcher`'s index holds: every word must
+/// match in one of the fields, exactly (BM25, times the field's weight), by prefix (the last
+/// word) or with one typo (words of 5+ letters).
+///
+/// Each word's typo and prefix forms are looked up in the term dictionaries first, and only
+/// the forms other than the word itself are queried loosely. A word spelled right and complete
+/// (most words of most searches) is then one posting list per field that holds it, which an
+/// intersection skips through, instead of a union with a fuzzy twin that scores every document
+/// of both (the union's buffer is refilled on each seek).
+pub fn words_query(
+    searcher: &Searcher,
+    fields: &[Weighted],
+    words: &[Word],
+) -> Result<Box<dyn Query>, SearchError> {
+    let mut musts: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
+    for word in words {
+        let automaton = loose_query(word, fields[0].field)
+            .as_ref()
+            .map(FuzzyTermQuery::automaton)
+            .transpose()?;
+        let mut shoulds: Vec<Box<dyn Query>> = Vec::new();
+        for weighted in fields {
+            let exact = Term::from_field_text(weighted.field, &word.text);
+            if searcher.doc_freq(&exact)? > 0 {
+                shoulds.push(Box::new(BoostQuery::new(
+                    Box::new(TermQuery::new(exact.clone(), IndexRecordOption::WithFreqs)),
+                    weighted.boost,
+                )));
             }
-            (
-                Occur::Must,
-                Box::new(BooleanQuery::new(shoulds)) as Box<dyn Query>,
-            )
-        })
-        .collect();
-    Box::new(BooleanQuery::new(musts))
+            let Some(automaton) = &automaton else {
+                continue;
+            };
+            let forms: Box<dyn Query> =
+                match loose_forms(searcher, weighted.field, automaton, &exact)? {
+                    Some(forms) if forms.is_empty() => continue,
+                    Some(forms) => Box::new(BooleanQuery::new(
+                        forms
+                            .into_iter()
+                            .map(|form| {
+                                let form = TermQuery::new(form, IndexRecordOption::Basic);
+                                (Occur::Should, Box::new(form) as Box<dyn Query>)
+                            })
+                            .collect(),
+                    )),
+                    // Too many to list (a prefix of a letter or two): the automaton itself.
+                    None => match loose_query(word, weighted.field) {
+                        Some(query) => Box::new(query),
+                        None => continue,
+                    },
+                };
+            shoulds.push(Box::new(ConstScoreQuery::new(
+                forms,
+                LOOSE_SCORE * weighted.boost,
+            )));
+        }
+        let clause: Box<dyn Query> = match shoulds.len() {
+            // No form of this word anywhere: nothing matches every word.
+            0 => return Ok(Box::new(EmptyQuery)),
+            1 => shoulds.pop().unwrap_or_else(|| Box::new(EmptyQuery)),
+            _ => Box::new(BooleanQuery::new(
+                shoulds
+                    .into_iter()
+                    .map(|query| (Occur::Should, query))
+                    .collect(),
+            )),
+        };
+        musts.push((Occur::Must, clause));
+    }
+    Ok(match musts.len() {
+        1 => musts.pop().map_or_else(
+            || Box::new(EmptyQuery) as Box<dyn Query>,
+            |(_, query)| query,
+        ),
+        _ => Box::new(BooleanQuery::new(musts)),
+    })
+}
+
+/// What a word also matches in `field` beyond itself: its prefix's continuations (the last
+/// word) and its one-typo neighbours (long words).
+fn loose_query(word: &Word, field: Field) -> Option<FuzzyTermQuery> {
+    let term = Term::from_field_text(field, &word.text);
+    match (word.prefix, word.typo) {
+        (true, typo) => Some(FuzzyTermQuery::new_prefix(term, u8::from(typo), true)),
+        (false, true) => Some(FuzzyTermQuery::new(term, 1, true)),
+        (false, false) => None,
+    }
+}
+
+/// Loose forms of a word listed term by term at most; beyond, the automaton is queried.
+const MAX_LOOSE_FORMS: usize = 64;
+
+/// The terms of `field` in every segment that `automaton` accepts, but `exact`; `None` when
+/// there are more than `MAX_LOOSE_FORMS`.
+fn loose_forms(
+    searcher: &Searcher,
+    field: Field,
+    automaton: &DfaWrapper,
+    exact: &Term,
+) -> Result<Option<Vec<Term>>, SearchError> {
+    let mut forms = BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field)?;
+        let mut stream = inverted
+            .terms()
+            .search(automaton)
+            .into_stream()
+            .map_err(tantivy::TantivyError::from)?;
+        while stream.advance() {
+            if stream.key() == exact.serialized_value_bytes() {
+                continue;
+            }
+            // A text field's terms are its tokens' UTF-8.
+            if let Ok(text) = std::str::from_utf8(stream.key()) {
+                forms.insert(text.to_owned());
+            }
+            if forms.len() > MAX_LOOSE_FORMS {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(
+        forms
+            .iter()
+            .map(|text| Term::from_field_text(field, text))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -309,26 +398,33 @@ mod tests {
 
     /// The titles `words` finds among `titles`, best first.
     fn titles_found(titles: &[&str], words: &[Word]) -> Vec<String> {
+        titles_found_in(&[titles], words)
+    }
+
+    /// The same over an index of one segment per list of titles.
+    fn titles_found_in(segments: &[&[&str]], words: &[Word]) -> Vec<String> {
         let mut builder = Schema::builder();
         let title = builder.add_text_field("title", TEXT | STORED);
         let index = Index::create_in_ram(builder.build());
         let mut writer: IndexWriter = index
             .writer_with_num_threads(1, 15_000_000)
             .expect("writer");
-        for text in titles {
-            let mut doc = TantivyDocument::new();
-            doc.add_text(title, text);
-            writer.add_document(doc).expect("added");
+        for titles in segments {
+            for text in *titles {
+                let mut doc = TantivyDocument::new();
+                doc.add_text(title, text);
+                writer.add_document(doc).expect("added");
+            }
+            writer.commit().expect("committed");
         }
-        writer.commit().expect("committed");
         let searcher = index.reader().expect("reader").searcher();
         let fields = [Weighted {
             field: title,
             boost: 1.0,
         }];
-        let query = words_query(&fields, words);
+        let query = words_query(&searcher, &fields, words).expect("query");
         let top = searcher
-            .search(&*query, &TopDocs::with_limit(100).order_by_score())
+            .search(&*query, &TopDocs::with_limit(1000).order_by_score())
             .expect("searched");
         top.into_iter()
             .map(|(_, address)| {
@@ -359,5 +455,39 @@ mod tests {
             titles_found(&titles, &[word("dragoon", false, false)]),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn typo_and_prefix_forms_are_found_in_every_segment() {
+        // "dargon" is only in the second segment, "dragonfly" only in the first.
+        let segments: [&[&str]; 2] = [&["dragon", "dragonfly"], &["dargon", "wagon"]];
+        assert_eq!(
+            titles_found_in(&segments, &[word("dragon", true, false)]),
+            ["dragon", "dargon"]
+        );
+        let mut prefixed = titles_found_in(&segments, &[word("dr", false, true)]);
+        prefixed.sort();
+        assert_eq!(prefixed, ["dragon", "dragonfly"]);
+    }
+
+    #[test]
+    fn a_prefix_of_many_forms_finds_them_all() {
+        // More forms than are listed one by one: the automaton itself is queried.
+        let numbers: Vec<String> = (1..=200).map(|n| n.to_string()).collect();
+        let titles: Vec<&str> = numbers.iter().map(String::as_str).collect();
+        let found = titles_found(&titles, &[word("1", false, true)]);
+        assert_eq!(found.len(), 111);
+        assert_eq!(found[0], "1", "the exact word first");
+        assert!(found.iter().all(|title| title.starts_with('1')));
+    }
+
+    #[test]
+    fn a_word_in_no_field_matches_nothing() {
+        let titles = ["dragon", "wagon"];
+        assert!(titles_found(
+            &titles,
+            &[word("dragon", true, false), word("zebra", true, false)]
+        )
+        .is_empty());
     }
 }

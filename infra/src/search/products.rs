@@ -20,9 +20,10 @@ use eshop_projections::product::ProductRecord;
 use eshop_projections::query::{Cursor, Ordering, SortKey, SortValue};
 use eshop_projections::search::{
     price_bucket, words, Facets, Highlights, PriceCount, SearchFilter, SearchHit, SearchPage,
-    SearchRequest, Suggestion, ValueCount, PRICE_BUCKETS, SUGGESTIONS,
+    SearchRequest, Suggestion, ValueCount, Word, PRICE_BUCKETS, SUGGESTIONS,
 };
 
+use super::answers::AnswerCache;
 use super::engine::{words_query, SearchError, SearchIndex, Weighted, KEYWORD};
 
 /// The title counts this much more than the description, the author in between.
@@ -183,6 +184,8 @@ fn contains_regex(text: &str) -> String {
 pub struct ProductIndex {
     pub index: SearchIndex,
     pub fields: ProductFields,
+    /// Suggestions by what was typed, until the next commit.
+    suggestions: AnswerCache<Vec<Suggestion>>,
 }
 
 /// Filters checked on each match from the fast fields.
@@ -437,9 +440,11 @@ impl SegmentCollector for PageSegment {
         };
         if self.heap.len() < self.limit {
             self.heap.push(hit);
-        } else if self.heap.peek().is_some_and(|worst| hit < *worst) {
-            self.heap.pop();
-            self.heap.push(hit);
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if hit < *worst {
+                // Replaced in place: one sift instead of a pop and a push.
+                *worst = hit;
+            }
         }
     }
 
@@ -472,11 +477,14 @@ pub fn relevance() -> Ordering {
 }
 
 impl ProductIndex {
-    pub fn open(dir: &std::path::Path) -> Result<Self, SearchError> {
+    /// Opens the index in `dir`, keeping up to `suggestions_kept` answers of `suggest`
+    /// between two commits (0: none).
+    pub fn open(dir: &std::path::Path, suggestions_kept: usize) -> Result<Self, SearchError> {
         let (schema, fields) = ProductFields::schema();
         Ok(Self {
             index: SearchIndex::open(dir, schema)?,
             fields,
+            suggestions: AnswerCache::new(suggestions_kept),
         })
     }
 
@@ -537,7 +545,11 @@ impl ProductIndex {
                 next_cursor: None,
             });
         }
-        let mut clauses = vec![(Occur::Must, words_query(&self.fields.weighted(), &words))];
+        let searcher = self.index.searcher();
+        let mut clauses = vec![(
+            Occur::Must,
+            words_query(&searcher, &self.fields.weighted(), &words)?,
+        )];
         self.filters(&request.filter, &mut clauses);
         let query = BooleanQuery::new(clauses);
         let after = request
@@ -553,7 +565,6 @@ impl ProductIndex {
             bounds: Bounds::of(&request.filter),
             facets: request.facets.category || request.facets.price,
         };
-        let searcher = self.index.searcher();
         let fruit = searcher.search(&query, &collector)?;
         let mut hits = Vec::with_capacity(fruit.top.len());
         for ranked in fruit.top.iter().take(request.limit.max(1)) {
@@ -608,26 +619,45 @@ impl ProductIndex {
         })
     }
 
-    /// Up to ten products whose titles match what was typed (the last word as a prefix).
+    /// Up to ten products whose titles match what was typed (the last word as a prefix): the
+    /// answer kept since the last commit, if the same words were typed since.
     pub fn suggest(&self, typed: &str) -> Result<Vec<Suggestion>, SearchError> {
         let words = words(typed);
         if words.is_empty() {
             return Ok(Vec::new());
         }
+        let question = words
+            .iter()
+            .map(|word| match word.prefix {
+                true => format!("{}*", word.text),
+                false => word.text.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let committed = self.index.committed_sequence();
+        let answer = self
+            .suggestions
+            .get_or_search(committed, &question, || self.suggest_now(&words))?;
+        Ok(Vec::clone(&answer))
+    }
+
+    /// The suggestions for `words`, searched now.
+    fn suggest_now(&self, words: &[Word]) -> Result<Vec<Suggestion>, SearchError> {
+        let searcher = self.index.searcher();
         let query = words_query(
+            &searcher,
             &[Weighted {
                 field: self.fields.title,
                 boost: 1.0,
             }],
-            &words,
-        );
+            words,
+        )?;
         let collector = PageCollector {
             limit: SUGGESTIONS * 2,
             after: None,
             bounds: Bounds::default(),
             facets: false,
         };
-        let searcher = self.index.searcher();
         let fruit = searcher.search(&*query, &collector)?;
         let mut suggestions: Vec<Suggestion> = Vec::with_capacity(SUGGESTIONS);
         for ranked in fruit.top {
