@@ -394,6 +394,7 @@ async fn main() {
         )
         .await,
     );
+    rows.push(change_to_searchable(&client, &base).await);
     // The same eshop again, keeping no suggestion: every one is searched.
     let _ = running.shutdown().await;
     let running = start(&config(
@@ -419,7 +420,6 @@ async fn main() {
         )
         .await,
     );
-    rows.push(change_to_searchable(&client, &base).await);
     rows.push(Row {
         what:
             "RSS of the bench process (eshop ×2 in-process, 100k-product index loaded, load client)"

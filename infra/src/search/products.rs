@@ -3,11 +3,11 @@
 //! product's indexed version).
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnIndex, StrColumn};
 use tantivy::index::SegmentReader;
 use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
 use tantivy::schema::{
@@ -280,7 +280,7 @@ struct Ranked {
 impl Eq for Ranked {}
 
 impl Ord for Ranked {
-    // Reversed, so the heap's top is the worst hit kept.
+    // The better hit first: a higher score, then a higher id.
     fn cmp(&self, other: &Self) -> CmpOrdering {
         other
             .score
@@ -292,6 +292,68 @@ impl Ord for Ranked {
 impl PartialOrd for Ranked {
     fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(other))
+    }
+}
+
+/// A fast field of one value per document, read straight from its values when every
+/// document has one (as every product document does).
+struct Fast<T>(Column<T>);
+
+impl<T: PartialOrd + Copy + std::fmt::Debug + Default + Send + Sync + 'static> Fast<T> {
+    fn get(&self, doc: DocId) -> T {
+        match self.0.index {
+            ColumnIndex::Full => self.0.values.get_val(doc),
+            _ => self.0.first(doc).unwrap_or_default(),
+        }
+    }
+}
+
+/// The best `limit` hits of a segment: offered hits are buffered, and every time the buffer
+/// holds twice the limit it is cut back to the best `limit`, whose worst becomes the bar a
+/// hit must pass (cheaper than a heap when most hits beat the bar, as when scores tie).
+struct TopHits {
+    limit: usize,
+    buffer: Vec<Ranked>,
+    bar: Option<Ranked>,
+}
+
+impl TopHits {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            buffer: Vec::with_capacity(2 * limit.max(1)),
+            bar: None,
+        }
+    }
+
+    /// False when a hit of `score` cannot be among the best, whatever its id.
+    fn may_keep(&self, score: Score) -> bool {
+        self.bar.is_none_or(|bar| score >= bar.score)
+    }
+
+    fn offer(&mut self, hit: Ranked) {
+        // `Ranked` orders the better hit first.
+        if self.bar.is_some_and(|bar| hit >= bar) {
+            return;
+        }
+        self.buffer.push(hit);
+        if self.buffer.len() == 2 * self.limit {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        let nth = self.limit - 1;
+        self.buffer.select_nth_unstable(nth);
+        self.buffer.truncate(self.limit);
+        self.bar = self.buffer.get(nth).copied();
+    }
+
+    /// The best `limit`, best first.
+    fn into_best(mut self) -> Vec<Ranked> {
+        self.buffer.sort_unstable();
+        self.buffer.truncate(self.limit);
+        self.buffer
     }
 }
 
@@ -313,20 +375,20 @@ struct PageFruit {
 
 struct PageSegment {
     segment: SegmentOrdinal,
-    limit: usize,
     after: Option<(Score, u128)>,
     bounds: Bounds,
     facets: bool,
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
-    price: Column<i64>,
-    stock: Column<i64>,
-    published: Column<i64>,
-    removed: Column<u64>,
+    id_hi: Fast<u64>,
+    id_lo: Fast<u64>,
+    price: Fast<i64>,
+    stock: Fast<i64>,
+    published: Fast<i64>,
+    removed: Fast<u64>,
     category: Option<StrColumn>,
-    heap: BinaryHeap<Ranked>,
+    top: TopHits,
     total: u64,
-    category_ords: HashMap<u64, u64>,
+    /// Matches by the category's term ordinal.
+    category_counts: Vec<u64>,
     prices: [u64; PRICE_BUCKETS.len()],
 }
 
@@ -340,22 +402,23 @@ impl Collector for PageCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<PageSegment> {
         let fast = reader.fast_fields();
+        let category = fast.str("category")?;
+        let categories = category.as_ref().map_or(0, |column| column.num_terms());
         Ok(PageSegment {
             segment,
-            limit: self.limit,
             after: self.after,
             bounds: self.bounds,
             facets: self.facets,
-            id_hi: fast.u64("id_hi")?,
-            id_lo: fast.u64("id_lo")?,
-            price: fast.i64("price_cents")?,
-            stock: fast.i64("stock")?,
-            published: fast.i64("published")?,
-            removed: fast.u64("removed")?,
-            category: fast.str("category")?,
-            heap: BinaryHeap::with_capacity(self.limit + 1),
+            id_hi: Fast(fast.u64("id_hi")?),
+            id_lo: Fast(fast.u64("id_lo")?),
+            price: Fast(fast.i64("price_cents")?),
+            stock: Fast(fast.i64("stock")?),
+            published: Fast(fast.i64("published")?),
+            removed: Fast(fast.u64("removed")?),
+            category,
+            top: TopHits::new(self.limit),
             total: 0,
-            category_ords: HashMap::new(),
+            category_counts: vec![0; categories],
             prices: [0; PRICE_BUCKETS.len()],
         })
     }
@@ -366,7 +429,7 @@ impl Collector for PageCollector {
 
     fn merge_fruits(&self, fruits: Vec<PageFruit>) -> tantivy::Result<PageFruit> {
         let mut merged = PageFruit::default();
-        let mut heap = BinaryHeap::with_capacity(self.limit + 1);
+        let mut top = TopHits::new(self.limit);
         for fruit in fruits {
             merged.total += fruit.total;
             for (value, count) in fruit.categories {
@@ -376,13 +439,10 @@ impl Collector for PageCollector {
                 *sum += count;
             }
             for hit in fruit.top {
-                heap.push(hit);
-                if heap.len() > self.limit {
-                    heap.pop();
-                }
+                top.offer(hit);
             }
         }
-        merged.top = heap.into_sorted_vec();
+        merged.top = top.into_best();
         Ok(merged)
     }
 }
@@ -391,68 +451,62 @@ impl SegmentCollector for PageSegment {
     type Fruit = PageFruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        if self.removed.first(doc).unwrap_or(0) != 0 {
+        if self.removed.get(doc) != 0 {
             return;
         }
-        let price = self.price.first(doc).unwrap_or(0);
+        let price = self.price.get(doc);
         if self.bounds.min_price.is_some_and(|min| price < min)
             || self.bounds.max_price.is_some_and(|max| price > max)
         {
             return;
         }
         if let Some(wanted) = self.bounds.in_stock {
-            if (self.stock.first(doc).unwrap_or(0) > 0) != wanted {
+            if (self.stock.get(doc) > 0) != wanted {
                 return;
             }
         }
-        if self.bounds.by_date()
-            && !self
-                .bounds
-                .published(self.published.first(doc).unwrap_or(0))
-        {
+        if self.bounds.by_date() && !self.bounds.published(self.published.get(doc)) {
             return;
         }
         self.total += 1;
         if self.facets {
-            if let Some(ord) = self
+            if let Some(count) = self
                 .category
                 .as_ref()
                 .and_then(|column| column.term_ords(doc).next())
+                .and_then(|ord| self.category_counts.get_mut(usize::try_from(ord).ok()?))
             {
-                *self.category_ords.entry(ord).or_default() += 1;
+                *count += 1;
             }
             if let Some(count) = self.prices.get_mut(price_bucket(price)) {
                 *count += 1;
             }
         }
-        let id = (u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64)
-            | u128::from(self.id_lo.first(doc).unwrap_or(0));
+        if !self.top.may_keep(score) {
+            return;
+        }
+        let id = (u128::from(self.id_hi.get(doc)) << 64) | u128::from(self.id_lo.get(doc));
         if let Some((after_score, after_id)) = self.after {
             let later = score < after_score || (score == after_score && id < after_id);
             if !later {
                 return;
             }
         }
-        let hit = Ranked {
+        self.top.offer(Ranked {
             score,
             id,
             address: DocAddress::new(self.segment, doc),
-        };
-        if self.heap.len() < self.limit {
-            self.heap.push(hit);
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if hit < *worst {
-                // Replaced in place: one sift instead of a pop and a push.
-                *worst = hit;
-            }
-        }
+        });
     }
 
     fn harvest(self) -> PageFruit {
         let mut categories = HashMap::new();
         if let Some(column) = &self.category {
             let mut value = String::new();
-            for (ord, count) in self.category_ords {
+            let counted = (0u64..)
+                .zip(self.category_counts)
+                .filter(|(_, count)| *count > 0);
+            for (ord, count) in counted {
                 value.clear();
                 if column.ord_to_str(ord, &mut value).unwrap_or(false) {
                     categories.insert(value.clone(), count);
@@ -460,7 +514,7 @@ impl SegmentCollector for PageSegment {
             }
         }
         PageFruit {
-            top: self.heap.into_vec(),
+            top: self.top.into_best(),
             total: self.total,
             categories,
             prices: self.prices,
@@ -695,6 +749,31 @@ mod tests {
         assert_eq!(average(10, 3), Some(3.33));
         assert_eq!(average(5, 3), Some(1.67));
         assert_eq!(average(9, 8), Some(1.13));
+    }
+
+    #[test]
+    fn the_top_hits_are_the_best_whatever_the_order_offered() {
+        let hit = |score: f32, id: u128| Ranked {
+            score,
+            id,
+            address: DocAddress::new(0, 0),
+        };
+        // Ties on score (ids decide), a better score late, and one worse than every kept hit.
+        let mut offered: Vec<Ranked> = (0..50).map(|id| hit(1.0, id)).collect();
+        offered.push(hit(2.0, 7));
+        offered.push(hit(0.5, 1000));
+        let mut top = TopHits::new(4);
+        for ranked in &offered {
+            if top.may_keep(ranked.score) {
+                top.offer(*ranked);
+            }
+        }
+        let best: Vec<(f32, u128)> = top
+            .into_best()
+            .iter()
+            .map(|ranked| (ranked.score, ranked.id))
+            .collect();
+        assert_eq!(best, [(2.0, 7), (1.0, 49), (1.0, 48), (1.0, 47)]);
     }
 
     #[test]
