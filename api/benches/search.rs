@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use eshop_api::config::{Config, SearchConfig};
 use eshop_api::server::{start, Running};
 use eshop_domain::product::ProductEvent;
-use eshop_infra::testing::fresh_database;
+use eshop_infra::testing::{catalog, fresh_database};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -44,43 +44,17 @@ fn config(database_url: &str, namespace: &str, workers: bool, search: SearchConf
     config
 }
 
-/// The fan-out bench's catalog (`seed_catalog` there), product `n` of 1..=100,000.
+/// The benches' catalog (the fan-out bench's distribution), product `n` of 1..=100,000.
 fn product(n: usize) -> ProductEvent {
-    let first = [
-        "Silent", "Crimson", "Hidden", "Last", "Northern", "Broken", "Golden", "Winter",
-    ];
-    let second = [
-        "River", "Garden", "Empire", "Voyage", "Harbor", "Machine", "Orchard", "Signal",
-    ];
-    let who = [
-        "dragons",
-        "spies",
-        "sailors",
-        "robots",
-        "gardeners",
-        "kings",
-        "detectives",
-        "pilots",
-    ];
-    let what = [
-        "storms", "secrets", "maps", "engines", "letters", "islands", "clocks", "ghosts",
-    ];
-    let categories = [
-        "fiction", "history", "science", "poetry", "travel", "children", "crime", "fantasy",
-    ];
+    let book = catalog::book(n);
     ProductEvent::ProductAdded {
-        title: format!("{} {} {n}", first[n % 8], second[(n / 8) % 8]),
-        author: format!("Author {}", n % 5000),
-        published_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("date")
-            + chrono::Duration::days((n % 40000) as i64),
-        description: format!(
-            "A story of {} and {}",
-            who[(n / 64) % 8],
-            what[(n / 512) % 8]
-        ),
-        price_cents: 100 + ((n * 37) % 9900) as i64,
-        stock: (n % 7) as i64,
-        category: categories[n % 8].to_string(),
+        title: book.title,
+        author: book.author,
+        published_date: book.published_date,
+        description: book.description,
+        price_cents: book.price_cents,
+        stock: book.stock,
+        category: book.category,
         category_id: None,
     }
 }

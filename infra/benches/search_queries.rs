@@ -16,6 +16,7 @@
 use std::time::{Duration, Instant};
 
 use eshop_infra::search::products::{Indexed, ProductIndex};
+use eshop_infra::testing::catalog;
 use eshop_projections::product::ProductRecord;
 use eshop_projections::search::{FacetRequest, SearchRequest};
 use uuid::Uuid;
@@ -26,45 +27,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PRODUCTS: usize = 100_000;
 const REQUESTS: usize = 600;
 
-/// The search bench's catalog (and the fan-out bench's), product `n` of 1..=100,000.
+/// The search bench's catalog (the fan-out bench's distribution), product `n` of 1..=100,000.
 fn product(n: usize) -> Indexed {
-    let first = [
-        "Silent", "Crimson", "Hidden", "Last", "Northern", "Broken", "Golden", "Winter",
-    ];
-    let second = [
-        "River", "Garden", "Empire", "Voyage", "Harbor", "Machine", "Orchard", "Signal",
-    ];
-    let who = [
-        "dragons",
-        "spies",
-        "sailors",
-        "robots",
-        "gardeners",
-        "kings",
-        "detectives",
-        "pilots",
-    ];
-    let what = [
-        "storms", "secrets", "maps", "engines", "letters", "islands", "clocks", "ghosts",
-    ];
-    let categories = [
-        "fiction", "history", "science", "poetry", "travel", "children", "crime", "fantasy",
-    ];
+    let book = catalog::book(n);
     Indexed {
         record: ProductRecord {
             id: Uuid::now_v7(),
-            title: format!("{} {} {n}", first[n % 8], second[(n / 8) % 8]),
-            author: format!("Author {}", n % 5000),
-            published_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("date")
-                + chrono::Duration::days((n % 40000) as i64),
-            description: format!(
-                "A story of {} and {}",
-                who[(n / 64) % 8],
-                what[(n / 512) % 8]
-            ),
-            price_cents: 100 + ((n * 37) % 9900) as i64,
-            stock: (n % 7) as i64,
-            category: categories[n % 8].to_string(),
+            title: book.title,
+            author: book.author,
+            published_date: book.published_date,
+            description: book.description,
+            price_cents: book.price_cents,
+            stock: book.stock,
+            category: book.category,
             category_id: None,
             category_slug: None,
             removed: false,

@@ -1,6 +1,7 @@
 //! For tests: a fresh, migrated database per test, so tests run in parallel and reruns start
 //! clean. Its name starts with `eshop_test_`; CI drops old ones before it runs.
 
+pub mod catalog;
 pub mod smtp;
 
 use sqlx::PgPool;
