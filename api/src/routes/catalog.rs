@@ -387,7 +387,7 @@ pub async fn list(
     };
     let query = to_query(params, tree.as_ref())?;
     after_admins_own_writes(&state, admin, query.filter.search.is_some()).await?;
-    if query.filter.search.is_some() {
+    if query.filter.search.is_some() && state.search.is_some() {
         // Without a category scope the tree only shows breadcrumbs: the shape kept in memory.
         let tree = match &tree {
             Some(tree) => Arc::new(tree.clone()),

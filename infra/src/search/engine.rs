@@ -266,9 +266,13 @@ pub fn words_query(
     fields: &[Weighted],
     words: &[Word],
 ) -> Result<Box<dyn Query>, SearchError> {
+    let Some(first) = fields.first() else {
+        return Ok(Box::new(EmptyQuery));
+    };
     let mut musts: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
     for word in words {
-        let automaton = loose_query(word, fields[0].field)
+        // The automaton reads the word's text only: one serves every field.
+        let automaton = loose_query(word, first.field)
             .as_ref()
             .map(FuzzyTermQuery::automaton)
             .transpose()?;
@@ -296,7 +300,8 @@ pub fn words_query(
                             })
                             .collect(),
                     )),
-                    // Too many to list (a prefix of a letter or two): the automaton itself.
+                    // Too many to list (a prefix of a letter or two): the automaton itself,
+                    // which matches the word too (an exact match then scores this as well).
                     None => match loose_query(word, weighted.field) {
                         Some(query) => Box::new(query),
                         None => continue,
