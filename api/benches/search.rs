@@ -255,10 +255,7 @@ async fn main() {
     let postgres_base = format!("http://{}", postgres.addr);
     let rss_loaded = rss_mb();
 
-    let words = [
-        "dragons", "spies", "sailors", "robots", "storms", "secrets", "harbor", "winter",
-    ];
-    let pick = || words[fastrand::usize(..words.len())];
+    let pick = || catalog::SEARCH_WORDS[fastrand::usize(..catalog::SEARCH_WORDS.len())];
     let broad: Vec<String> = (0..600)
         .map(|_| format!("/api/products?search={}%20{}", pick(), pick()))
         .collect();
@@ -280,23 +277,11 @@ async fn main() {
             )
         })
         .collect();
-    let prefixes = [
-        "si",
-        "cri",
-        "hid",
-        "nor",
-        "bro",
-        "gol",
-        "win",
-        "las",
-        "silent ri",
-        "golden or",
-        "winter har",
-        "broken mach",
-    ];
     let suggest: Vec<String> = (0..600)
         .map(|_| {
-            let prefix = prefixes[fastrand::usize(..prefixes.len())].replace(' ', "%20");
+            let prefix = catalog::SUGGEST_PREFIXES
+                [fastrand::usize(..catalog::SUGGEST_PREFIXES.len())]
+            .replace(' ', "%20");
             format!("/api/search/suggest?q={prefix}")
         })
         .collect();

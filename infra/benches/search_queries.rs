@@ -100,31 +100,16 @@ fn main() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(5);
 
-    let words = [
-        "dragons", "spies", "sailors", "robots", "storms", "secrets", "harbor", "winter",
-    ];
-    let pick = || words[fastrand::usize(..words.len())];
-    let prefixes = [
-        "si",
-        "cri",
-        "hid",
-        "nor",
-        "bro",
-        "gol",
-        "win",
-        "las",
-        "silent ri",
-        "golden or",
-        "winter har",
-        "broken mach",
-    ];
+    let pick = || catalog::SEARCH_WORDS[fastrand::usize(..catalog::SEARCH_WORDS.len())];
     println!("| query (in process, one thread) | median µs | p99 µs | queries/s per core |");
     println!("| --- | ---: | ---: | ---: |");
     for kind in chosen.split(',') {
         let texts: Vec<String> = (0..REQUESTS)
             .map(|_| match kind {
                 "selective" => format!("{} {}", pick(), fastrand::u32(1..100_000)),
-                "suggest" => prefixes[fastrand::usize(..prefixes.len())].to_string(),
+                "suggest" => catalog::SUGGEST_PREFIXES
+                    [fastrand::usize(..catalog::SUGGEST_PREFIXES.len())]
+                .to_string(),
                 _ => format!("{} {}", pick(), pick()),
             })
             .collect();

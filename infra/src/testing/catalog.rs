@@ -53,3 +53,25 @@ pub fn book(n: usize) -> CatalogBook {
         category: CATEGORIES[n % 8].to_string(),
     }
 }
+
+/// The words the search benches search for: description words and title words, each in one
+/// book of eight.
+pub const SEARCH_WORDS: [&str; 8] = [
+    "dragons", "spies", "sailors", "robots", "storms", "secrets", "harbor", "winter",
+];
+
+/// What the search benches type for suggestions: title prefixes of one word and of two.
+pub const SUGGEST_PREFIXES: [&str; 12] = [
+    "si",
+    "cri",
+    "hid",
+    "nor",
+    "bro",
+    "gol",
+    "win",
+    "las",
+    "silent ri",
+    "golden or",
+    "winter har",
+    "broken mach",
+];
