@@ -7,8 +7,12 @@
 //!     cargo bench -p eshop-infra --bench search_queries
 //!     SEARCH_QUERIES=broad,suggest cargo bench -p eshop-infra --bench search_queries
 //!
-//! `SEARCH_QUERIES` picks the kinds (broad, selective, faceted, suggest); `SEARCH_ROUNDS`
-//! how many times each list of 600 requests is run (default 5).
+//! `SEARCH_QUERIES` picks the kinds (broad, selective, faceted, suggest, and fresh: selective
+//! searches whose number is new each time, so no word's forms are kept from before);
+//! `SEARCH_ROUNDS` how many times each list of 600 requests is run (default 5);
+//! `SEARCH_COMMITS` in how many commits the catalog is indexed (default 14, as many as a build
+//! from the stream makes at its pace, one commit per 200 ms; each commit leaves a segment until
+//! the writer merges them).
 
 // Statistics, not money: floating point is fine here.
 #![allow(clippy::float_arithmetic)]
@@ -53,18 +57,28 @@ fn product(n: usize) -> Indexed {
     }
 }
 
-fn build(dir: &std::path::Path) -> ProductIndex {
+fn build(dir: &std::path::Path, commits: usize) -> ProductIndex {
     let catalog = ProductIndex::open(dir, 0).expect("index opens");
     let mut guard = catalog.index.writer();
     let writer = guard.as_mut().expect("a writer");
+    let per_commit = PRODUCTS.div_ceil(commits.max(1));
     for n in 1..=PRODUCTS {
         writer
             .add_document(catalog.fields.document(&product(n)))
             .expect("added");
+        if n % per_commit == 0 || n == PRODUCTS {
+            catalog.index.commit(writer, n as u64).expect("committed");
+        }
     }
-    catalog.index.commit(writer, 1).expect("committed");
     drop(guard);
     catalog
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 fn request(text: String, facets: bool) -> SearchRequest {
@@ -88,34 +102,42 @@ fn percentile(sorted: &[Duration], at: f64) -> Duration {
 fn main() {
     let dir = std::env::temp_dir().join(format!("eshop-search-queries-{}", Uuid::new_v4()));
     let started = Instant::now();
-    let catalog = build(&dir);
+    let catalog = build(&dir, env_number("SEARCH_COMMITS", 14));
     eprintln!(
-        "indexed {PRODUCTS} products in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "indexed {PRODUCTS} products in {:.1} s, {} segments",
+        started.elapsed().as_secs_f64(),
+        catalog.index.searcher().segment_readers().len()
     );
     let chosen = std::env::var("SEARCH_QUERIES")
-        .unwrap_or_else(|_| "broad,selective,faceted,suggest".into());
-    let rounds: usize = std::env::var("SEARCH_ROUNDS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or_else(|_| "broad,selective,fresh,faceted,suggest".into());
+    let rounds = env_number("SEARCH_ROUNDS", 5);
 
     let pick = || catalog::SEARCH_WORDS[fastrand::usize(..catalog::SEARCH_WORDS.len())];
     println!("| query (in process, one thread) | median µs | p99 µs | queries/s per core |");
     println!("| --- | ---: | ---: | ---: |");
     for kind in chosen.split(',') {
-        let texts: Vec<String> = (0..REQUESTS)
-            .map(|_| match kind {
-                "selective" => format!("{} {}", pick(), fastrand::u32(1..100_000)),
-                "suggest" => catalog::SUGGEST_PREFIXES
-                    [fastrand::usize(..catalog::SUGGEST_PREFIXES.len())]
-                .to_string(),
-                _ => format!("{} {}", pick(), pick()),
-            })
-            .collect();
+        let texts = || -> Vec<String> {
+            (0..REQUESTS)
+                .map(|_| match kind {
+                    "selective" | "fresh" => format!("{} {}", pick(), fastrand::u32(1..100_000)),
+                    "suggest" => catalog::SUGGEST_PREFIXES
+                        [fastrand::usize(..catalog::SUGGEST_PREFIXES.len())]
+                    .to_string(),
+                    _ => format!("{} {}", pick(), pick()),
+                })
+                .collect()
+        };
+        let repeated = texts();
         let mut timings = Vec::with_capacity(REQUESTS * rounds);
         for _ in 0..rounds {
-            for text in &texts {
+            let fresh;
+            let round = if kind == "fresh" {
+                fresh = texts();
+                &fresh
+            } else {
+                &repeated
+            };
+            for text in round {
                 let began = Instant::now();
                 let found = match kind {
                     "suggest" => catalog.suggest(text).expect("suggested").len(),

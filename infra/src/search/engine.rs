@@ -21,6 +21,8 @@ use tokio::sync::watch;
 
 use eshop_projections::search::Word;
 
+use super::answers::AnswerCache;
+
 /// The tokenizer of exact, any-case keyword fields (an author to filter on, a title to search
 /// inside).
 pub const KEYWORD: &str = "keyword";
@@ -64,6 +66,7 @@ pub struct SearchIndex {
     rebuilt: bool,
     /// Held while the index is open: the single-writer lock.
     lock: File,
+    word_queries: WordQueries,
 }
 
 fn io_error(dir: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
@@ -179,6 +182,7 @@ impl SearchIndex {
             commits,
             rebuilt,
             lock,
+            word_queries: WordQueries::new(WORDS_KEPT),
         })
     }
 
@@ -207,6 +211,17 @@ impl SearchIndex {
 
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
+    }
+
+    /// The query for `words` over `fields` as `searcher` (one of this index's) holds them; see
+    /// `WordQueries::query`.
+    pub fn words_query(
+        &self,
+        searcher: &Searcher,
+        fields: &[Weighted],
+        words: &[Word],
+    ) -> Result<Box<dyn Query>, SearchError> {
+        self.word_queries.query(searcher, fields, words)
     }
 
     /// The writer (`None` once the index is closed).
@@ -252,86 +267,180 @@ pub struct Weighted {
 /// weight, so exact matches rank above typos.
 const LOOSE_SCORE: f32 = 0.05;
 
-/// The query for `words` over `fields`, as the terms `searcher`'s index holds: every word must
-/// match in one of the fields, exactly (BM25, times the field's weight), by prefix (the last
-/// word) or with one typo (words of 5+ letters).
-///
-/// Each word's typo and prefix forms are looked up in the term dictionaries first, and only
-/// the forms other than the word itself are queried loosely. A word spelled right and complete
-/// (most words of most searches) is then one posting list per field that holds it, which an
-/// intersection skips through, instead of a union with a fuzzy twin that scores every document
-/// of both (the union's buffer is refilled on each seek).
-pub fn words_query(
+/// Words whose forms are kept per searcher generation at most (a commit starts over).
+const WORDS_KEPT: usize = 10_000;
+
+/// What one word matches in one field, as the term dictionaries of one searcher hold it.
+#[derive(Debug)]
+struct FieldForms {
+    /// The word itself is a term of the field.
+    exact: bool,
+    loose: LooseForms,
+}
+
+#[derive(Debug)]
+enum LooseForms {
+    /// The word matches only as typed (short, a number, or not the last word).
+    Unwanted,
+    /// Its typo and prefix forms in the field other than itself (maybe none).
+    Listed(Vec<String>),
+    /// More than `MAX_LOOSE_FORMS`: the automaton is queried instead.
+    TooMany,
+}
+
+/// Builds word queries, keeping each word's looked-up forms while the index stays at one
+/// searcher generation: the same word searched again before the next commit is not looked up
+/// in every segment's dictionaries again (a selective search's main cost). A new generation
+/// starts over, so a form a commit adds is never missed.
+pub struct WordQueries {
+    forms: AnswerCache<Vec<FieldForms>>,
+}
+
+impl WordQueries {
+    /// Keeps the forms of up to `kept` words (0: every word is looked up each time).
+    pub fn new(kept: usize) -> Self {
+        Self {
+            forms: AnswerCache::new(kept),
+        }
+    }
+
+    /// The query for `words` over `fields`, as the terms `searcher`'s index holds: every word
+    /// must match in one of the fields, exactly (BM25, times the field's weight), by prefix
+    /// (the last word) or with one typo (words of 5+ letters).
+    ///
+    /// Each word's typo and prefix forms are looked up in the term dictionaries first, and only
+    /// the forms other than the word itself are queried loosely. A word spelled right and
+    /// complete (most words of most searches) is then one posting list per field that holds
+    /// it, which an intersection skips through, instead of a union with a fuzzy twin that
+    /// scores every document of both (the union's buffer is refilled on each seek).
+    pub fn query(
+        &self,
+        searcher: &Searcher,
+        fields: &[Weighted],
+        words: &[Word],
+    ) -> Result<Box<dyn Query>, SearchError> {
+        let generation = searcher.generation().generation_id();
+        let mut musts: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
+        for word in words {
+            let forms = self
+                .forms
+                .get_or_search(generation, &forms_key(fields, word), || {
+                    look_up_forms(searcher, fields, word)
+                })?;
+            let mut shoulds: Vec<Box<dyn Query>> = fields
+                .iter()
+                .zip(forms.iter())
+                .flat_map(|(weighted, forms)| field_queries(weighted, word, forms))
+                .collect();
+            let clause: Box<dyn Query> = match shoulds.len() {
+                // No form of this word anywhere: nothing matches every word.
+                0 => return Ok(Box::new(EmptyQuery)),
+                1 => shoulds.pop().unwrap_or_else(|| Box::new(EmptyQuery)),
+                _ => Box::new(BooleanQuery::new(
+                    shoulds
+                        .into_iter()
+                        .map(|query| (Occur::Should, query))
+                        .collect(),
+                )),
+            };
+            musts.push((Occur::Must, clause));
+        }
+        Ok(match musts.len() {
+            0 => Box::new(EmptyQuery),
+            1 => musts.pop().map_or_else(
+                || Box::new(EmptyQuery) as Box<dyn Query>,
+                |(_, query)| query,
+            ),
+            _ => Box::new(BooleanQuery::new(musts)),
+        })
+    }
+}
+
+/// What a word's forms depend on: the fields looked in, how loosely it matches, its text.
+fn forms_key(fields: &[Weighted], word: &Word) -> String {
+    let mut key = String::with_capacity(word.text.len() + 4 * fields.len() + 3);
+    for weighted in fields {
+        key.push_str(&weighted.field.field_id().to_string());
+        key.push(',');
+    }
+    key.push(if word.prefix { 'p' } else { '-' });
+    key.push(if word.typo { 't' } else { '-' });
+    key.push(':');
+    key.push_str(&word.text);
+    key
+}
+
+/// `word`'s forms in each of `fields`, looked up in every segment's term dictionary.
+fn look_up_forms(
     searcher: &Searcher,
     fields: &[Weighted],
-    words: &[Word],
-) -> Result<Box<dyn Query>, SearchError> {
+    word: &Word,
+) -> Result<Vec<FieldForms>, SearchError> {
     let Some(first) = fields.first() else {
-        return Ok(Box::new(EmptyQuery));
+        return Ok(Vec::new());
     };
-    let mut musts: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
-    for word in words {
-        // The automaton reads the word's text only: one serves every field.
-        let automaton = loose_query(word, first.field)
-            .as_ref()
-            .map(FuzzyTermQuery::automaton)
-            .transpose()?;
-        let mut shoulds: Vec<Box<dyn Query>> = Vec::new();
-        for weighted in fields {
+    // The automaton reads the word's text only: one serves every field.
+    let automaton = loose_query(word, first.field)
+        .as_ref()
+        .map(FuzzyTermQuery::automaton)
+        .transpose()?;
+    fields
+        .iter()
+        .map(|weighted| {
             let exact = Term::from_field_text(weighted.field, &word.text);
-            if searcher.doc_freq(&exact)? > 0 {
-                shoulds.push(Box::new(BoostQuery::new(
-                    Box::new(TermQuery::new(exact.clone(), IndexRecordOption::WithFreqs)),
-                    weighted.boost,
-                )));
-            }
-            let Some(automaton) = &automaton else {
-                continue;
+            let loose = match &automaton {
+                None => LooseForms::Unwanted,
+                Some(automaton) => {
+                    match loose_forms(searcher, weighted.field, automaton, &exact)? {
+                        Some(forms) => LooseForms::Listed(forms),
+                        None => LooseForms::TooMany,
+                    }
+                }
             };
-            let forms: Box<dyn Query> =
-                match loose_forms(searcher, weighted.field, automaton, &exact)? {
-                    Some(forms) if forms.is_empty() => continue,
-                    Some(forms) => Box::new(BooleanQuery::new(
-                        forms
-                            .into_iter()
-                            .map(|form| {
-                                let form = TermQuery::new(form, IndexRecordOption::Basic);
-                                (Occur::Should, Box::new(form) as Box<dyn Query>)
-                            })
-                            .collect(),
-                    )),
-                    // Too many to list (a prefix of a letter or two): the automaton itself,
-                    // which matches the word too (an exact match then scores this as well).
-                    None => match loose_query(word, weighted.field) {
-                        Some(query) => Box::new(query),
-                        None => continue,
-                    },
-                };
-            shoulds.push(Box::new(ConstScoreQuery::new(
-                forms,
-                LOOSE_SCORE * weighted.boost,
-            )));
-        }
-        let clause: Box<dyn Query> = match shoulds.len() {
-            // No form of this word anywhere: nothing matches every word.
-            0 => return Ok(Box::new(EmptyQuery)),
-            1 => shoulds.pop().unwrap_or_else(|| Box::new(EmptyQuery)),
-            _ => Box::new(BooleanQuery::new(
-                shoulds
-                    .into_iter()
-                    .map(|query| (Occur::Should, query))
-                    .collect(),
-            )),
-        };
-        musts.push((Occur::Must, clause));
+            Ok(FieldForms {
+                exact: searcher.doc_freq(&exact)? > 0,
+                loose,
+            })
+        })
+        .collect()
+}
+
+/// The queries a word's `forms` in one field make: the exact word (BM25, times the field's
+/// weight), and its loose forms at a constant score below it.
+fn field_queries(weighted: &Weighted, word: &Word, forms: &FieldForms) -> Vec<Box<dyn Query>> {
+    let mut queries: Vec<Box<dyn Query>> = Vec::with_capacity(2);
+    if forms.exact {
+        let exact = Term::from_field_text(weighted.field, &word.text);
+        queries.push(Box::new(BoostQuery::new(
+            Box::new(TermQuery::new(exact, IndexRecordOption::WithFreqs)),
+            weighted.boost,
+        )));
     }
-    Ok(match musts.len() {
-        1 => musts.pop().map_or_else(
-            || Box::new(EmptyQuery) as Box<dyn Query>,
-            |(_, query)| query,
-        ),
-        _ => Box::new(BooleanQuery::new(musts)),
-    })
+    let loose: Box<dyn Query> = match &forms.loose {
+        LooseForms::Unwanted => return queries,
+        LooseForms::Listed(listed) if listed.is_empty() => return queries,
+        LooseForms::Listed(listed) => Box::new(BooleanQuery::new(
+            listed
+                .iter()
+                .map(|form| {
+                    let term = Term::from_field_text(weighted.field, form);
+                    let form = TermQuery::new(term, IndexRecordOption::Basic);
+                    (Occur::Should, Box::new(form) as Box<dyn Query>)
+                })
+                .collect(),
+        )),
+        // Too many to list (a prefix of a letter or two): the automaton itself, which matches
+        // the word too (an exact match then scores this as well).
+        LooseForms::TooMany => match loose_query(word, weighted.field) {
+            Some(query) => Box::new(query),
+            None => return queries,
+        },
+    };
+    queries.push(Box::new(ConstScoreQuery::new(
+        loose,
+        LOOSE_SCORE * weighted.boost,
+    )));
+    queries
 }
 
 /// What a word also matches in `field` beyond itself: its prefix's continuations (the last
@@ -355,7 +464,7 @@ fn loose_forms(
     field: Field,
     automaton: &DfaWrapper,
     exact: &Term,
-) -> Result<Option<Vec<Term>>, SearchError> {
+) -> Result<Option<Vec<String>>, SearchError> {
     let mut forms = BTreeSet::new();
     for segment in searcher.segment_readers() {
         let inverted = segment.inverted_index(field)?;
@@ -377,17 +486,12 @@ fn loose_forms(
             }
         }
     }
-    Ok(Some(
-        forms
-            .iter()
-            .map(|text| Term::from_field_text(field, text))
-            .collect(),
-    ))
+    Ok(Some(forms.into_iter().collect()))
 }
 
 #[cfg(test)]
 mod tests {
-    use tantivy::collector::TopDocs;
+    use tantivy::collector::{Count, TopDocs};
     use tantivy::schema::{Value, STORED, TEXT};
     use tantivy::TantivyDocument;
 
@@ -427,7 +531,9 @@ mod tests {
             field: title,
             boost: 1.0,
         }];
-        let query = words_query(&searcher, &fields, words).expect("query");
+        let query = WordQueries::new(0)
+            .query(&searcher, &fields, words)
+            .expect("query");
         let top = searcher
             .search(&*query, &TopDocs::with_limit(1000).order_by_score())
             .expect("searched");
@@ -484,6 +590,50 @@ mod tests {
         assert_eq!(found.len(), 111);
         assert_eq!(found[0], "1", "the exact word first");
         assert!(found.iter().all(|title| title.starts_with('1')));
+    }
+
+    #[test]
+    fn forms_kept_for_one_commit_never_hide_a_word_the_next_one_adds() {
+        let mut builder = Schema::builder();
+        let title = builder.add_text_field("title", TEXT | STORED);
+        let index = Index::create_in_ram(builder.build());
+        let mut writer: IndexWriter = index
+            .writer_with_num_threads(1, 15_000_000)
+            .expect("writer");
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .expect("reader");
+        let fields = [Weighted {
+            field: title,
+            boost: 1.0,
+        }];
+        let queries = WordQueries::new(10);
+        let count = |words: &[Word]| {
+            let searcher = reader.searcher();
+            let query = queries.query(&searcher, &fields, words).expect("query");
+            searcher.search(&*query, &Count).expect("counted")
+        };
+        let mut add = |text: &str| {
+            let mut doc = TantivyDocument::new();
+            doc.add_text(title, text);
+            writer.add_document(doc).expect("added");
+            writer.commit().expect("committed");
+            reader.reload().expect("reloaded");
+        };
+        add("dragon");
+        let dragon = [word("dragon", true, false)];
+        let wagon = [word("wagon", true, false)];
+        let dra = [word("dra", false, true)];
+        assert_eq!((count(&dragon), count(&wagon), count(&dra)), (1, 0, 1));
+        // Kept: asked again at the same commit.
+        assert_eq!((count(&dragon), count(&wagon), count(&dra)), (1, 0, 1));
+        // Later commits add the word, a typo of another and a continuation of a prefix.
+        add("wagon");
+        add("dargon");
+        add("drake");
+        assert_eq!((count(&dragon), count(&wagon), count(&dra)), (2, 1, 2));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use eshop_projections::search::{
 };
 
 use super::answers::AnswerCache;
-use super::engine::{words_query, SearchError, SearchIndex, Weighted, KEYWORD};
+use super::engine::{SearchError, SearchIndex, Weighted, KEYWORD};
 
 /// The title counts this much more than the description, the author in between.
 const TITLE_BOOST: f32 = 3.0;
@@ -602,7 +602,8 @@ impl ProductIndex {
         let searcher = self.index.searcher();
         let mut clauses = vec![(
             Occur::Must,
-            words_query(&searcher, &self.fields.weighted(), &words)?,
+            self.index
+                .words_query(&searcher, &self.fields.weighted(), &words)?,
         )];
         self.filters(&request.filter, &mut clauses);
         let query = BooleanQuery::new(clauses);
@@ -698,7 +699,7 @@ impl ProductIndex {
     /// The suggestions for `words`, searched now.
     fn suggest_now(&self, words: &[Word]) -> Result<Vec<Suggestion>, SearchError> {
         let searcher = self.index.searcher();
-        let query = words_query(
+        let query = self.index.words_query(
             &searcher,
             &[Weighted {
                 field: self.fields.title,
