@@ -1,6 +1,6 @@
 //! The search index: ranking and matching rules, facets against the read model, highlights,
-//! read-your-writes, the admin listing, one writer per directory, a deleted or corrupt index
-//! rebuilt from the stream, and a killed process resuming without loss or duplicates.
+//! read-your-writes, removed products, the admin listing, one writer per directory, a deleted or
+//! corrupt index rebuilt from the stream, and a killed process resuming without loss or duplicates.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -419,6 +419,62 @@ async fn min_version_waits_for_the_index_and_the_admin_sees_its_lag() {
         .clone();
     assert_eq!(search["lag_events"], 0, "{search}");
     assert!(search["position"].as_i64().expect("position") > 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_removed_product_is_found_no_more_nor_counted() {
+    let app = spawn_app().await;
+    let ids = shelve(&app, dragons()).await;
+    let admin = app.admin_token().await;
+    // "Desert Dragons": the second book, at version 1.
+    let removed = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/products/{}", ids[1]),
+            Some(&admin),
+        )
+        .header("If-Match", "\"1\"")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(removed.status(), 200);
+    app.search_caught_up().await;
+
+    let page = get_json(&app, "/api/search?q=dragon%20&facets=category,price").await;
+    let mut titles = titles_of(&page);
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["Drago the Cat", "Dragon Flight", "Gardens of the Moon"]
+    );
+    assert_eq!(page["total"], 3, "{page}");
+    let fantasy = page["facets"]["category"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|facet| facet["value"] == "fantasy")
+        .unwrap_or_else(|| panic!("fantasy in {page}"));
+    assert_eq!(fantasy["count"], 1, "only Dragon Flight is left: {page}");
+    let priced: u64 = page["facets"]["price"]
+        .as_array()
+        .expect("prices")
+        .iter()
+        .map(|bucket| bucket["count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(priced, 3, "{page}");
+    assert_eq!(
+        searched(&app, "q=dragon%20&max_price_cents=1000").await,
+        ["Drago the Cat"],
+        "the removed book cost 8.99"
+    );
+    let listed = get_json(&app, "/api/products?search=dragon").await;
+    assert!(
+        titles_of(&listed)
+            .iter()
+            .all(|title| title != "Desert Dragons"),
+        "{listed}"
+    );
     app.shutdown().await;
 }
 

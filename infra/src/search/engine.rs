@@ -505,6 +505,21 @@ mod tests {
         }
     }
 
+    /// An empty in-RAM index of one stored title, its writer, and the title as searched.
+    fn title_index() -> (Index, IndexWriter, Field, [Weighted; 1]) {
+        let mut builder = Schema::builder();
+        let title = builder.add_text_field("title", TEXT | STORED);
+        let index = Index::create_in_ram(builder.build());
+        let writer = index
+            .writer_with_num_threads(1, 15_000_000)
+            .expect("writer");
+        let fields = [Weighted {
+            field: title,
+            boost: 1.0,
+        }];
+        (index, writer, title, fields)
+    }
+
     /// The titles `words` finds among `titles`, best first.
     fn titles_found(titles: &[&str], words: &[Word]) -> Vec<String> {
         titles_found_in(&[titles], words)
@@ -512,12 +527,7 @@ mod tests {
 
     /// The same over an index of one segment per list of titles.
     fn titles_found_in(segments: &[&[&str]], words: &[Word]) -> Vec<String> {
-        let mut builder = Schema::builder();
-        let title = builder.add_text_field("title", TEXT | STORED);
-        let index = Index::create_in_ram(builder.build());
-        let mut writer: IndexWriter = index
-            .writer_with_num_threads(1, 15_000_000)
-            .expect("writer");
+        let (index, mut writer, title, fields) = title_index();
         for titles in segments {
             for text in *titles {
                 let mut doc = TantivyDocument::new();
@@ -527,10 +537,6 @@ mod tests {
             writer.commit().expect("committed");
         }
         let searcher = index.reader().expect("reader").searcher();
-        let fields = [Weighted {
-            field: title,
-            boost: 1.0,
-        }];
         let query = WordQueries::new(0)
             .query(&searcher, &fields, words)
             .expect("query");
@@ -594,21 +600,12 @@ mod tests {
 
     #[test]
     fn forms_kept_for_one_commit_never_hide_a_word_the_next_one_adds() {
-        let mut builder = Schema::builder();
-        let title = builder.add_text_field("title", TEXT | STORED);
-        let index = Index::create_in_ram(builder.build());
-        let mut writer: IndexWriter = index
-            .writer_with_num_threads(1, 15_000_000)
-            .expect("writer");
+        let (index, mut writer, title, fields) = title_index();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .expect("reader");
-        let fields = [Weighted {
-            field: title,
-            boost: 1.0,
-        }];
         let queries = WordQueries::new(10);
         let count = |words: &[Word]| {
             let searcher = reader.searcher();

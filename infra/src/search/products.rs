@@ -380,10 +380,12 @@ struct PageSegment {
     facets: bool,
     id_hi: Fast<u64>,
     id_lo: Fast<u64>,
-    price: Fast<i64>,
+    /// None when neither a price bound nor the facets need prices.
+    price: Option<Fast<i64>>,
     stock: Fast<i64>,
     published: Fast<i64>,
-    removed: Fast<u64>,
+    /// None when the segment holds no removed product.
+    removed: Option<Fast<u64>>,
     category: Option<StrColumn>,
     top: TopHits,
     total: u64,
@@ -404,6 +406,15 @@ impl Collector for PageCollector {
         let fast = reader.fast_fields();
         let category = fast.str("category")?;
         let categories = category.as_ref().map_or(0, |column| column.num_terms());
+        let prices_wanted =
+            self.facets || self.bounds.min_price.is_some() || self.bounds.max_price.is_some();
+        let price = if prices_wanted {
+            Some(Fast(fast.i64("price_cents")?))
+        } else {
+            None
+        };
+        let removed = fast.u64("removed")?;
+        let removed = (removed.max_value() > 0).then_some(Fast(removed));
         Ok(PageSegment {
             segment,
             after: self.after,
@@ -411,10 +422,10 @@ impl Collector for PageCollector {
             facets: self.facets,
             id_hi: Fast(fast.u64("id_hi")?),
             id_lo: Fast(fast.u64("id_lo")?),
-            price: Fast(fast.i64("price_cents")?),
+            price,
             stock: Fast(fast.i64("stock")?),
             published: Fast(fast.i64("published")?),
-            removed: Fast(fast.u64("removed")?),
+            removed,
             category,
             top: TopHits::new(self.limit),
             total: 0,
@@ -451,14 +462,21 @@ impl SegmentCollector for PageSegment {
     type Fruit = PageFruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        if self.removed.get(doc) != 0 {
-            return;
-        }
-        let price = self.price.get(doc);
-        if self.bounds.min_price.is_some_and(|min| price < min)
-            || self.bounds.max_price.is_some_and(|max| price > max)
+        if self
+            .removed
+            .as_ref()
+            .is_some_and(|removed| removed.get(doc) != 0)
         {
             return;
+        }
+        // Read only when a bound or a facet needs it: one fast-field read per match.
+        let price = self.price.as_ref().map(|price| price.get(doc));
+        if let Some(price) = price {
+            if self.bounds.min_price.is_some_and(|min| price < min)
+                || self.bounds.max_price.is_some_and(|max| price > max)
+            {
+                return;
+            }
         }
         if let Some(wanted) = self.bounds.in_stock {
             if (self.stock.get(doc) > 0) != wanted {
@@ -478,7 +496,7 @@ impl SegmentCollector for PageSegment {
             {
                 *count += 1;
             }
-            if let Some(count) = self.prices.get_mut(price_bucket(price)) {
+            if let Some(count) = price.and_then(|price| self.prices.get_mut(price_bucket(price))) {
                 *count += 1;
             }
         }
