@@ -5,10 +5,11 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, ColumnIndex, StrColumn};
-use tantivy::index::SegmentReader;
+use tantivy::index::{SegmentId, SegmentReader};
 use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
@@ -186,6 +187,83 @@ pub struct ProductIndex {
     pub fields: ProductFields,
     /// Suggestions by what was typed, until the next commit.
     suggestions: AnswerCache<Vec<Suggestion>>,
+    id_orders: IdOrders,
+}
+
+/// Segments whose id order is kept, at most; then the record starts again (merges retire
+/// segments over time).
+const SEGMENTS_KEPT: usize = 1024;
+
+/// A segment's documents in product id order, the order that breaks ties in relevance. Of two
+/// hits with equal scores in a segment the one of higher rank is the better, so a page and the
+/// cursor's place are found by rank, and only the kept hits' ids are looked up: reading the two
+/// id fields of every tied match was a broad search's largest cost. 20 bytes a document.
+struct IdOrder {
+    /// Each document's place in `ids`.
+    ranks: Vec<u32>,
+    /// The segment's product ids, ascending.
+    ids: Vec<u128>,
+}
+
+impl IdOrder {
+    fn of(reader: &SegmentReader) -> tantivy::Result<Self> {
+        let fast = reader.fast_fields();
+        let (hi, lo) = (Fast(fast.u64("id_hi")?), Fast(fast.u64("id_lo")?));
+        let mut by_id: Vec<(u128, DocId)> = (0..reader.max_doc())
+            .map(|doc| {
+                (
+                    (u128::from(hi.get(doc)) << 64) | u128::from(lo.get(doc)),
+                    doc,
+                )
+            })
+            .collect();
+        by_id.sort_unstable();
+        let mut ranks = vec![0; by_id.len()];
+        for (rank, (_, doc)) in (0u32..).zip(&by_id) {
+            ranks[*doc as usize] = rank;
+        }
+        let ids = by_id.into_iter().map(|(id, _)| id).collect();
+        Ok(Self { ranks, ids })
+    }
+
+    fn rank(&self, doc: DocId) -> u32 {
+        self.ranks[doc as usize]
+    }
+
+    fn id(&self, rank: u32) -> u128 {
+        self.ids[rank as usize]
+    }
+
+    /// How many of the segment's ids are below `id`: the ranks below it are those of lower ids.
+    fn ranks_below(&self, id: u128) -> u32 {
+        u32::try_from(self.ids.partition_point(|known| *known < id)).unwrap_or(u32::MAX)
+    }
+}
+
+/// The id order of each segment searched, worked out once per segment: segments never change.
+#[derive(Default)]
+struct IdOrders(Mutex<HashMap<SegmentId, Arc<IdOrder>>>);
+
+impl IdOrders {
+    fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<IdOrder>> {
+        let segment = reader.segment_id();
+        if let Some(known) = self.lock().get(&segment) {
+            return Ok(Arc::clone(known));
+        }
+        let order = Arc::new(IdOrder::of(reader)?);
+        let mut known = self.lock();
+        if known.len() >= SEGMENTS_KEPT {
+            known.clear();
+        }
+        known.insert(segment, Arc::clone(&order));
+        Ok(order)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<IdOrder>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Filters checked on each match from the fast fields.
@@ -358,11 +436,12 @@ impl TopHits {
 }
 
 /// Collects in one pass: the page after the cursor, the total, and the facet counts.
-struct PageCollector {
+struct PageCollector<'a> {
     limit: usize,
     after: Option<(Score, u128)>,
     bounds: Bounds,
     facets: bool,
+    id_orders: &'a IdOrders,
 }
 
 #[derive(Default)]
@@ -375,11 +454,12 @@ struct PageFruit {
 
 struct PageSegment {
     segment: SegmentOrdinal,
-    after: Option<(Score, u128)>,
+    /// The cursor's score, and how many of the segment's ids are below its id.
+    after: Option<(Score, u32)>,
     bounds: Bounds,
     facets: bool,
-    id_hi: Fast<u64>,
-    id_lo: Fast<u64>,
+    /// `Ranked::id` holds a hit's rank in it until the harvest looks up the kept hits' ids.
+    order: Arc<IdOrder>,
     /// None when neither a price bound nor the facets need prices.
     price: Option<Fast<i64>>,
     stock: Fast<i64>,
@@ -394,7 +474,7 @@ struct PageSegment {
     prices: [u64; PRICE_BUCKETS.len()],
 }
 
-impl Collector for PageCollector {
+impl Collector for PageCollector<'_> {
     type Fruit = PageFruit;
     type Child = PageSegment;
 
@@ -415,13 +495,13 @@ impl Collector for PageCollector {
         };
         let removed = fast.u64("removed")?;
         let removed = (removed.max_value() > 0).then_some(Fast(removed));
+        let order = self.id_orders.of(reader)?;
         Ok(PageSegment {
             segment,
-            after: self.after,
+            after: self.after.map(|(score, id)| (score, order.ranks_below(id))),
             bounds: self.bounds,
             facets: self.facets,
-            id_hi: Fast(fast.u64("id_hi")?),
-            id_lo: Fast(fast.u64("id_lo")?),
+            order,
             price,
             stock: Fast(fast.i64("stock")?),
             published: Fast(fast.i64("published")?),
@@ -503,16 +583,16 @@ impl SegmentCollector for PageSegment {
         if !self.top.may_keep(score) {
             return;
         }
-        let id = (u128::from(self.id_hi.get(doc)) << 64) | u128::from(self.id_lo.get(doc));
-        if let Some((after_score, after_id)) = self.after {
-            let later = score < after_score || (score == after_score && id < after_id);
-            if !later {
+        let rank = self.order.rank(doc);
+        if let Some((after_score, ranks_below)) = self.after {
+            // Only a hit after the cursor: a lower score, or the same and a lower id.
+            if score > after_score || (score == after_score && rank >= ranks_below) {
                 return;
             }
         }
         self.top.offer(Ranked {
             score,
-            id,
+            id: u128::from(rank),
             address: DocAddress::new(self.segment, doc),
         });
     }
@@ -531,8 +611,12 @@ impl SegmentCollector for PageSegment {
                 }
             }
         }
+        let mut top = self.top.into_best();
+        for hit in &mut top {
+            hit.id = self.order.id(u32::try_from(hit.id).unwrap_or(u32::MAX));
+        }
         PageFruit {
-            top: self.top.into_best(),
+            top,
             total: self.total,
             categories,
             prices: self.prices,
@@ -557,6 +641,7 @@ impl ProductIndex {
             index: SearchIndex::open(dir, schema)?,
             fields,
             suggestions: AnswerCache::new(suggestions_kept),
+            id_orders: IdOrders::default(),
         })
     }
 
@@ -637,6 +722,7 @@ impl ProductIndex {
             after,
             bounds: Bounds::of(&request.filter),
             facets: request.facets.category || request.facets.price,
+            id_orders: &self.id_orders,
         };
         let fruit = searcher.search(&query, &collector)?;
         let mut hits = Vec::with_capacity(fruit.top.len());
@@ -730,6 +816,7 @@ impl ProductIndex {
             after: None,
             bounds: Bounds::default(),
             facets: false,
+            id_orders: &self.id_orders,
         };
         let fruit = searcher.search(&*query, &collector)?;
         let mut suggestions: Vec<Suggestion> = Vec::with_capacity(SUGGESTIONS);
@@ -760,6 +847,7 @@ impl ProductIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eshop_projections::search::FacetRequest;
 
     #[test]
     fn averages_round_like_the_read_model() {
@@ -793,6 +881,78 @@ mod tests {
             .map(|ranked| (ranked.score, ranked.id))
             .collect();
         assert_eq!(best, [(2.0, 7), (1.0, 49), (1.0, 48), (1.0, 47)]);
+    }
+
+    fn titled(id: Uuid, title: &str) -> Indexed {
+        Indexed {
+            record: ProductRecord {
+                id,
+                title: title.into(),
+                author: "Ann Lee".into(),
+                published_date: chrono::NaiveDate::from_ymd_opt(2001, 2, 3).expect("a date"),
+                description: String::new(),
+                price_cents: 999,
+                stock: 1,
+                category: "fantasy".into(),
+                category_id: None,
+                category_slug: None,
+                removed: false,
+                version: 1,
+                created_at: None,
+                updated_at: None,
+                rating_count: 0,
+                rating_average: None,
+            },
+            rating_sum: 0,
+        }
+    }
+
+    #[test]
+    fn tied_hits_page_by_id_whatever_order_a_segment_holds_them_in() {
+        let dir = std::env::temp_dir().join(format!("eshop-tied-hits-{}", Uuid::new_v4()));
+        let catalog = ProductIndex::open(&dir, 0).expect("index opens");
+        let mut ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
+        ids.sort();
+        // Three segments: in id order, against it, and in id order below the first.
+        let segments = [
+            ids[10..20].to_vec(),
+            ids[20..30].iter().rev().copied().collect(),
+            ids[..10].to_vec(),
+        ];
+        {
+            let mut guard = catalog.index.writer();
+            let writer = guard.as_mut().expect("a writer");
+            for (position, segment) in (1u64..).zip(&segments) {
+                for id in segment {
+                    writer
+                        .add_document(catalog.fields.document(&titled(*id, "Dragon Tale")))
+                        .expect("added");
+                }
+                catalog.index.commit(writer, position).expect("committed");
+            }
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = catalog
+                .search(&SearchRequest {
+                    text: "dragon tale ".into(),
+                    filter: Default::default(),
+                    limit: 4,
+                    after: after.take(),
+                    facets: FacetRequest::default(),
+                })
+                .expect("searched");
+            assert!(page.hits.iter().all(|hit| hit.score == page.hits[0].score));
+            seen.extend(page.hits.iter().map(|hit| hit.record.id));
+            match page.next_cursor {
+                Some(cursor) => after = Some(Cursor::decode(&cursor).expect("a cursor")),
+                None => break,
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        ids.reverse();
+        assert_eq!(seen, ids, "every tie in id order, highest first, once");
     }
 
     #[test]
