@@ -7,8 +7,9 @@
 //!     cargo bench -p eshop-infra --bench search_queries
 //!     SEARCH_QUERIES=broad,suggest cargo bench -p eshop-infra --bench search_queries
 //!
-//! `SEARCH_QUERIES` picks the kinds (broad, selective, faceted, suggest, and fresh: selective
-//! searches whose number is new each time, so no word's forms are kept from before);
+//! `SEARCH_QUERIES` picks the kinds (broad, selective, faceted, suggest, fresh: selective
+//! searches whose number is new each time, so no word's forms are kept from before, and next:
+//! a broad search's second page, after the first page's cursor);
 //! `SEARCH_ROUNDS` how many times each list of 600 requests is run (default 5);
 //! `SEARCH_COMMITS` in how many commits the catalog is indexed (default 14, as many as a build
 //! from the stream makes at its pace, one commit per 200 ms; each commit leaves a segment until
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use eshop_infra::search::products::{Indexed, ProductIndex};
 use eshop_infra::testing::catalog;
 use eshop_projections::product::ProductRecord;
+use eshop_projections::query::Cursor;
 use eshop_projections::search::{FacetRequest, SearchRequest};
 use uuid::Uuid;
 
@@ -81,12 +83,12 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn request(text: String, facets: bool) -> SearchRequest {
+fn request(text: String, facets: bool, after: Option<Cursor>) -> SearchRequest {
     SearchRequest {
         text,
         filter: Default::default(),
         limit: 20,
-        after: None,
+        after,
         facets: FacetRequest {
             category: facets,
             price: facets,
@@ -109,7 +111,7 @@ fn main() {
         catalog.index.searcher().segment_readers().len()
     );
     let chosen = std::env::var("SEARCH_QUERIES")
-        .unwrap_or_else(|_| "broad,selective,fresh,faceted,suggest".into());
+        .unwrap_or_else(|_| "broad,selective,fresh,faceted,suggest,next".into());
     let rounds = env_number("SEARCH_ROUNDS", 5);
 
     let pick = || catalog::SEARCH_WORDS[fastrand::usize(..catalog::SEARCH_WORDS.len())];
@@ -128,6 +130,20 @@ fn main() {
                 .collect()
         };
         let repeated = texts();
+        // For `next`: each text's first page's cursor, found before the timing starts.
+        let second_pages: Vec<Option<Cursor>> = repeated
+            .iter()
+            .map(|text| {
+                let first = (kind == "next").then(|| {
+                    catalog
+                        .search(&request(text.clone(), false, None))
+                        .expect("searched")
+                });
+                first
+                    .and_then(|page| page.next_cursor)
+                    .map(|cursor| Cursor::decode(&cursor).expect("a cursor"))
+            })
+            .collect();
         let mut timings = Vec::with_capacity(REQUESTS * rounds);
         for _ in 0..rounds {
             let fresh;
@@ -137,17 +153,17 @@ fn main() {
             } else {
                 &repeated
             };
-            for text in round {
+            for (text, after) in round.iter().zip(&second_pages) {
                 let began = Instant::now();
                 let found = match kind {
                     "suggest" => catalog.suggest(text).expect("suggested").len(),
                     "faceted" => catalog
-                        .search(&request(text.clone(), true))
+                        .search(&request(text.clone(), true, None))
                         .expect("searched")
                         .hits
                         .len(),
                     _ => catalog
-                        .search(&request(text.clone(), false))
+                        .search(&request(text.clone(), false, after.clone()))
                         .expect("searched")
                         .hits
                         .len(),
