@@ -20,9 +20,8 @@
 
 use std::time::{Duration, Instant};
 
-use eshop_infra::search::products::{Indexed, ProductIndex};
+use eshop_infra::search::products::ProductIndex;
 use eshop_infra::testing::catalog;
-use eshop_projections::product::ProductRecord;
 use eshop_projections::query::Cursor;
 use eshop_projections::search::{FacetRequest, SearchRequest};
 use uuid::Uuid;
@@ -33,32 +32,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PRODUCTS: usize = 100_000;
 const REQUESTS: usize = 600;
 
-/// The search bench's catalog (the fan-out bench's distribution), product `n` of 1..=100,000.
-fn product(n: usize) -> Indexed {
-    let book = catalog::book(n);
-    Indexed {
-        record: ProductRecord {
-            id: Uuid::now_v7(),
-            title: book.title,
-            author: book.author,
-            published_date: book.published_date,
-            description: book.description,
-            price_cents: book.price_cents,
-            stock: book.stock,
-            category: book.category,
-            category_id: None,
-            category_slug: None,
-            removed: false,
-            version: 1,
-            created_at: None,
-            updated_at: None,
-            rating_count: 0,
-            rating_average: None,
-        },
-        rating_sum: 0,
-    }
-}
-
 fn build(dir: &std::path::Path, commits: usize) -> ProductIndex {
     let catalog = ProductIndex::open(dir, 0).expect("index opens");
     let mut guard = catalog.index.writer();
@@ -66,7 +39,11 @@ fn build(dir: &std::path::Path, commits: usize) -> ProductIndex {
     let per_commit = PRODUCTS.div_ceil(commits.max(1));
     for n in 1..=PRODUCTS {
         writer
-            .add_document(catalog.fields.document(&product(n)))
+            .add_document(
+                catalog
+                    .fields
+                    .document(&catalog::indexed(Uuid::now_v7(), n)),
+            )
             .expect("added");
         if n % per_commit == 0 || n == PRODUCTS {
             catalog.index.commit(writer, n as u64).expect("committed");

@@ -847,6 +847,7 @@ impl ProductIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::catalog;
     use eshop_projections::search::FacetRequest;
 
     #[test]
@@ -883,60 +884,37 @@ mod tests {
         assert_eq!(best, [(2.0, 7), (1.0, 49), (1.0, 48), (1.0, 47)]);
     }
 
-    fn titled(id: Uuid, title: &str) -> Indexed {
-        Indexed {
-            record: ProductRecord {
-                id,
-                title: title.into(),
-                author: "Ann Lee".into(),
-                published_date: chrono::NaiveDate::from_ymd_opt(2001, 2, 3).expect("a date"),
-                description: String::new(),
-                price_cents: 999,
-                stock: 1,
-                category: "fantasy".into(),
-                category_id: None,
-                category_slug: None,
-                removed: false,
-                version: 1,
-                created_at: None,
-                updated_at: None,
-                rating_count: 0,
-                rating_average: None,
-            },
-            rating_sum: 0,
-        }
-    }
-
     #[test]
     fn tied_hits_page_by_id_whatever_order_a_segment_holds_them_in() {
         let dir = std::env::temp_dir().join(format!("eshop-tied-hits-{}", Uuid::new_v4()));
-        let catalog = ProductIndex::open(&dir, 0).expect("index opens");
+        let products = ProductIndex::open(&dir, 0).expect("index opens");
         let mut ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
         ids.sort();
-        // Three segments: in id order, against it, and in id order below the first.
+        // Three segments of the same book: in id order, against it, and in id order below the
+        // first.
         let segments = [
             ids[10..20].to_vec(),
             ids[20..30].iter().rev().copied().collect(),
             ids[..10].to_vec(),
         ];
         {
-            let mut guard = catalog.index.writer();
+            let mut guard = products.index.writer();
             let writer = guard.as_mut().expect("a writer");
             for (position, segment) in (1u64..).zip(&segments) {
                 for id in segment {
                     writer
-                        .add_document(catalog.fields.document(&titled(*id, "Dragon Tale")))
+                        .add_document(products.fields.document(&catalog::indexed(*id, 1)))
                         .expect("added");
                 }
-                catalog.index.commit(writer, position).expect("committed");
+                products.index.commit(writer, position).expect("committed");
             }
         }
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = catalog
+            let page = products
                 .search(&SearchRequest {
-                    text: "dragon tale ".into(),
+                    text: "crimson river ".into(),
                     filter: Default::default(),
                     limit: 4,
                     after: after.take(),

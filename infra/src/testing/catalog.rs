@@ -3,6 +3,10 @@
 //! slots match one book in 64. Titles end with the book's number; authors repeat every 5,000.
 
 use chrono::NaiveDate;
+use eshop_projections::product::ProductRecord;
+use uuid::Uuid;
+
+use crate::search::products::Indexed;
 
 pub struct CatalogBook {
     pub title: String,
@@ -51,6 +55,32 @@ pub fn book(n: usize) -> CatalogBook {
         price_cents: 100 + ((n * 37) % 9900) as i64,
         stock: (n % 7) as i64,
         category: CATEGORIES[n % 8].to_string(),
+    }
+}
+
+/// Book `n` as the search index holds it, under `id`, not yet rated.
+pub fn indexed(id: Uuid, n: usize) -> Indexed {
+    let book = book(n);
+    Indexed {
+        record: ProductRecord {
+            id,
+            title: book.title,
+            author: book.author,
+            published_date: book.published_date,
+            description: book.description,
+            price_cents: book.price_cents,
+            stock: book.stock,
+            category: book.category,
+            category_id: None,
+            category_slug: None,
+            removed: false,
+            version: 1,
+            created_at: None,
+            updated_at: None,
+            rating_count: 0,
+            rating_average: None,
+        },
+        rating_sum: 0,
     }
 }
 
