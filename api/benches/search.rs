@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use eshop_api::config::{Config, SearchConfig};
 use eshop_api::server::{start, Running};
-use eshop_domain::product::ProductEvent;
 use eshop_infra::testing::{catalog, fresh_database};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -44,21 +43,6 @@ fn config(database_url: &str, namespace: &str, workers: bool, search: SearchConf
     config
 }
 
-/// The benches' catalog (the fan-out bench's distribution), product `n` of 1..=100,000.
-fn product(n: usize) -> ProductEvent {
-    let book = catalog::book(n);
-    ProductEvent::ProductAdded {
-        title: book.title,
-        author: book.author,
-        published_date: book.published_date,
-        description: book.description,
-        price_cents: book.price_cents,
-        stock: book.stock,
-        category: book.category,
-        category_id: None,
-    }
-}
-
 /// The products as the relay would have published them (one `ProductAdded` each), straight
 /// onto the stream: both the index and the Postgres read model are built from it.
 async fn publish_catalog(running: &Running) {
@@ -71,7 +55,7 @@ async fn publish_catalog(running: &Running) {
             "position": n, "aggregate_type": "product", "aggregate_id": id.to_string(),
             "sequence": 1, "event_type": "ProductAdded", "event_version": "1",
             "recorded_at": chrono::Utc::now(), "metadata": {},
-            "payload": serde_json::to_value(product(n)).expect("payload"),
+            "payload": serde_json::to_value(catalog::added(n)).expect("payload"),
         });
         let subject = subjects.subject("product", &id.to_string());
         acks.push(

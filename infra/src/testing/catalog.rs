@@ -3,6 +3,7 @@
 //! slots match one book in 64. Titles end with the book's number; authors repeat every 5,000.
 
 use chrono::NaiveDate;
+use eshop_domain::product::ProductEvent;
 use eshop_projections::product::ProductRecord;
 use uuid::Uuid;
 
@@ -55,6 +56,21 @@ pub fn book(n: usize) -> CatalogBook {
         price_cents: 100 + ((n * 37) % 9900) as i64,
         stock: (n % 7) as i64,
         category: CATEGORIES[n % 8].to_string(),
+    }
+}
+
+/// Book `n` added to the catalog: the event the relay publishes for it.
+pub fn added(n: usize) -> ProductEvent {
+    let book = book(n);
+    ProductEvent::ProductAdded {
+        title: book.title,
+        author: book.author,
+        published_date: book.published_date,
+        description: book.description,
+        price_cents: book.price_cents,
+        stock: book.stock,
+        category: book.category,
+        category_id: None,
     }
 }
 
