@@ -253,8 +253,30 @@ impl TestApp {
         }
     }
 
-    /// Waits until this app's search index holds every event the stream holds now.
+    /// Waits until the relay has published every event the store holds now: a write answered
+    /// by the API is in the store at once but reaches the stream only when the relay runs.
+    pub async fn relay_caught_up(&self) {
+        eventually(
+            std::time::Duration::from_secs(15),
+            "the relay to publish every stored event",
+            || async {
+                let unpublished: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM events, relay_checkpoint relayed
+                                     WHERE (events.xid, events.position)
+                                         > (relayed.xid, relayed.position))",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .ok()?;
+                (!unpublished).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Waits until this app's search index holds every event the store holds now.
     pub async fn search_caught_up(&self) {
+        self.relay_caught_up().await;
         let state = self.state();
         let mut stream = state
             .jetstream
